@@ -1,0 +1,130 @@
+"""End to end: the `triage` command on every form of the built Windows image, through real dissect."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from test_images import windows_tree
+from triage.cli import main
+from triage.collect import Context
+from triage.run import run
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / ".." / "shared" / "corpus"
+TASKSCHEDULER_EVTX = CORPUS / "Velocidex__velociraptor/artifacts/testdata/files/TaskScheduler.evtx"
+DISK_SOURCES = ("task_xml", "job", "gpp")
+
+
+def _planted_task_paths() -> set[str]:
+    """Every task file the builder planted: XML (broken ones too: they are kept, with errors) and .job files."""
+    xml = {t.name for t in windows_tree.all_tasks()}
+    jobs = {"\\" + j.name[:-4] for j in windows_tree.at_jobs()}
+    return xml | jobs
+
+
+def _disk_task_paths(case) -> set[str]:
+    return {d.task for d in case.definitions if d.source in ("task_xml", "job")}
+
+
+@pytest.mark.parametrize("form", ["e01", "gpt", "mbr", "ntfs", "qcow2", "vmdk", "vhd", "vhdx",
+                                  "kape_dir", "kape_zip", "kape_vhdx", "velociraptor_zip", "tree"])
+def test_every_container_form_yields_the_same_task_set(windows_images, form):
+    ctx = Context(quiet=True)
+    case = run([str(windows_images[form])], ctx, hunt_date="20260101")
+    assert case.hosts[0].hostname == windows_tree.HOSTNAME
+    assert _disk_task_paths(case) == _planted_task_paths()
+    broken = {t.file_path.rsplit("/", 1)[-1] for t in windows_tree.all_tasks() if t.origin == "broken"}
+    assert len(broken) == 2
+    assert {name for name in broken if any(g.location.endswith(name) for g in ctx.gaps)} == broken
+
+
+def test_broken_task_files_are_gaps_and_still_listed(committed_windows_e01):
+    ctx = Context(quiet=True)
+    case = run([str(committed_windows_e01)], ctx, hunt_date="20260101")
+    broken = [t for t in windows_tree.all_tasks() if t.origin == "broken"]
+    for task in broken:
+        gaps = [g for g in ctx.gaps if g.location.endswith(task.file_path.split("/", 1)[1])]
+        assert len(gaps) == 1, task.name
+        assert "not parsed" in gaps[0].problem
+        record = next(d for d in case.definitions if d.task == task.name)
+        assert record.errors and record.file.sha256  # kept, with its file facts
+    doctype = next(g for g in ctx.gaps if "DOCTYPE" in g.problem)
+    assert "DiagTrackSync" in doctype.location
+
+
+def test_cli_lists_tasks_as_a_table_and_writes_tasks_jsonl(committed_windows_e01, tmp_path, capsys):
+    code = main([str(committed_windows_e01), "-o", str(tmp_path / "case"), "--hunt-date", "20260101", "-q"])
+    out = capsys.readouterr().out
+    assert code == 1  # the image holds a malformed and a hostile task XML: completed, with gaps
+    header = next(line for line in out.splitlines() if line.startswith("Task "))
+    assert re.match(r"Task\s+Host\s+Sources\s+Actions\s+Triggers\s+Status", header)
+    assert "\\Microsoft\\Windows\\Defrag\\ScheduledDefrag" in out
+    assert "%windir%\\system32\\defrag.exe -c -h -o -$" in out
+    lines = (tmp_path / "case" / "tasks.jsonl").read_text(encoding="utf-8").splitlines()
+    entities = [json.loads(line) for line in lines]
+    by_task = {e["task"]: e for e in entities}
+    defrag = by_task["\\Microsoft\\Windows\\Defrag\\ScheduledDefrag"]
+    assert defrag["host"] == "WS-FIN-042"
+    xml = next(d for d in defrag["definitions"] if d["source"] == "task_xml")
+    assert xml["actions"][0]["command"] == "%windir%\\system32\\defrag.exe"
+    assert xml["file"]["path"].endswith("Tasks/Microsoft/Windows/Defrag/ScheduledDefrag")
+    assert len(xml["file"]["sha256"]) == 64
+    assert _planted_task_paths() <= set(by_task)
+
+
+def test_local_xml_times_are_converted_with_the_machine_time_zone(committed_windows_e01):
+    case = run([str(committed_windows_e01)], Context(quiet=True), hunt_date="20260101")
+    dated = [d for d in case.definitions if d.source == "task_xml" and d.date and d.date.basis == "local"]
+    assert dated, "the image writes RegistrationInfo/Date in local time"
+    for definition in dated:
+        assert definition.date.timezone and "W. Europe" in definition.date.timezone
+        written = definition.date.as_written
+        # W. Europe is UTC+1 outside DST (every planted date is outside DST): UTC is one hour earlier
+        hour_written = int(written[11:13])
+        hour_utc = int(definition.date.utc[11:13])
+        assert (hour_written - hour_utc) % 24 in (1, 2)
+
+
+def test_exit_code_2_when_no_evidence_opens(tmp_path, capsys):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 16)
+    assert main([str(tmp_path / "missing.E01"), "-q"]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+    assert main([str(junk), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert str(junk) in err and "Traceback" not in err
+    assert main([]) == 2
+
+
+def test_truncated_image_is_one_clear_line_not_a_traceback(committed_windows_e01, tmp_path, capsys):
+    cut = tmp_path / "cut.E01"
+    cut.write_bytes(committed_windows_e01.read_bytes()[:60_000])
+    code = main([str(cut), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    assert any(str(cut) in line for line in err.splitlines())
+
+
+def test_exit_code_0_when_everything_was_read(capsys):
+    assert main([str(TASKSCHEDULER_EVTX), "-q", "--hunt-date", "20260101"]) == 0
+    out = capsys.readouterr().out
+    assert "\\T1053_005_OnLogon" in out
+
+
+def test_several_evidence_paths_in_one_call(committed_windows_e01):
+    case = run([str(committed_windows_e01), str(TASKSCHEDULER_EVTX)], Context(quiet=True), hunt_date="20260101")
+    assert [e.kind for e in case.evidence] == ["e01", "evtx"]
+    assert "\\Microsoft\\Windows\\Defrag\\ScheduledDefrag" in {e.task for e in case.entities}
+
+
+def test_readme_commands_are_the_ones_ci_runs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
+    assert blocks[0].startswith("python3 -m pip install -e . && triage test_images/windows10.E01")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert blocks[1] in ci

@@ -1,0 +1,54 @@
+"""Collectors: one module per source; each knows where its artifacts live in an opened evidence
+item and hands the bytes to a pure parser in :mod:`triage.parsers`.
+
+A collector is ``collect(source: Source, ctx: Context) -> Iterator[record]``. It must never raise
+on bad evidence: it calls ``ctx.gap(...)`` for what it cannot read and goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+
+from triage.records import EvidenceRef, Gap, HostInfo
+
+
+@dataclass
+class Source:
+    """One evidence item as opened: a dissect Target, loose EVTX files, or a memory image."""
+
+    ref: EvidenceRef
+    target: Any = None  # dissect.target.Target, when the item is a disk image or a collection
+    evtx_files: list[Path] = field(default_factory=list)  # loose .evtx given as evidence
+    memory: Path | None = None
+    host: HostInfo = field(default_factory=HostInfo)
+    tz: tzinfo | None = None  # the machine's time zone (from its registry / /etc/localtime)
+    os_family: str | None = None  # "windows", "linux", ...
+
+    @property
+    def name(self) -> str:
+        return self.ref.path
+
+
+@dataclass
+class Context:
+    """Run-wide state collectors report to: gaps, progress, options."""
+
+    quiet: bool = False
+    gaps: list[Gap] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def gap(self, evidence: str, location: str, problem: str) -> Gap:
+        """Record something that could not be read and print it as one clear line."""
+        problem = " ".join(str(problem).split()) or "unreadable"
+        gap = Gap(evidence=evidence, location=location, problem=problem)
+        self.gaps.append(gap)
+        print(f"triage: warning: {gap.line()}", file=sys.stderr)
+        return gap
+
+    def progress(self, message: str) -> None:
+        if not self.quiet:
+            print(f"triage: {message}", file=sys.stderr)

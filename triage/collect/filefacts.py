@@ -1,0 +1,151 @@
+"""Facts about one file inside an opened evidence item: size, SHA-256, owner, and every timestamp the
+filesystem keeps, each with its meaning.
+
+NTFS: $STANDARD_INFORMATION *and* $FILE_NAME times read from the MFT record (dissect's ``stat``
+shows only $SI, which user-mode tools can rewrite; $FN is what exposes timestomping) and the owner
+SID from $Secure. ext4 and other unix filesystems: mode, uid:gid, inode, mtime/atime/ctime/crtime.
+A directory collection (KAPE output copied to a host folder) only has the host's copy times:
+those are reported as plain modified/changed (never as $SI/$FN; no access time, which reading changes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import stat as stat_module
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from triage.records import FileFacts, Stamp
+from triage.timeutil import filetime_stamp, iso
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SI_TIMES = (("CreationTime", "si_created"), ("LastModificationTime", "si_modified"),
+             ("LastChangeTime", "si_mft_modified"), ("LastAccessTime", "si_accessed"))
+_FN_TIMES = (("CreationTime", "fn_created"), ("LastModificationTime", "fn_modified"),
+             ("LastChangeTime", "fn_mft_modified"), ("LastAccessTime", "fn_accessed"))
+_STAT_TIMES = (("st_mtime_ns", "modified"), ("st_atime_ns", "accessed"), ("st_ctime_ns", "changed"),
+               ("st_birthtime_ns", "born"))
+_FILE_NAME_DOS_ONLY = 0x02
+
+
+def read_file(path: Any) -> tuple[FileFacts, bytes]:
+    """Read a file from a dissect path and return its facts (hash included) and its bytes.
+
+    Raises OSError (or a dissect error) when the content cannot be read; the caller records a gap.
+    """
+    facts = file_facts(path)  # before reading: a read must not change the times reported
+    data = path.read_bytes()
+    facts.size = len(data)
+    facts.sha256 = hashlib.sha256(data).hexdigest()
+    return facts, data
+
+
+def file_facts(path: Any) -> FileFacts:
+    """Metadata of a file (no content read); never raises — what cannot be read stays empty."""
+    facts = FileFacts(path=str(path))
+    try:
+        entry = path.get()
+    except Exception:
+        entry = None
+    record = _mft_record(entry)
+    if record is not None:
+        _ntfs_facts(record, facts)
+        return facts
+    try:
+        st = path.lstat()
+    except Exception:
+        return facts
+    facts.size = st.st_size
+    facts.mode = stat_module.filemode(st.st_mode)
+    facts.inode = st.st_ino
+    on_image = _is_image_filesystem(entry)
+    if on_image:
+        facts.owner = f"{st.st_uid}:{st.st_gid}"
+    for attr, meaning in _STAT_TIMES:
+        # A host copy's access time changes whenever anything (triage included) reads it: not evidence.
+        if attr == "st_atime_ns" and not on_image:
+            continue
+        value = getattr(st, attr, None)
+        stamp = _ns_stamp(value, meaning, attr)
+        if stamp:
+            facts.times.append(stamp)
+    return facts
+
+
+def _underlying(entry: Any) -> list[Any]:
+    """The filesystem entries behind dissect's root/layer entry (the top one first)."""
+    if entry is None:
+        return []
+    stack = [entry]
+    out = []
+    while stack:
+        current = stack.pop(0)
+        out.append(current)
+        stack.extend(getattr(current, "entries", None) or [])
+    return out
+
+
+def _mft_record(entry: Any) -> Any:
+    for candidate in _underlying(entry):
+        record = getattr(candidate, "entry", None)
+        if type(record).__module__.startswith("dissect.ntfs"):
+            return record
+    return None
+
+
+def _is_image_filesystem(entry: Any) -> bool:
+    """Owner ids are meaningful only when read from the evidence's own filesystem, not a host copy."""
+    return not any(type(c).__name__ == "DirectoryFilesystemEntry" for c in _underlying(entry))
+
+
+def _ntfs_facts(record: Any, facts: FileFacts) -> None:
+    try:
+        facts.inode = record.segment
+    except Exception:
+        pass
+    try:
+        facts.size = record.size()
+    except Exception:
+        pass
+    try:
+        attributes = record.attributes
+    except Exception:
+        return
+    standard = list(attributes.STANDARD_INFORMATION)
+    if standard:
+        si = standard[0].attribute
+        for field, meaning in _SI_TIMES:
+            stamp = filetime_stamp(getattr(si.attr, field, 0), meaning)
+            if stamp:
+                facts.times.append(stamp)
+        facts.owner = _owner_sid(record, si)
+    names = [a.attribute for a in attributes.FILE_NAME]
+    # The Win32/POSIX long name carries the times Windows maintains; a DOS 8.3 alias only as fallback.
+    names.sort(key=lambda fn: fn.attr.Flags == _FILE_NAME_DOS_ONLY)
+    if names:
+        fn = names[0]
+        for field, meaning in _FN_TIMES:
+            stamp = filetime_stamp(getattr(fn.attr, field, 0), meaning)
+            if stamp:
+                facts.times.append(stamp)
+
+
+def _owner_sid(record: Any, si: Any) -> str | None:
+    try:
+        security_id = si.security_id
+        secure = record.ntfs.secure if record.ntfs else None
+        if not security_id or secure is None:
+            return None
+        return str(secure.lookup(security_id).owner)
+    except Exception:
+        return None
+
+
+def _ns_stamp(value: int | None, meaning: str, field: str) -> Stamp | None:
+    if not value:
+        return None
+    try:
+        moment = _EPOCH + timedelta(microseconds=value // 1000)
+    except OverflowError:
+        return None
+    return Stamp(meaning=meaning, utc=iso(moment), as_written=f"{field}={value}", basis="utc", precision="1ns")

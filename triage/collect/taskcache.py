@@ -1,0 +1,790 @@
+"""The registry copy of every scheduled task: SOFTWARE\\...\\Schedule\\TaskCache (Windows Vista and later).
+
+On Windows 10 the Schedule service runs tasks from these keys, not from the XML files, so this is
+where Tarrask (Tree key without ``SD``), Index tampering, GhostTask (registry-only tasks) and
+rewritten ``Actions`` hide. One :class:`TaskDefinition` (source ``taskcache``) is emitted per task,
+with every raw registry fact in ``details`` under stable names the stealth checks read
+(:mod:`triage.detect.stealth`).
+
+Three copies of the hive are read, each kept apart (dissect's registry plugin merges the live hive
+and ``RegBack`` into one key collection, and never applies transaction logs):
+
+* the SOFTWARE file as it is on disk;
+* when that file is dirty, the state after replaying ``SOFTWARE.LOG1``/``.LOG2`` - what Windows
+  loads at the next boot. Evidence stays read-only: the hive and its logs are copied to a
+  temporary directory; only log entries the specification says apply (valid Marvin32 hashes,
+  sequence number from the hive's secondary sequence number on, in order) are handed to regipy's
+  recovery, which ignores sequence numbers and would otherwise re-apply stale entries;
+* ``config\\RegBack\\SOFTWARE`` when present, for differences.
+
+Records come from the replayed state when there is one; what exists only after replay is flagged
+(``details["only_after_log_replay"]``), what the logs removed is still emitted and flagged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from triage.collect import Context, Source
+from triage.parsers.security_descriptor import SecurityDescriptorError, parse_security_descriptor
+from triage.parsers.taskcache import (
+    FILETIME_NEVER,
+    action_records,
+    decode_actions,
+    decode_dynamic_info,
+    decode_triggers,
+    principal_facts,
+    settings_facts,
+    trigger_records,
+)
+from triage.records import Provenance, Stamp, TaskDefinition
+from triage.taskpath import display_task_path, normalise_task_path
+from triage.timeutil import filetime_stamp, iso, xml_datetime_stamp
+
+TASKCACHE = r"Microsoft\Windows NT\CurrentVersion\Schedule\TaskCache"
+HKLM_SOFTWARE = r"HKLM\SOFTWARE"
+INDEX_KEYS = ("Boot", "Logon", "Plain", "Maintenance")
+GHOSTTASK_START = (1992, 5, 1)
+REG_TYPES = {0: "REG_NONE", 1: "REG_SZ", 2: "REG_EXPAND_SZ", 3: "REG_BINARY", 4: "REG_DWORD", 5: "REG_DWORD_BIG_ENDIAN",
+             6: "REG_LINK", 7: "REG_MULTI_SZ", 8: "REG_RESOURCE_LIST", 11: "REG_QWORD"}
+TEXT_TYPES = {1, 2, 6, 7}
+
+# Windows 8.1+ transaction log (msuhanov/regf "Format of transaction log files", libyal libregf notes).
+BASE_BLOCK = 4096
+LOG_BASE_BLOCK = 512
+LOG_ENTRY_HEADER = 40
+MARVIN32_SEED = 0x82EF4D887A4E55C5
+
+
+# --------------------------------------------------------------------------------------------
+# A plain copy of the keys read, so the three hive states compare like for like.
+
+
+@dataclass
+class RegValue:
+    name: str
+    type: int
+    data: bytes
+
+    def text(self) -> str:
+        return self.data.decode("utf-16-le", errors="replace").split("\0", 1)[0]
+
+    def number(self) -> int | None:
+        if self.type == 4 and len(self.data) >= 4:
+            return struct.unpack_from("<I", self.data)[0]
+        return None
+
+    def shown(self) -> str:
+        """The value as an examiner reads it: text, number, or hex for binary data."""
+        if self.type in TEXT_TYPES:
+            return self.text()
+        number = self.number()
+        return f"0x{number:08x} ({number})" if number is not None else self.data.hex()
+
+    def fact(self) -> dict[str, Any]:
+        return {"type": REG_TYPES.get(self.type, str(self.type)), "hex": self.data.hex(), "shown": self.shown()}
+
+
+@dataclass
+class RegKey:
+    path: str  # relative to the hive root
+    written: datetime | None
+    written_filetime: int | None
+    values: dict[str, RegValue] = field(default_factory=dict)  # lower-case name -> value
+
+    def value(self, name: str) -> RegValue | None:
+        return self.values.get(name.lower())
+
+
+@dataclass
+class HiveState:
+    """Every key below TaskCache (lower-case path -> key) and the CLSID servers actions name."""
+
+    label: str  # "hive", "hive + logs", "RegBack"
+    file: str
+    keys: dict[str, RegKey] = field(default_factory=dict)
+    com_servers: dict[str, tuple[str, str, RegValue]] = field(default_factory=dict)  # clsid -> (key path, dll, value)
+
+    def key(self, path: str) -> RegKey | None:
+        return self.keys.get(path.lower())
+
+    def children(self, path: str) -> list[RegKey]:
+        prefix = path.lower() + "\\"
+        return [k for p, k in self.keys.items() if p.startswith(prefix) and "\\" not in p[len(prefix):]]
+
+
+def _read_state(root: Any, label: str, file: str, where: _Where) -> HiveState | None:
+    """Snapshot TaskCache from a dissect hive (regutil RegfHive); None when the key does not exist."""
+    state = HiveState(label=label, file=file)
+    try:
+        top = root.key(TASKCACHE)
+    except Exception:
+        return None
+    stack = [(TASKCACHE, top)]
+    while stack:
+        path, key = stack.pop()
+        try:
+            node = getattr(key, "key", None)
+            cell = getattr(node, "cell", None)
+            raw_time = getattr(cell, "LastWriteTime", None)
+            written = filetime_stamp(raw_time, "key_last_written") if raw_time else None
+            snap = RegKey(path=path, written=_utc(written), written_filetime=raw_time)
+            for value in key.values():
+                kv = getattr(value, "kv", None)
+                data = kv.data if kv is not None else b""
+                snap.values[str(value.name).lower()] = RegValue(name=str(value.name), type=int(value.type), data=bytes(data))
+            state.keys[path.lower()] = snap
+            for sub in key.subkeys():
+                stack.append((f"{path}\\{sub.name}", sub))
+        except Exception as exc:
+            where.ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{path} ({label})", f"registry key not readable: {type(exc).__name__}: {exc}")
+    return state
+
+
+def _utc(stamp: Stamp | None) -> datetime | None:
+    if stamp is None or stamp.utc is None:
+        return None
+    return datetime.fromisoformat(stamp.utc.replace("Z", "+00:00"))
+
+
+def _read_com_servers(root: Any, state: HiveState, class_ids: set[str]) -> None:
+    for clsid in sorted(class_ids):
+        path = f"Classes\\CLSID\\{clsid}\\InprocServer32"
+        value = _default_value(root, path)
+        if value is not None:
+            state.com_servers[clsid.upper()] = (f"{HKLM_SOFTWARE}\\{path}", value.text(), value)
+
+
+def _default_value(root: Any, path: str) -> RegValue | None:
+    try:
+        key = root.key(path)
+        for value in key.values():
+            if str(value.name) in ("", "(Default)", "(default)"):
+                kv = getattr(value, "kv", None)
+                return RegValue(name="", type=int(value.type), data=bytes(kv.data if kv is not None else b""))
+    except Exception:
+        return None
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Transaction logs
+
+
+def marvin32(data: bytes, seed: int = MARVIN32_SEED) -> int:
+    """64-bit Marvin32, the hash of ``HvLE`` log entries (both halves, as the log stores them)."""
+    mask = 0xFFFFFFFF
+
+    def rotl(value: int, shift: int) -> int:
+        return ((value << shift) | (value >> (32 - shift))) & mask
+
+    def mix(lo: int, hi: int) -> tuple[int, int]:
+        hi ^= lo
+        lo = (rotl(lo, 20) + hi) & mask
+        hi = rotl(hi, 9) ^ lo
+        lo = (rotl(lo, 27) + hi) & mask
+        return lo, rotl(hi, 19)
+
+    lo, hi = seed & mask, seed >> 32
+    whole = len(data) - len(data) % 4
+    for (word,) in struct.iter_unpack("<I", data[:whole]):
+        lo, hi = mix((lo + word) & mask, hi)
+    final = 0x80 << (8 * (len(data) - whole))
+    for i, byte in enumerate(data[whole:]):
+        final |= byte << (8 * i)
+    lo, hi = mix((lo + final) & mask, hi)
+    lo, hi = mix(lo, hi)
+    return (hi << 32) | lo
+
+
+@dataclass
+class LogEntry:
+    log: str
+    offset: int
+    sequence: int
+    data: bytes
+
+
+def log_entries(name: str, data: bytes) -> tuple[list[LogEntry], list[str]]:
+    """Valid ``HvLE`` entries of a new-format log (file type 6), in file order, and problems found."""
+    problems: list[str] = []
+    entries: list[LogEntry] = []
+    if len(data) < LOG_BASE_BLOCK + LOG_ENTRY_HEADER or data[:4] != b"regf":
+        return entries, [f"{name}: not a transaction log (no regf base block or no entries)"]
+    pos = LOG_BASE_BLOCK
+    while pos + LOG_ENTRY_HEADER <= len(data) and data[pos:pos + 4] == b"HvLE":
+        size, _flags, sequence, _hbins, _count = struct.unpack_from("<IIIII", data, pos + 4)
+        hash1, hash2 = struct.unpack_from("<QQ", data, pos + 24)
+        if size < LOG_ENTRY_HEADER or size % 512 or pos + size > len(data):
+            problems.append(f"{name}: log entry at 0x{pos:x} has a bad size {size}; later entries ignored")
+            break
+        if marvin32(data[pos + LOG_ENTRY_HEADER:pos + size]) != hash1 or marvin32(data[pos:pos + 32]) != hash2:
+            problems.append(f"{name}: log entry {sequence} at 0x{pos:x} fails its Marvin32 hash; later entries ignored")
+            break
+        entries.append(LogEntry(log=name, offset=pos, sequence=sequence, data=data[pos:pos + size]))
+        pos += size
+    return entries, problems
+
+
+def applicable_entries(secondary_sequence: int, logs: dict[str, bytes]) -> tuple[list[LogEntry], list[str]]:
+    """Entries to apply, in sequence order from the hive's secondary sequence number, stopping at the
+    first number no log holds (the specification's recovery rule; stale entries are skipped)."""
+    by_sequence: dict[int, LogEntry] = {}
+    problems: list[str] = []
+    for name in sorted(logs):
+        entries, found = log_entries(name, logs[name])
+        problems += found
+        for entry in entries:
+            by_sequence.setdefault(entry.sequence, entry)
+    chosen = []
+    sequence = secondary_sequence
+    while sequence in by_sequence:
+        chosen.append(by_sequence[sequence])
+        sequence += 1
+    return chosen, problems
+
+
+def hive_is_dirty(base_block: bytes) -> bool:
+    """Sequence numbers differ, or the checksum is wrong: a log must be applied before the hive is current."""
+    if len(base_block) < 512 or base_block[:4] != b"regf":
+        return False
+    seq1, seq2 = struct.unpack_from("<II", base_block, 4)
+    checksum = 0
+    for (word,) in struct.iter_unpack("<I", base_block[:508]):
+        checksum ^= word
+    checksum = {0: 1, 0xFFFFFFFF: 0xFFFFFFFE}.get(checksum, checksum)
+    return seq1 != seq2 or checksum != struct.unpack_from("<I", base_block, 508)[0]
+
+
+@dataclass
+class Replay:
+    state: HiveState
+    logs: list[str]
+    entries: list[str]  # "SOFTWARE.LOG1 entry 5 at 0x200"
+
+
+def _replay(hive_path: Any, where: _Where) -> Replay | None:
+    """Copy the hive and its logs out of the evidence, replay the applicable entries with regipy,
+    and snapshot the recovered copy. None when the hive is clean or has no usable log."""
+    from regipy.recovery import apply_transaction_logs
+    from dissect.target.helpers.regutil import RegfHive
+
+    try:
+        hive_bytes = hive_path.read_bytes()
+    except Exception as exc:
+        where.ctx.gap(where.evidence, str(hive_path), f"hive not readable for log replay: {type(exc).__name__}: {exc}")
+        return None
+    if not hive_is_dirty(hive_bytes[:BASE_BLOCK]):
+        return None
+    logs: dict[str, bytes] = {}
+    for sibling in _siblings(hive_path):
+        if sibling.name.lower() in (hive_path.name.lower() + ".log1", hive_path.name.lower() + ".log2"):
+            try:
+                logs[sibling.name] = sibling.read_bytes()
+            except Exception as exc:
+                where.ctx.gap(where.evidence, str(sibling), f"transaction log not readable: {type(exc).__name__}: {exc}")
+    if not logs:
+        where.ctx.gap(where.evidence, str(hive_path), "hive is dirty but no .LOG1/.LOG2 is present: recent changes are missing")
+        return None
+    secondary = struct.unpack_from("<I", hive_bytes, 8)[0]
+    entries, problems = applicable_entries(secondary, logs)
+    for problem in problems:
+        where.ctx.gap(where.evidence, str(hive_path.parent), problem)
+    old_format = [name for name, data in logs.items() if len(data) > 516 and data[512:516] == b"DIRT"]
+    if not entries and not old_format:
+        return None
+    with tempfile.TemporaryDirectory(prefix="triage-regf-") as tmp:
+        work = Path(tmp)
+        (work / "hive").write_bytes(hive_bytes)
+        if entries:
+            log_bytes = logs[entries[0].log][:LOG_BASE_BLOCK] + b"".join(e.data for e in entries)
+            names = sorted({e.log for e in entries})
+        else:  # Windows Vista-8 log: regipy applies its dirty vector as it is
+            log_bytes, names = logs[old_format[0]], old_format[:1]
+        (work / "log").write_bytes(log_bytes)
+        try:
+            apply_transaction_logs(str(work / "hive"), str(work / "log"), restored_hive_path=str(work / "replayed"))
+            with (work / "replayed").open("rb") as handle:
+                root = RegfHive(work / "replayed", handle)
+                state = _read_state(root, "hive + logs", f"{hive_path} + {', '.join(names)}", where)
+                if state is not None:
+                    _read_com_servers(root, state, _class_ids(state))
+        except Exception as exc:
+            where.ctx.gap(where.evidence, str(hive_path), f"transaction log replay failed: {type(exc).__name__}: {exc}")
+            return None
+    if state is None:
+        return None
+    return Replay(state=state, logs=names,
+                  entries=[f"{e.log} entry {e.sequence} at 0x{e.offset:x}" for e in entries])
+
+
+def _siblings(path: Any) -> list[Any]:
+    try:
+        return sorted(path.parent.iterdir(), key=lambda p: p.name)
+    except Exception:
+        return []
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass
+class _Where:
+    source: Source
+    ctx: Context
+
+    @property
+    def evidence(self) -> str:
+        return self.source.ref.path
+
+
+@dataclass
+class _TaskKeys:
+    """The keys that make up one task in one hive state."""
+
+    task: str | None  # display path (Tree path, else the Tasks key's Path value)
+    guid: str | None  # "{...}" upper case
+    tree: RegKey | None
+    tasks: RegKey | None
+    index_keys: list[str]
+
+    @property
+    def identity(self) -> str:
+        return (normalise_task_path(self.task) if self.tree is not None else "") + "|" + (self.guid or "")
+
+
+def _guid(text: str | None) -> str | None:
+    if not text:
+        return None
+    text = text.strip().strip("\0").upper()
+    if not text:
+        return None
+    return text if text.startswith("{") else "{" + text + "}"
+
+
+def _tasks_in(state: HiveState) -> list[_TaskKeys]:
+    tree_root = f"{TASKCACHE}\\Tree"
+    tasks_root = f"{TASKCACHE}\\Tasks"
+    index = {name: {k.path.rsplit("\\", 1)[-1].upper() for k in state.children(f"{TASKCACHE}\\{name}")} for name in INDEX_KEYS}
+    found: list[_TaskKeys] = []
+    referenced: set[str] = set()
+    for path, key in sorted(state.keys.items()):
+        if not path.startswith(tree_root.lower() + "\\"):
+            continue
+        if key.value("Id") is None and key.value("Index") is None:
+            continue  # a folder: task keys hold Id and Index (Tarrask and Index tampering leave one of them)
+        id_value = key.value("Id")
+        guid = _guid(id_value.text()) if id_value else None
+        tasks = state.key(f"{tasks_root}\\{guid}") if guid else None
+        if guid:
+            referenced.add(guid)
+        task = display_task_path(key.path[len(tree_root):])
+        found.append(_TaskKeys(task=task, guid=guid, tree=key, tasks=tasks,
+                               index_keys=[n for n in INDEX_KEYS if guid and guid in index[n]]))
+    for key in state.children(tasks_root):
+        guid = _guid(key.path.rsplit("\\", 1)[-1])
+        if guid in referenced:
+            continue
+        path_value = key.value("Path")
+        task = display_task_path(path_value.text()) if path_value and path_value.text() else None
+        found.append(_TaskKeys(task=task, guid=guid, tree=None, tasks=key,
+                               index_keys=[n for n in INDEX_KEYS if guid in index[n]]))
+    return sorted(found, key=lambda t: ((t.task or "").lower(), t.guid or ""))
+
+
+def _class_ids(state: HiveState) -> set[str]:
+    ids = set()
+    for key in state.children(f"{TASKCACHE}\\Tasks"):
+        value = key.value("Actions")
+        if value is not None:
+            ids |= {a.class_id for a in decode_actions(value.data).actions if a.class_id}
+    return ids
+
+
+def _key_location(key: RegKey) -> str:
+    return f"{HKLM_SOFTWARE}\\{key.path}"
+
+
+def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition]:
+    """One TaskDefinition per task in TaskCache, sorted by task path then GUID."""
+    target = source.target
+    if target is None or (source.os_family is not None and source.os_family != "windows"):
+        return
+    where = _Where(source, ctx)
+    try:
+        collection = target.registry.key(f"{HKLM_SOFTWARE}\\{TASKCACHE}")
+        keys = list(collection)
+    except Exception as exc:
+        if source.os_family == "windows":
+            ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{TASKCACHE}", f"TaskCache not readable: {type(exc).__name__}: {exc}")
+        return
+    live = [k for k in keys if "regback" not in str(getattr(k.hive, "filepath", "")).lower()]
+    backups = [k for k in keys if k not in live]
+    if not live:
+        ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{TASKCACHE}", "TaskCache is only in the RegBack copy of SOFTWARE")
+        return
+    live_hive = live[0].hive
+    primary = _read_state(live_hive, "hive", str(live_hive.filepath), where)
+    if primary is None:
+        ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{TASKCACHE}", "TaskCache key not found in SOFTWARE")
+        return
+    _read_com_servers(live_hive, primary, _class_ids(primary))
+    replay = _replay(live_hive.filepath, where)
+    regback = None
+    if backups:
+        regback = _read_state(backups[0].hive, "RegBack", str(backups[0].hive.filepath), where)
+    current = replay.state if replay else primary
+    user_classes = _UserClasses(target)
+    task_files = _TaskFiles(target)
+
+    records: list[TaskDefinition] = []
+    current_tasks = _tasks_in(current)
+    primary_tasks = {t.identity: t for t in _tasks_in(primary)}
+    regback_tasks = {t.identity: t for t in _tasks_in(regback)} if regback else None
+    seen = set()
+    for keys_ in current_tasks:
+        seen.add(keys_.identity)
+        record = _record(keys_, current, where, user_classes)
+        if replay is not None:
+            record.details["log_replay"] = _replay_facts(keys_, primary_tasks.get(keys_.identity), replay)
+            record.details["only_after_log_replay"] = keys_.identity not in primary_tasks
+        else:
+            record.details["only_after_log_replay"] = False
+        record.details["regback"] = _regback_facts(keys_, regback, regback_tasks)
+        records.append(record)
+    if replay is not None:
+        for identity, keys_ in primary_tasks.items():
+            if identity in seen:
+                continue
+            record = _record(keys_, primary, where, user_classes)
+            record.details["only_after_log_replay"] = False
+            record.details["removed_by_log_replay"] = True
+            record.details["log_replay"] = {"applied": True, "logs": replay.logs, "entries": replay.entries,
+                                            "differences": ["task keys removed by the log entries"]}
+            record.details["regback"] = _regback_facts(keys_, regback, regback_tasks)
+            records.append(record)
+    records.sort(key=lambda r: ((r.task or "").lower(), r.details.get("guid") or ""))
+    _compare_with_task_files(records, task_files)
+    for record in records:
+        if record.errors:
+            more = f" (+{len(record.errors) - 1} more)" if len(record.errors) > 1 else ""
+            ctx.gap(where.evidence, record.provenance.location, f"partly decoded: {record.errors[0]}{more}")
+    yield from records
+
+
+class _TaskFiles:
+    """The task XML file Windows keeps beside each registry entry (System32\\Tasks\\<task path>)."""
+
+    def __init__(self, target: Any):
+        from triage.collect.windows_tasks import _find, _windows_dir
+
+        self.find = _find
+        windir = None
+        try:
+            windir = _windows_dir(target)
+        except Exception:
+            windir = None
+        self.folder = _find(windir, "System32", "Tasks") if windir is not None else None
+
+    def facts(self, task: str) -> dict[str, Any] | None:
+        if self.folder is None or not task:
+            return None
+        path = self.find(self.folder, *[p for p in task.split("\\") if p])
+        if path is None:
+            return None
+        try:
+            data = path.read_bytes()
+        except Exception:
+            return None
+        return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "crc32": zlib.crc32(data)}
+
+
+def _compare_with_task_files(records: list[TaskDefinition], files: _TaskFiles) -> None:
+    """Hash and CRC32 against the task file. Which bytes Windows hashes is not confirmed by any real
+    sample (SHA-256 and CRC32 of the file bytes are the working assumption), so every record also says
+    whether the assumption held for at least one task of this hive (``*_basis_confirmed``)."""
+    hash_matches = crc_matches = 0
+    for record in records:
+        facts = files.facts(record.task) if record.details.get("tree_key") else None
+        record.details["task_file"] = facts
+        if facts is None:
+            continue
+        if record.details.get("hash_hex"):
+            hash_matches += record.details["hash_hex"] == facts["sha256"]
+        if record.details.get("crc32"):
+            crc_matches += record.details["crc32"] == facts["crc32"]
+    for record in records:
+        record.details["hash_basis_confirmed"] = hash_matches > 0
+        record.details["crc32_basis_confirmed"] = crc_matches > 0
+
+
+class _UserClasses:
+    """Per-user COM registrations (NTUSER Software\\Classes, UsrClass.dat) override HKLM for that user."""
+
+    def __init__(self, target: Any):
+        self.target = target
+        self.loaded = False
+
+    def server(self, sid: str | None, clsid: str) -> tuple[str, str, RegValue] | None:
+        if not sid:
+            return None
+        if not self.loaded:
+            self.loaded = True
+            try:
+                self.target.registry.load_user_hives()
+            except Exception:
+                return None
+        path = f"HKEY_USERS\\{sid}\\Software\\Classes\\CLSID\\{clsid}\\InprocServer32"
+        try:
+            value = _default_value(self.target.registry, path)
+        except Exception:
+            return None
+        return (path, value.text(), value) if value is not None else None
+
+
+def _record(keys: _TaskKeys, state: HiveState, where: _Where, user_classes: _UserClasses) -> TaskDefinition:
+    tz = where.source.tz
+    tree, tasks = keys.tree, keys.tasks
+    main = tasks or tree
+    actions_value = tasks.value("Actions") if tasks else None
+    provenance = Provenance(
+        artifact="taskcache", location=_key_location(main), evidence=where.evidence,
+        evidence_sha256=where.source.ref.sha256,
+        value_name="Actions" if actions_value else ("Id" if main is tree else None),
+        raw=actions_value.data.hex() if actions_value else (tree.value("Id").shown() if tree and tree.value("Id") else None),
+    )
+    definition = TaskDefinition(task=keys.task or "", source="taskcache", provenance=provenance,
+                                host=where.source.host.hostname)
+    details: dict[str, Any] = {
+        "guid": keys.guid,
+        "hive": state.file,
+        "tree_key": _key_location(tree) if tree else None,
+        "tasks_key": _key_location(tasks) if tasks else None,
+        "tree_without_tasks": tree is not None and tasks is None,
+        "tasks_without_tree": tasks is not None and tree is None,
+        "index_keys": keys.index_keys,
+        "values": {},
+    }
+    errors: list[str] = []
+    if tree is not None:
+        details["values"]["tree"] = {v.name: v.fact() for v in sorted(tree.values.values(), key=lambda v: v.name.lower())}
+        index = tree.value("Index")
+        details["index"] = index.number() if index else None
+        details["index_present"] = index is not None
+        _security_descriptor(tree, details, errors)
+    else:
+        details.update(index=None, index_present=False, sd_sddl=None, sd_present=False, sd_dacl_empty=None)
+    stamps: list[Stamp] = []
+    if tree is not None:
+        stamps += _key_stamp(tree, "Tree")
+    if tasks is not None:
+        details["values"]["tasks"] = {v.name: v.fact() for v in sorted(tasks.values.values(), key=lambda v: v.name.lower())}
+        _tasks_values(tasks, definition, details, errors, stamps, tz)
+        _resolve_com(definition, state, user_classes)
+        stamps += _key_stamp(tasks, "Tasks")
+    else:
+        details.update(hash_hex=None, schema=None, version=None, security_descriptor=None, crc32=None)
+    details["key_last_written"] = {which: iso(key.written) if key.written else None
+                                   for which, key in (("tree", tree), ("tasks", tasks)) if key is not None}
+    details["ghost_fingerprints"] = _ghost_fingerprints(details, tasks, tz)
+    details["decode_errors"] = list(errors)
+    definition.stamps = stamps
+    definition.errors = errors
+    definition.details = details
+    return definition
+
+
+def _key_stamp(key: RegKey, which: str) -> list[Stamp]:
+    if key.written_filetime is None:
+        return []
+    stamp = filetime_stamp(key.written_filetime, "key_last_written")
+    if stamp is None:
+        return []
+    stamp.as_written = f"0x{key.written_filetime:016x} ({which} key)"
+    return [stamp]
+
+
+def _security_descriptor(tree: RegKey, details: dict[str, Any], errors: list[str]) -> None:
+    sd = tree.value("SD")
+    details.update(sd_present=sd is not None, sd_sddl=None, sd_owner=None, sd_dacl=None, sd_dacl_empty=None)
+    if sd is None:
+        return
+    try:
+        parsed = parse_security_descriptor(sd.data)
+    except SecurityDescriptorError as exc:
+        errors.append(f"Tree SD: {exc}")
+        return
+    details.update(sd_sddl=parsed.sddl, sd_owner=parsed.owner, sd_dacl_empty=parsed.dacl_empty,
+                   sd_dacl=[ace.sddl for ace in parsed.dacl] if parsed.dacl is not None else None)
+
+
+def _tasks_values(tasks: RegKey, definition: TaskDefinition, details: dict[str, Any], errors: list[str],
+                  stamps: list[Stamp], tz: Any) -> None:
+    def text(name: str) -> str | None:
+        value = tasks.value(name)
+        return value.text() if value is not None else None
+
+    definition.uri = text("URI")
+    definition.author = text("Author")
+    definition.description = text("Description")
+    definition.source_attr = text("Source")
+    definition.documentation = text("Documentation")
+    definition.version = text("Version")
+    definition.security_descriptor = text("SecurityDescriptor")
+    definition.date = xml_datetime_stamp(text("Date"), "registration_date", tz)
+    hash_value = tasks.value("Hash")
+    schema = tasks.value("Schema")
+    details.update(
+        path_value=text("Path"), hash_hex=hash_value.data.hex() if hash_value else None,
+        schema=schema.number() if schema else None, version=text("Version"),
+        security_descriptor=text("SecurityDescriptor"),
+    )
+    actions = tasks.value("Actions")
+    if actions is not None:
+        blob = decode_actions(actions.data)
+        definition.actions = action_records(blob)
+        details["actions_hex"] = blob.raw_hex
+        details["actions_layout"] = blob.layout_variant
+        details["actions_context"] = blob.context
+        errors += [f"Actions: {e}" for e in blob.errors]
+    else:
+        details["actions_hex"] = None
+    triggers = tasks.value("Triggers")
+    details["crc32"] = None
+    if triggers is not None:
+        blob = decode_triggers(triggers.data, tz)
+        definition.triggers = trigger_records(blob, tz)
+        facts = principal_facts(blob)
+        for name in ("principal_id", "user_id", "logon_type", "run_level", "enabled", "hidden"):
+            if name in facts:
+                setattr(definition, name, facts[name])
+        definition.settings = settings_facts(blob)
+        bucket = blob.job_bucket
+        details["crc32"] = bucket.crc32 if bucket else None
+        details["triggers_hex"] = blob.raw_hex
+        details["uninitialised_padding_all_zero"] = blob.uninitialised_padding_all_zero
+        details["trigger_starts"] = [t.start.filetime for t in blob.triggers if t.start and t.start.is_set]
+        errors += [f"Triggers: {e}" for e in blob.errors]
+    else:
+        details["triggers_hex"] = None
+    dynamic = tasks.value("DynamicInfo")
+    if dynamic is not None:
+        info = decode_dynamic_info(dynamic.data)
+        details["dynamic_info_hex"] = info.raw_hex
+        details["dynamic_info"] = {"created": info.created, "last_run": info.last_run,
+                                   "status_0x14": info.status_0x14, "status_0x18": info.status_0x18,
+                                   "last_successful_run": info.last_successful_run}
+        for meaning, value in (("registered", info.created), ("last_run", info.last_run),
+                               ("last_successful_run", info.last_successful_run)):
+            if value and value != FILETIME_NEVER:
+                stamp = filetime_stamp(value, meaning)
+                if stamp is not None:
+                    stamps.append(stamp)
+        errors += [f"DynamicInfo: {e}" for e in info.errors]
+    else:
+        details["dynamic_info_hex"] = None
+
+
+def _resolve_com(definition: TaskDefinition, state: HiveState, user_classes: _UserClasses) -> None:
+    """The DLL a ComHandler action really loads: the user's own classes first, then HKLM."""
+    user_sid = definition.settings.get("user_sid")
+    for action in definition.actions:
+        if action.kind != "comhandler" or not action.class_id:
+            continue
+        clsid = action.class_id.upper()
+        found = user_classes.server(user_sid, clsid) or state.com_servers.get(clsid)
+        if found is None:
+            action.details["com_server"] = "not registered (no InprocServer32 in HKLM or the user's classes)"
+            continue
+        path, dll, value = found
+        action.resolved_dll = dll
+        action.details["resolved_from"] = path
+        action.details["resolved_raw"] = value.data.hex()
+
+
+def _ghost_fingerprints(details: dict[str, Any], tasks: RegKey | None, tz: Any) -> list[str]:
+    """What GhostTask-style direct registry writes leave behind (netero1010/GhostTask, artifacts.md).
+
+    Version and SecurityDescriptor are left out: Windows itself writes them only when the XML has
+    them, so their absence proves nothing. The 0x48 filler is written by Windows too."""
+    if tasks is None:
+        return []
+    found = []
+    if tasks.value("Hash") is None:
+        found.append("no Hash value")
+    if tasks.value("Schema") is None:
+        found.append("no Schema value")
+    if details.get("crc32") == 0:
+        found.append("JobBucket CRC32 is 0")
+    if details.get("uninitialised_padding_all_zero"):
+        found.append("zeros where Windows leaves uninitialised bytes")
+    for start in details.get("trigger_starts", []):
+        moment = _filetime_datetime(start)
+        if moment and (moment.year, moment.month, moment.day) == GHOSTTASK_START:
+            found.append("trigger start 1992-05-01")
+            break
+    if details.get("sd_dacl_empty"):
+        found.append("Tree SD has an empty DACL")
+    created = (details.get("dynamic_info") or {}).get("created")
+    if created and tasks.written and tz is not None:
+        offset = tasks.written.astimezone(tz).utcoffset()
+        moment = _filetime_datetime(created)
+        if moment and offset and abs((moment - tasks.written) - offset).total_seconds() <= 2:
+            found.append("DynamicInfo creation time is local time, not UTC")
+    return found
+
+
+def _filetime_datetime(value: int) -> datetime | None:
+    stamp = filetime_stamp(value, "x")
+    return _utc(stamp)
+
+
+def _task_values(keys: _TaskKeys | None) -> dict[str, RegValue]:
+    out: dict[str, RegValue] = {}
+    if keys is None:
+        return out
+    for label, key in (("Tree", keys.tree), ("Tasks", keys.tasks)):
+        if key is not None:
+            for value in key.values.values():
+                out[f"{label}\\{value.name}"] = value
+    for name in keys.index_keys:
+        out[f"{name}\\{keys.guid}"] = RegValue(name="", type=0, data=b"")
+    return out
+
+
+def _differences(before: _TaskKeys | None, after: _TaskKeys) -> list[str]:
+    old, new = _task_values(before), _task_values(after)
+    changes = []
+    for name in sorted(set(old) | set(new), key=str.lower):
+        if name not in old:
+            changes.append(f"{name}: added")
+        elif name not in new:
+            changes.append(f"{name}: removed")
+        elif (old[name].type, old[name].data) != (new[name].type, new[name].data):
+            changes.append(f"{name}: changed")
+    return changes
+
+
+def _replay_facts(keys: _TaskKeys, before: _TaskKeys | None, replay: Replay) -> dict[str, Any]:
+    return {"applied": True, "logs": replay.logs, "entries": replay.entries, "differences": _differences(before, keys)}
+
+
+def _regback_facts(keys: _TaskKeys, regback: HiveState | None, regback_tasks: dict[str, _TaskKeys] | None) -> dict[str, Any] | None:
+    if regback is None or regback_tasks is None:
+        return None
+    old = regback_tasks.get(keys.identity)
+    written = [k.written for k in regback.keys.values() if k.written]
+    return {"file": regback.file, "present": old is not None, "differences": _differences(old, keys),
+            "newest_key_written": iso(max(written)) if written else None}
+
+
+__all__ = ["collect", "applicable_entries", "hive_is_dirty", "log_entries", "marvin32"]

@@ -1,0 +1,245 @@
+"""The join: one entity per task across every source, and every timestamp on one timeline.
+
+Windows tasks are joined by normalised task path, and registry records with no path by their
+GUID; Unix jobs by their entry id. Nothing here reads evidence: everything comes in records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from triage.records import (
+    Entity,
+    Provenance,
+    Stamp,
+    TaskDefinition,
+    TaskEvent,
+    TaskProcess,
+    TimelineEvent,
+    UnixJob,
+)
+from triage.taskpath import display_task_path, normalise_task_path
+
+# Stamp meanings → the words a timeline row uses.
+_WHAT = {
+    "registration_date": "task XML RegistrationInfo/Date",
+    "si_created": "task file created ($STANDARD_INFORMATION)",
+    "si_modified": "task file modified ($STANDARD_INFORMATION)",
+    "si_mft_modified": "task file MFT entry changed ($STANDARD_INFORMATION)",
+    "si_accessed": "task file accessed ($STANDARD_INFORMATION)",
+    "fn_created": "task file created ($FILE_NAME)",
+    "fn_modified": "task file modified ($FILE_NAME)",
+    "fn_mft_modified": "task file MFT entry changed ($FILE_NAME)",
+    "fn_accessed": "task file accessed ($FILE_NAME)",
+    "last_run": "last run",
+    "last_successful_run": "last successful run",
+    "created": "created",
+    "modified": "file modified",
+    "changed": "inode changed",
+    "accessed": "file accessed",
+    "born": "file created (crtime)",
+    "key_last_written": "registry key last written",
+    "process_created": "process started",
+    "process_exited": "process exited",
+}
+
+_WINDOWS_UNIX_KIND = {"cron": "cron", "anacron": "anacron", "cron_script": "cron_script", "at": "at", "systemd_timer": "systemd_timer"}
+
+
+def _what(stamp: Stamp, prefix: str = "") -> str:
+    text = _WHAT.get(stamp.meaning, stamp.meaning.replace("_", " "))
+    return f"{prefix}{text}" if prefix else text
+
+
+def correlate(
+    definitions: Iterable[TaskDefinition],
+    events: Iterable[TaskEvent],
+    processes: Iterable[TaskProcess],
+    unix_jobs: Iterable[UnixJob],
+) -> tuple[list[Entity], list[TimelineEvent]]:
+    """Group every record into per-task entities and build the sorted case timeline."""
+    entities: dict[str, Entity] = {}
+    guid_to_key: dict[str, str] = {}
+
+    def entity_for(key: str, display: str, kind: str, host: str | None) -> Entity:
+        entity = entities.get(key)
+        if entity is None:
+            entity = entities[key] = Entity(key=key, task=display, kind=kind, host=host)
+        if entity.host is None and host:
+            entity.host = host
+        return entity
+
+    definitions = list(definitions)
+    # Registry records name their GUID; a GUID seen with a path lets path-less records join it.
+    for definition in definitions:
+        guid = (definition.details.get("guid") or "").lower()
+        if guid and definition.task:
+            guid_to_key.setdefault(guid, normalise_task_path(definition.task))
+    for definition in definitions:
+        guid = (definition.details.get("guid") or "").lower()
+        if definition.task:
+            key, display = normalise_task_path(definition.task), display_task_path(definition.task)
+        else:
+            key = guid_to_key.get(guid, f"{{{guid}}}")
+            display = key
+        entity = entity_for(key, display, "windows_task", definition.host)
+        entity.definitions.append(definition)
+        if guid and guid not in entity.guids:
+            entity.guids.append(guid)
+    for event in events:
+        if not event.task:
+            continue
+        key = normalise_task_path(event.task) if event.channel not in ("syslog", "cron", "journal") else event.task
+        kind = "windows_task" if event.channel not in ("syslog", "cron", "journal") else "cron"
+        entity = entity_for(key, display_task_path(event.task) if kind == "windows_task" else event.task, kind, event.host)
+        entity.events.append(event)
+        if event.definition is not None:  # a task rebuilt from 4698/4702 TaskContent is a definition too
+            entity.definitions.append(event.definition)
+    for process in processes:
+        if process.task:
+            entity_for(normalise_task_path(process.task), display_task_path(process.task), "windows_task", None).processes.append(process)
+    for job in unix_jobs:
+        entity_for(job.entry, job.entry, _WINDOWS_UNIX_KIND.get(job.kind, job.kind), job.host).unix_jobs.append(job)
+
+    timeline: list[TimelineEvent] = []
+    for entity in entities.values():
+        entity.sources = sorted(_sources(entity))
+        entity.status = _status(entity)
+        entity.timeline = sorted(_entity_timeline(entity), key=timeline_sort_key)
+        timeline.extend(entity.timeline)
+    # Events and processes that belong to no task still belong on the case timeline.
+    ordered = sorted(entities.values(), key=lambda e: e.key)
+    return ordered, sorted(timeline, key=timeline_sort_key)
+
+
+def unattached_timeline(events: Iterable[TaskEvent], processes: Iterable[TaskProcess]) -> list[TimelineEvent]:
+    """Timeline rows for task tooling seen without a task name (schtasks.exe runs, atsvc access...)."""
+    rows = [_event_row(e, key="") for e in events if not e.task]
+    rows += [row for p in processes if not p.task for row in _process_rows(p, key="", host=None)]
+    return sorted(rows, key=timeline_sort_key)
+
+
+def timeline_sort_key(row: TimelineEvent) -> tuple:
+    return (row.utc or "9999", row.task, row.what, row.source, row.provenance.location, row.provenance.offset or 0)
+
+
+def _sources(entity: Entity) -> set[str]:
+    found = {d.source for d in entity.definitions}
+    found |= {f"evtx:{e.channel}" if e.provenance.artifact == "evtx" else e.provenance.artifact for e in entity.events}
+    if entity.processes:
+        found.add("memory")
+    found |= {j.kind for j in entity.unix_jobs}
+    return found
+
+
+def _status(entity: Entity) -> str | None:
+    """A short statement of the task's state that examiners read first."""
+    if entity.kind != "windows_task":
+        return None
+    on_disk = any(d.source in ("task_xml", "job", "gpp") for d in entity.definitions)
+    in_registry = any(d.source == "taskcache" for d in entity.definitions)
+    if on_disk and in_registry:
+        return "task file and registry entry"
+    if on_disk:
+        return "task file only"
+    if in_registry:
+        return "registry only (no task file)"
+    rebuilt = sorted((e for e in entity.events if e.definition is not None), key=lambda e: (e.time.utc or "", e.provenance.offset or 0))
+    deleted = any(e.action == "deleted" for e in entity.events)
+    if rebuilt:
+        when = rebuilt[0].time.utc or rebuilt[0].time.as_written
+        return f"{'deleted, ' if deleted else 'known from events only, '}rebuilt from {rebuilt[0].event_id} at {when}"
+    if entity.processes:
+        return "known from memory only"
+    if any(d.source == "memory_taskcache" for d in entity.definitions):
+        return "in-memory registry only"
+    return "deleted, known from events only" if deleted else "known from events only"
+
+
+def _entity_timeline(entity: Entity) -> list[TimelineEvent]:
+    rows: list[TimelineEvent] = []
+    for definition in entity.definitions:
+        rows.extend(_definition_rows(definition, entity.key, entity.host))
+    for event in entity.events:
+        rows.append(_event_row(event, entity.key))
+    for process in entity.processes:
+        rows.extend(_process_rows(process, entity.key, entity.host))
+    for job in entity.unix_jobs:
+        rows.extend(_unix_rows(job, entity.key))
+    return rows
+
+
+def _row(stamp: Stamp, what: str, key: str, host: str | None, source: str, provenance: Provenance, **details) -> TimelineEvent:
+    return TimelineEvent(
+        utc=stamp.utc, what=what, meaning=stamp.meaning, task=key, host=host, source=source,
+        provenance=provenance, precision=stamp.precision, as_written=stamp.as_written, basis=stamp.basis,
+        details={k: v for k, v in details.items() if v is not None},
+    )
+
+
+def _definition_rows(definition: TaskDefinition, key: str, host: str | None) -> list[TimelineEvent]:
+    rows = []
+    prov = definition.provenance
+    source = definition.source
+    if definition.date is not None:
+        rows.append(_row(definition.date, f"{_label(source)} registration date", key, host, source, prov))
+    if definition.file is not None:
+        file_prov = Provenance(artifact=prov.artifact, location=definition.file.path, evidence=prov.evidence,
+                               evidence_sha256=prov.evidence_sha256, raw=definition.file.sha256)
+        for stamp in definition.file.times:
+            rows.append(_row(stamp, _what(stamp), key, host, source, file_prov))
+    for stamp in definition.stamps:
+        rows.append(_row(stamp, f"{_label(source)} {_what(stamp)}", key, host, source, prov))
+    return rows
+
+
+def _label(source: str) -> str:
+    return {
+        "task_xml": "task XML", "job": ".job", "gpp": "GPO ScheduledTasks.xml", "taskcache": "TaskCache",
+        "evtx_4698": "4698 TaskContent", "evtx_4702": "4702 TaskContentNew", "memory_taskcache": "in-memory TaskCache",
+    }.get(source, source)
+
+
+def _event_row(event: TaskEvent, key: str) -> TimelineEvent:
+    label = f"{event.channel} {event.event_id}" if event.event_id is not None else event.channel
+    what = f"{label}: {event.action.replace('_', ' ')}"
+    return _row(event.time, what, key, event.host, event.provenance.artifact, event.provenance,
+                user=event.user, process_id=event.process_id, command_line=event.command_line,
+                result_code=event.result_code)
+
+
+def _process_rows(process: TaskProcess, key: str, host: str | None) -> list[TimelineEvent]:
+    rows = []
+    for stamp in (process.created, process.exited):
+        if stamp is not None:
+            rows.append(_row(stamp, f"{_what(stamp)}: {process.name} (pid {process.pid})", key, host, "memory",
+                             process.provenance, process_id=process.pid, command_line=process.command_line))
+    return rows
+
+
+def _unix_rows(job: UnixJob, key: str) -> list[TimelineEvent]:
+    rows = []
+    if job.file is not None:
+        file_prov = Provenance(artifact=job.provenance.artifact, location=job.file.path, evidence=job.provenance.evidence,
+                               evidence_sha256=job.provenance.evidence_sha256, raw=job.file.sha256)
+        for stamp in job.file.times:
+            rows.append(_row(stamp, f"{job.kind} file {_what(stamp)}", key, job.host, job.kind, file_prov))
+    for stamp in job.stamps:
+        rows.append(_row(stamp, f"{job.kind} {_what(stamp)}", key, job.host, job.kind, job.provenance))
+    return rows
+
+
+def filter_timeline(rows: list[TimelineEvent], *, since: str | None = None, until: str | None = None,
+                    task: str | None = None) -> list[TimelineEvent]:
+    """``--since/--until`` (UTC ISO prefixes compare as text) and ``--task``."""
+    wanted = normalise_task_path(task) if task and task.startswith("\\") else task
+    out = []
+    for row in rows:
+        if since and (row.utc is None or row.utc < since):
+            continue
+        if until and (row.utc is None or row.utc > until):
+            continue
+        if wanted and row.task != wanted:
+            continue
+        out.append(row)
+    return out

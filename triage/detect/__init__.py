@@ -1,0 +1,139 @@
+"""Judging entities: checks produce hits, hits on one task become one hunt-report finding.
+
+A check is a function ``(entity, context) -> list[Hit]``. Every hit on the same task is merged
+into one finding (risk = the highest hit, evidence = all of them), so an examiner reads one
+finding per suspicious task, with every reason listed. Confidence is computed from
+corroboration (see :func:`confidence_for`), never set by a rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from triage.records import Entity, EvidenceItem, Finding, Gap
+
+RISK_ORDER = {"Critical": 4, "High": 3, "Medium": 2, "Low": 1}
+CONFIDENCE_LEVELS = ["Low", "Medium", "High"]
+
+TECHNIQUE_BY_KIND = {
+    "windows_task": "T1053.005",
+    "at": "T1053.002",
+    "cron": "T1053.003",
+    "anacron": "T1053.003",
+    "cron_script": "T1053.003",
+    "systemd_timer": "T1053.006",
+}
+
+
+@dataclass
+class Hit:
+    """One reason to report a task."""
+
+    rule: str  # check or rule id
+    title: str
+    risk: str  # Critical / High / Medium / Low
+    evidence: list[EvidenceItem] = field(default_factory=list)
+    techniques: list[str] = field(default_factory=list)
+    action: str = ""  # recommended action specific to this reason
+    contradicts: bool = False  # the hit itself shows sources disagreeing (lowers nothing: it IS the finding)
+    single_source_ok: bool = False  # a structural fact that needs no corroboration (e.g. registry-only task)
+
+
+@dataclass
+class JudgeContext:
+    hunt_date: str  # YYYYMMDD
+    gaps: list[Gap] = field(default_factory=list)
+    baseline: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    # Evidence items whose TaskCache was read (see triage.detect.stealth.taskcache_read): a task file
+    # with no registry entry is only a finding where the registry could be checked at all.
+    taskcache_read: frozenset[str] = frozenset()
+
+
+# Independent kinds of evidence an examiner can cite; the more agree, the higher the confidence.
+def corroborating_sources(entity: Entity) -> list[str]:
+    kinds = set()
+    for definition in entity.definitions:
+        if definition.source in ("task_xml", "job", "gpp"):
+            kinds.add("definition")
+        elif definition.source in ("taskcache",):
+            kinds.add("registry")
+            if any(s.meaning in ("last_run", "last_successful_run") and s.utc for s in definition.stamps):
+                kinds.add("execution")
+        elif definition.source == "memory_taskcache":
+            kinds.add("memory")
+    for event in entity.events:
+        kinds.add("events")
+        if event.action in ("started", "finished", "process_created", "action_started", "action_completed",
+                            "cron_run", "at_run", "timer_service_start", "run_by_user"):
+            kinds.add("execution")
+    if entity.processes:
+        kinds.update(("memory", "execution"))
+    for job in entity.unix_jobs:
+        kinds.add("definition")
+        if any(s.meaning in ("last_run", "last_trigger") for s in job.stamps):
+            kinds.add("execution")
+    return sorted(kinds)
+
+
+def confidence_for(entity: Entity, hits: list[Hit], gaps: list[Gap]) -> tuple[str, str]:
+    """Corroboration → confidence, with the reasoning an examiner can repeat in court.
+
+    1 independent source: Low; 2: Medium; 3 or more: High. A structural fact that is itself the
+    proof (registry-only task, missing SD) counts as Medium on its own. One level lower when a
+    source for this evidence item could not be read (a gap), because what is missing might explain it.
+    """
+    sources = corroborating_sources(entity)
+    level = 0 if len(sources) <= 1 else (1 if len(sources) == 2 else 2)
+    if level == 0 and any(h.single_source_ok for h in hits):
+        level = 1
+    basis = f"{len(sources)} independent source(s) agree: {', '.join(sources) or 'none'}"
+    evidence_items = {d.provenance.evidence for d in entity.definitions} | {e.provenance.evidence for e in entity.events}
+    related_gaps = [g for g in gaps if g.evidence in evidence_items]
+    if related_gaps and level > 0:
+        level -= 1
+        basis += f"; lowered one level: {len(related_gaps)} unreadable item(s) in the same evidence"
+    return CONFIDENCE_LEVELS[level], basis
+
+
+def _user(entity: Entity) -> str | None:
+    for definition in entity.definitions:
+        if definition.user_id:
+            return definition.user_id
+    for job in entity.unix_jobs:
+        if job.user:
+            return job.user
+    for event in entity.events:
+        if event.user:
+            return event.user
+    return None
+
+
+def build_findings(judged: list[tuple[Entity, list[Hit]]], ctx: JudgeContext) -> list[Finding]:
+    """Merge hits per task into findings, order them (risk, then task) and number them stably."""
+    drafts = []
+    for entity, hits in judged:
+        if not hits:
+            continue
+        hits = sorted(hits, key=lambda h: (-RISK_ORDER[h.risk], h.rule))
+        top = hits[0]
+        confidence, basis = confidence_for(entity, hits, ctx.gaps)
+        technique = TECHNIQUE_BY_KIND.get(entity.kind, "T1053")
+        techniques = sorted({technique, *[t for h in hits for t in h.techniques]})
+        title = top.title if len(hits) == 1 else f"{top.title} (+{len(hits) - 1} more: {', '.join(h.rule for h in hits[1:])})"
+        actions = []
+        for h in hits:
+            if h.action and h.action not in actions:
+                actions.append(h.action)
+        evidence = [item for h in hits for item in h.evidence]
+        drafts.append(Finding(
+            hunt_id="", title=title, technique=technique, host=entity.host, user=_user(entity), task=entity.task,
+            risk_level=top.risk, confidence=confidence, recommended_action=" ".join(actions), evidence=evidence,
+            rule=",".join(h.rule for h in hits), techniques=techniques, confidence_basis=basis,
+            details={"reasons": [{"rule": h.rule, "title": h.title, "risk": h.risk} for h in hits],
+                     "sources": entity.sources},
+        ))
+    drafts.sort(key=lambda f: (-RISK_ORDER[f.risk_level], f.host or "", f.task.lower(), f.rule or ""))
+    for seq, finding in enumerate(drafts, start=1):
+        finding.hunt_id = f"TH-HUNTIN-{ctx.hunt_date}-{seq:03d}"
+    return drafts

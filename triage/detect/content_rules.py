@@ -1,0 +1,154 @@
+"""Content rules: Sigma rules over task definitions and Unix jobs, kept as data in ``triage/rules/definitions``.
+
+Each definition is flattened to one row per action (so the second, malicious Exec of a task is
+judged on its own) with Sigma-style field names: TaskPath, TaskName, Author, UserId, RunLevel,
+LogonType, Hidden, ActionType, Command, Arguments, CommandLine, WorkingDirectory, ClassId, ComDll,
+TriggerTypes, RepetitionSeconds, Source; Unix jobs give JobKind, User, Schedule, Command,
+CommandLine. Rules are parsed by pySigma and evaluated here in-process (case-insensitive, as
+Sigma specifies), so analysts read and extend them as ordinary Sigma files.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.rule import SigmaRule
+from sigma.types import CompareOperators, SigmaBool, SigmaCompareExpression, SigmaNull, SigmaNumber, SigmaRegularExpression, SigmaString
+
+from triage.detect import Hit, JudgeContext
+from triage.detect.baseline import is_unchanged_stock
+from triage.records import Entity, EvidenceItem, TaskDefinition, UnixJob
+
+LEVEL_TO_RISK = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low", "informational": "Low"}
+
+
+@lru_cache(maxsize=1)
+def load_rules() -> tuple[SigmaRule, ...]:
+    folder = resources.files("triage").joinpath("rules/definitions")
+    rules = [SigmaRule.from_yaml(entry.read_text(encoding="utf-8"))
+             for entry in sorted(folder.iterdir(), key=lambda e: e.name) if entry.name.endswith(".yml")]
+    return tuple(rules)
+
+
+def _trigger_fields(definition: TaskDefinition) -> dict:
+    seconds = [t.repetition_seconds for t in definition.triggers if t.repetition_seconds]
+    return {
+        "TriggerTypes": " ".join(sorted({t.kind for t in definition.triggers})),
+        "RepetitionSeconds": min(seconds) if seconds else None,
+    }
+
+
+def definition_rows(definition: TaskDefinition) -> list[dict]:
+    base = {
+        "TaskPath": definition.task, "TaskName": definition.task.rsplit("\\", 1)[-1], "Author": definition.author,
+        "UserId": definition.user_id or definition.group_id, "RunLevel": definition.run_level,
+        "LogonType": definition.logon_type, "Hidden": definition.hidden, "Source": definition.source,
+        **_trigger_fields(definition),
+    }
+    if not definition.actions:
+        return [base]
+    return [{**base, "ActionType": a.kind, "Command": a.command, "Arguments": a.arguments, "CommandLine": a.command_line,
+             "WorkingDirectory": a.working_directory, "ClassId": a.class_id, "ComDll": a.resolved_dll}
+            for a in definition.actions]
+
+
+def unix_rows(job: UnixJob) -> list[dict]:
+    return [{"JobKind": job.kind, "User": job.user, "Schedule": job.schedule, "Command": job.command,
+             "CommandLine": job.command, "TaskPath": job.entry}]
+
+
+def _value_matches(expected, actual) -> bool:
+    if isinstance(expected, SigmaNull):
+        return actual is None or actual == ""
+    if actual is None:
+        return False
+    if isinstance(expected, SigmaBool):
+        return str(actual).lower() == str(expected.boolean).lower()
+    if isinstance(expected, SigmaCompareExpression):
+        try:
+            number = float(actual)
+        except (TypeError, ValueError):
+            return False
+        limit = expected.number.number
+        return {CompareOperators.LT: number < limit, CompareOperators.LTE: number <= limit,
+                CompareOperators.GT: number > limit, CompareOperators.GTE: number >= limit}.get(expected.op, False)
+    if isinstance(expected, SigmaNumber):
+        return str(actual) == str(expected.number)
+    if isinstance(expected, SigmaRegularExpression):
+        return re.search(expected.regexp.to_plain(), str(actual)) is not None
+    if isinstance(expected, SigmaString):
+        return _regex(expected).fullmatch(str(actual)) is not None
+    return False
+
+
+_REGEX_CACHE: dict[str, re.Pattern] = {}
+
+
+def _regex(value: SigmaString) -> re.Pattern:
+    key = str(value)
+    if key not in _REGEX_CACHE:
+        _REGEX_CACHE[key] = re.compile(value.to_regex().regexp.to_plain(), re.IGNORECASE | re.DOTALL)
+    return _REGEX_CACHE[key]
+
+
+def evaluate(node, row: dict) -> bool:
+    """Evaluate a pySigma parsed condition tree on one row."""
+    if isinstance(node, ConditionAND):
+        return all(evaluate(arg, row) for arg in node.args)
+    if isinstance(node, ConditionOR):
+        return any(evaluate(arg, row) for arg in node.args)
+    if isinstance(node, ConditionNOT):
+        return not evaluate(node.args[0], row)
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        return _value_matches(node.value, row.get(node.field))
+    if isinstance(node, ConditionValueExpression):
+        return any(_value_matches(node.value, v) for v in row.values() if v is not None)
+    raise ValueError(f"unsupported Sigma condition element {type(node).__name__}")
+
+
+def rule_matches(rule: SigmaRule, row: dict) -> bool:
+    return any(evaluate(condition.parsed, row) for condition in rule.detection.parsed_condition)
+
+
+def _techniques(rule: SigmaRule) -> list[str]:
+    return sorted(str(tag.name).upper() for tag in rule.tags if tag.namespace == "attack" and re.fullmatch(r"t\d{4}(\.\d{3})?", tag.name))
+
+
+def check_content(entity: Entity, ctx: JudgeContext) -> list[Hit]:
+    if is_unchanged_stock(entity, ctx.baseline):
+        return []
+    rows: list[tuple[dict, object]] = []
+    for definition in entity.definitions:
+        rows.extend((row, definition) for row in definition_rows(definition))
+    for job in entity.unix_jobs:
+        rows.extend((row, job) for row in unix_rows(job))
+    hits = []
+    for rule in load_rules():
+        category = rule.logsource.category
+        matched = [(row, record) for row, record in rows
+                   if (category == "unix_job") == isinstance(record, UnixJob) and rule_matches(rule, row)]
+        if not matched:
+            continue
+        evidence = []
+        for row, record in matched:
+            item = EvidenceItem(source=f"{getattr(record, 'source', None) or record.kind} ({rule.title})",
+                                location=record.provenance.location,
+                                value=str(row.get("CommandLine") or row.get("TaskPath")),
+                                evidence_sha256=record.provenance.evidence_sha256)
+            if item not in evidence:
+                evidence.append(item)
+        hits.append(Hit(
+            rule=rule.name or str(rule.id), title=rule.title, risk=LEVEL_TO_RISK[rule.level.name.lower()],
+            evidence=evidence, techniques=_techniques(rule),
+            action=str(rule.custom_attributes.get("recommended_action", "")).replace("{task}", entity.task),
+        ))
+    return hits

@@ -1,0 +1,423 @@
+"""Sigma rules evaluated on the events read from the logs, with pySigma and its SQLite backend.
+
+How: every rule is parsed by pySigma and converted by ``pySigma-backend-sqlite`` into a SQL
+condition; events are inserted, in batches of :data:`BATCH_SIZE`, into an in-memory SQLite table
+whose columns carry the Windows field names SigmaHQ rules use (``EventID``, ``Channel``,
+``Provider_Name``, ``TaskName``, ``TaskContent``, ``Image``, ``CommandLine``, ``TargetObject``,
+``Details``, ``ScriptBlockText``, ...; every column ``COLLATE NOCASE`` because Sigma matching is
+case-insensitive). Each batch is queried by every rule, then emptied: memory stays bounded however
+large the logs, and single-event rules give exactly the answer a whole-log table would.
+
+The rule's ``logsource`` becomes a filter on the event's channel and id: ``service`` through
+pySigma's own Windows channel table, ``category`` through the Sysmon / Security / PowerShell ids
+that provide it (process_creation = Sysmon 1 or Security 4688, registry_delete = Sysmon 12 with a
+Delete event type, ps_script = PowerShell 4104, ...). Security 4688 rows also carry ``Image``,
+``ParentImage`` and ``User`` so process_creation rules work on them.
+
+A rule that pySigma cannot parse, whose logsource no event log provides (Linux, zeek, rpc_firewall,
+file_access, ...), that the backend cannot convert, or that is a correlation rule, is reported as
+unsupported with the reason; it never stops the run.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sigma.backends.sqlite import sqliteBackend
+from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
+from sigma.pipelines.common import windows_logsource_mapping
+from sigma.rule import SigmaRule
+
+from triage.parsers.evtx_task import EvtxTaskError, generic_event
+from triage.records import EvidenceItem, TaskEvent
+
+BATCH_SIZE = 2000
+SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules"
+
+SYSMON = "microsoft-windows-sysmon/operational"
+SECURITY = "security"
+POWERSHELL = ("microsoft-windows-powershell/operational", "powershellcore/operational")
+CLASSIC_POWERSHELL = "windows powershell"
+
+# Channel (lower case) → the Sigma services it provides, from pySigma's own table.
+_SERVICES_BY_CHANNEL: dict[str, set[str]] = {}
+for _service, _channels in windows_logsource_mapping.items():
+    for _channel in [_channels] if isinstance(_channels, str) else _channels:
+        _SERVICES_BY_CHANNEL.setdefault(_channel.lower(), set()).add(_service)
+KNOWN_SERVICES = set(windows_logsource_mapping)
+
+_SYSMON_CATEGORIES = {
+    1: ["process_creation"], 2: ["file_change"], 3: ["network_connection"], 5: ["process_termination"],
+    6: ["driver_load"], 7: ["image_load"], 8: ["create_remote_thread"], 9: ["raw_access_thread"],
+    10: ["process_access"], 11: ["file_event"], 13: ["registry_set", "registry_event"],
+    14: ["registry_rename", "registry_event"], 15: ["create_stream_hash"], 17: ["pipe_created"],
+    18: ["pipe_created"], 19: ["wmi_event"], 20: ["wmi_event"], 21: ["wmi_event"], 22: ["dns_query"],
+    23: ["file_delete"], 24: ["clipboard_change"], 25: ["process_tampering"], 26: ["file_delete"],
+    27: ["file_block_executable"], 28: ["file_block_shredding"], 29: ["file_executable_detected"],
+}
+_POWERSHELL_CATEGORIES = {4103: ["ps_module"], 4104: ["ps_script"]}
+_CLASSIC_POWERSHELL_CATEGORIES = {400: ["ps_classic_start"], 600: ["ps_classic_provider_start"], 800: ["ps_classic_script"]}
+KNOWN_CATEGORIES = {
+    c for cats in (*_SYSMON_CATEGORIES.values(), *_POWERSHELL_CATEGORIES.values(), *_CLASSIC_POWERSHELL_CATEGORIES.values())
+    for c in cats
+} | {"registry_add", "registry_delete"}
+
+FULLTEXT = "sigma_fulltext"
+_RISK_BY_LEVEL = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low", "informational": "Low"}
+_LEVEL_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
+
+
+class _ConditionBackend(sqliteBackend):
+    """The SQLite backend, returning the WHERE condition only: triage adds the logsource filter."""
+
+    def finalize_query_default(self, rule, query, index, state):
+        return query
+
+
+@dataclass
+class LoadedRule:
+    """A rule triage can evaluate: its identity and the SQL condition it became."""
+
+    path: str
+    rule_id: str
+    title: str
+    level: str
+    status: str
+    description: str
+    tags: list[str]
+    logsource: dict[str, str]
+    condition: str  # SQL, logsource filter included
+    fields: list[str]
+
+
+@dataclass
+class UnsupportedRule:
+    """A rule that will not be evaluated, and why."""
+
+    path: str
+    rule_id: str | None
+    title: str | None
+    kind: str  # unreadable, parse_error, correlation, filter, logsource, conversion_error, sql_error
+    reason: str
+
+
+@dataclass
+class RuleSet:
+    loaded: list[LoadedRule] = field(default_factory=list)
+    unsupported: list[UnsupportedRule] = field(default_factory=list)
+
+    def unsupported_counts(self) -> dict[str, int]:
+        """Kind of reason → how many rules."""
+        counts: dict[str, int] = {}
+        for rule in self.unsupported:
+            counts[rule.kind] = counts.get(rule.kind, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+@dataclass
+class SigmaMatch:
+    """A rule that fired, with every event it matched: ready to become a finding."""
+
+    rule_id: str
+    title: str
+    level: str
+    description: str
+    tags: list[str]
+    path: str
+    events: list[TaskEvent]
+
+    @property
+    def risk(self) -> str:
+        return _RISK_BY_LEVEL.get(self.level, "Low")
+
+    @property
+    def techniques(self) -> list[str]:
+        """ATT&CK ids from the rule tags (``attack.t1053.005`` → ``T1053.005``)."""
+        out = {t.split(".", 1)[1].upper() for t in self.tags if re.fullmatch(r"attack\.t\d{4}(\.\d{3})?", t.lower())}
+        return sorted(out)
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted({e.task for e in self.events if e.task}, key=str.lower)
+
+    def evidence_items(self) -> list[EvidenceItem]:
+        return [
+            EvidenceItem(
+                source=f"{e.channel} {e.event_id}",
+                location=f"{e.provenance.location} record {e.provenance.offset}",
+                value=e.provenance.raw or "",
+                time=e.time.utc,
+                evidence_sha256=e.provenance.evidence_sha256,
+            )
+            for e in self.events
+        ]
+
+
+def load_rules(paths: Iterable[Path | str]) -> RuleSet:
+    """Load Sigma rules from files and folders (``*.yml``/``*.yaml``, recursively), in path order."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".yml", ".yaml"))
+        else:
+            files.append(path)
+    rules = RuleSet()
+    backend = _ConditionBackend(fulltext_field=FULLTEXT)
+    probe = _connection()
+    for file in sorted(set(files), key=lambda p: str(p)):
+        _load_file(file, backend, probe, rules)
+    probe.close()
+    return rules
+
+
+def shipped_rules() -> RuleSet:
+    """triage's own Sigma rules for task events (``triage/rules/sigma_*.yml``)."""
+    return load_rules(sorted(SHIPPED_RULES.glob("sigma_*.yml")))
+
+
+def _load_file(file: Path, backend: _ConditionBackend, probe: sqlite3.Connection, rules: RuleSet) -> None:
+    where = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+        collection = SigmaCollection.from_yaml(text, collect_errors=True)
+    except Exception as exc:  # YAML errors, unreadable files: one unsupported entry, never a crash
+        rules.unsupported.append(UnsupportedRule(where, None, None, "unreadable", f"not a readable Sigma file: {_describe(exc)}"))
+        return
+    if collection.errors and not collection.rules:
+        rules.unsupported.append(UnsupportedRule(where, None, None, "parse_error", f"pySigma cannot parse the rule: {_describe(collection.errors[0])}"))
+        return
+    for rule in collection.rules:
+        rule_id = str(rule.id) if getattr(rule, "id", None) else None
+        title = getattr(rule, "title", None)
+        if isinstance(rule, SigmaCorrelationRule):
+            rules.unsupported.append(UnsupportedRule(where, rule_id, title, "correlation", "correlation rule: only single-event rules are evaluated"))
+            continue
+        if not isinstance(rule, SigmaRule):
+            rules.unsupported.append(UnsupportedRule(where, rule_id, title, "filter", "filter document: not a detection rule"))
+            continue
+        if rule.errors:
+            rules.unsupported.append(UnsupportedRule(where, rule_id, title, "parse_error", f"pySigma cannot parse the rule: {_describe(rule.errors[0])}"))
+            continue
+        logsource_filter, problem = _logsource_condition(rule)
+        if problem:
+            rules.unsupported.append(UnsupportedRule(where, rule_id, title, "logsource", problem))
+            continue
+        try:
+            queries = backend.convert_rule(rule)
+            fields = backend.required_fields(rule)
+        except Exception as exc:  # pySigma/backend raise many types for features they lack
+            rules.unsupported.append(UnsupportedRule(where, rule_id, title, "conversion_error", f"SQLite backend cannot convert the rule: {_describe(exc)}"))
+            continue
+        condition = f"({logsource_filter}) AND (" + " OR ".join(f"({q})" for q in queries) + ")"
+        try:
+            _ensure_columns(probe, fields)
+            probe.execute(f"SELECT rid FROM events WHERE {condition} LIMIT 0").close()
+        except sqlite3.Error as exc:
+            rules.unsupported.append(UnsupportedRule(where, rule_id, title, "sql_error", f"SQLite rejects the converted rule: {_describe(exc)}"))
+            continue
+        rules.loaded.append(LoadedRule(
+            path=where, rule_id=rule_id or where, title=title or where, level=rule.level.name.lower() if rule.level else "",
+            status=rule.status.name.lower() if rule.status else "", description=rule.description or "",
+            tags=[str(t) for t in rule.tags], logsource={k: v for k in ("product", "category", "service")
+                                                         if (v := getattr(rule.logsource, k, None))},
+            condition=condition, fields=fields,
+        ))
+
+
+def _logsource_condition(rule: SigmaRule) -> tuple[str, str | None]:
+    """SQL on the ``sigma_logsource`` column for the rule's logsource, or why none exists."""
+    product, category, service = rule.logsource.product, rule.logsource.category, rule.logsource.service
+    label = "/".join(x for x in (product, category, service) if x)
+    if product and product.lower() != "windows":
+        return "", f"logsource {label} not evaluable: triage evaluates Sigma on Windows event logs only"
+    tokens = []
+    if category:
+        if category.lower() not in KNOWN_CATEGORIES:
+            return "", f"logsource {label} not evaluable: no Windows event log provides category {category}"
+        tokens.append(f"category:{category.lower()}")
+    if service:
+        if service.lower() not in KNOWN_SERVICES:
+            return "", f"logsource {label} not evaluable: unknown Windows service {service}"
+        tokens.append(f"service:{service.lower()}")
+    if not tokens:
+        return "", f"logsource {label or '(none)'} not evaluable: no category or service to select events by"
+    return " AND ".join(f"sigma_logsource LIKE '%|{t}|%'" for t in tokens), None
+
+
+def logsource_tokens(fields: Mapping[str, Any]) -> list[str]:
+    """The Sigma logsource keys an event satisfies, e.g. ``category:process_creation``."""
+    channel = str(fields.get("Channel") or "").lower()
+    try:
+        eid = int(fields.get("EventID"))
+    except (TypeError, ValueError):
+        eid = -1
+    tokens = [f"service:{s}" for s in sorted(_SERVICES_BY_CHANNEL.get(channel, ()))]
+    categories: list[str] = []
+    if channel == SYSMON:
+        categories = list(_SYSMON_CATEGORIES.get(eid, []))
+        if eid == 12:
+            kind = str(fields.get("EventType") or "").lower()
+            categories = ["registry_event", "registry_delete" if kind.startswith("delete") else "registry_add"]
+    elif channel == SECURITY and eid == 4688:
+        categories = ["process_creation"]
+    elif channel in POWERSHELL:
+        categories = _POWERSHELL_CATEGORIES.get(eid, [])
+    elif channel == CLASSIC_POWERSHELL:
+        categories = _CLASSIC_POWERSHELL_CATEGORIES.get(eid, [])
+    tokens += [f"category:{c}" for c in categories]
+    return tokens
+
+
+def _sigma_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The event as SigmaHQ field names see it; 4688 also under the Sysmon process names."""
+    columns = dict(fields)
+    if str(fields.get("Channel") or "").lower() == SECURITY and str(fields.get("EventID")) == "4688":
+        columns.setdefault("Image", fields.get("NewProcessName"))
+        columns.setdefault("ParentImage", fields.get("ParentProcessName"))
+        columns.setdefault("User", fields.get("SubjectUserName"))
+    return columns
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return "\n".join("" if v is None else str(v) for v in value)
+    return str(value)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+def _regexp(pattern: str, value: Any) -> int:
+    if value is None:
+        return 0
+    return 1 if _compiled(pattern).search(str(value)) else 0
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _connection() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    conn.create_function("REGEXP", 2, _regexp, deterministic=True)
+    conn.execute(f'CREATE TABLE events (rid INTEGER PRIMARY KEY, sigma_logsource TEXT, {FULLTEXT} TEXT COLLATE NOCASE)')
+    return conn
+
+
+def _columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1].lower() for row in conn.execute("PRAGMA table_info(events)")}
+
+
+def _ensure_columns(conn: sqlite3.Connection, fields: Iterable[str]) -> None:
+    existing = _columns(conn)
+    for name in fields:
+        if name.lower() not in existing:
+            conn.execute(f"ALTER TABLE events ADD COLUMN {_quote(name)} TEXT COLLATE NOCASE")
+            existing.add(name.lower())
+
+
+@dataclass
+class EventRef:
+    """Where an event came from, for the TaskEvent built when a rule matches it."""
+
+    location: str
+    evidence: str | None = None
+    evidence_sha256: str | None = None
+    local_tz: tzinfo | None = None
+
+
+class SigmaEvaluator:
+    """Feed events one by one (:meth:`add`), collect matches at the end (:meth:`matches`)."""
+
+    def __init__(self, rules: RuleSet, batch_size: int = BATCH_SIZE):
+        self.rules = rules
+        self.batch_size = batch_size
+        self.events_seen = 0
+        self.errors: dict[str, str] = {}  # rule id → runtime error (e.g. a regex Python rejects)
+        self._conn = _connection()
+        fields = sorted({f for rule in rules.loaded for f in rule.fields} | {"Channel", "EventID"}, key=str.lower)
+        _ensure_columns(self._conn, fields)
+        self._fields = [name for name in fields if name.lower() not in ("rid", "sigma_logsource", FULLTEXT)]
+        self._fulltext = any(FULLTEXT in rule.condition for rule in rules.loaded)
+        names = ["rid", "sigma_logsource", FULLTEXT, *self._fields]
+        self._insert = f"INSERT INTO events ({', '.join(map(_quote, names))}) VALUES ({', '.join('?' * len(names))})"
+        self._batch: list[tuple[Mapping[str, Any], EventRef]] = []
+        self._hits: dict[str, list[tuple[Mapping[str, Any], EventRef]]] = {}
+
+    def add(self, fields: Mapping[str, Any], ref: EventRef) -> None:
+        self._batch.append((fields, ref))
+        self.events_seen += 1
+        if len(self._batch) >= self.batch_size:
+            self._flush()
+
+    def _row(self, rid: int, fields: Mapping[str, Any]) -> tuple:
+        columns = _sigma_columns(fields)
+        lower: dict[str, Any] = {}
+        for key in sorted(columns, reverse=True):  # on a case-only clash the smallest key wins
+            lower[key.lower()] = columns[key]
+        fulltext = "\n".join(_text(v) or "" for _, v in sorted(columns.items())) if self._fulltext else None
+        logsource = "|" + "|".join(logsource_tokens(fields)) + "|"
+        return (rid, logsource, fulltext, *[_text(lower.get(name.lower())) for name in self._fields])
+
+    def _flush(self) -> None:
+        if not self._batch:
+            return
+        self._conn.execute("DELETE FROM events")
+        self._conn.executemany(self._insert, (self._row(i, f) for i, (f, _) in enumerate(self._batch)))
+        for rule in self.rules.loaded:
+            if rule.rule_id in self.errors:
+                continue
+            try:
+                rows = self._conn.execute(f"SELECT rid FROM events WHERE {rule.condition} ORDER BY rid").fetchall()
+            except (sqlite3.Error, re.error) as exc:
+                self.errors[rule.rule_id] = f"evaluation failed: {_describe(exc)}"
+                continue
+            if rows:
+                self._hits.setdefault(rule.rule_id, []).extend(self._batch[rid] for (rid,) in rows)
+        self._batch = []
+
+    def matches(self) -> list[SigmaMatch]:
+        """Every rule that fired, most severe first, each with its events in time order."""
+        self._flush()
+        out = []
+        for rule in self.rules.loaded:
+            hits = self._hits.get(rule.rule_id)
+            if not hits:
+                continue
+            events = []
+            for fields, ref in hits:
+                try:
+                    events.append(generic_event(fields, location=ref.location, evidence=ref.evidence,
+                                                evidence_sha256=ref.evidence_sha256, local_tz=ref.local_tz))
+                except EvtxTaskError:
+                    continue  # the collector already reported the event as undecodable
+            events.sort(key=lambda e: (e.time.utc or "", e.provenance.location, e.provenance.offset or 0))
+            out.append(SigmaMatch(rule_id=rule.rule_id, title=rule.title, level=rule.level, description=rule.description,
+                                  tags=rule.tags, path=rule.path, events=events))
+        out.sort(key=lambda m: (_LEVEL_ORDER.get(m.level, 9), m.title.lower(), m.rule_id))
+        return out
+
+
+def evaluate(rules: RuleSet, events: Iterable[tuple[Mapping[str, Any], EventRef]]) -> list[SigmaMatch]:
+    """One-shot evaluation of (fields, ref) pairs."""
+    evaluator = SigmaEvaluator(rules)
+    for fields, ref in events:
+        evaluator.add(fields, ref)
+    return evaluator.matches()
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

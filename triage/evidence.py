@@ -1,0 +1,138 @@
+"""Opening evidence: dissect Targets for disk images and collections, loose EVTX, memory images.
+
+Evidence is only ever opened for reading: dissect's loaders and containers open files read-only,
+and the files we hash ourselves are opened with mode ``rb``. Anything that will not open becomes a
+gap, never a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import timezone
+from pathlib import Path
+
+from triage.collect import Context, Source
+from triage.records import EvidenceRef, HostInfo
+
+_KIND_BY_SUFFIX = {
+    ".e01": "e01", ".ex01": "ex01", ".s01": "e01", ".vmdk": "vmdk", ".vhd": "vhd", ".vhdx": "vhdx",
+    ".qcow2": "qcow2", ".raw": "raw", ".dd": "raw", ".img": "raw", ".bin": "raw", ".zip": "zip",
+    ".tar": "tar", ".gz": "tar", ".tgz": "tar", ".evtx": "evtx",
+}
+_HASH_CHUNK = 1 << 20
+
+# dissect logs loader and plugin noise through the logging module and structlog; the examiner
+# gets our own one-line messages instead.
+logging.getLogger("dissect").setLevel(logging.CRITICAL)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def evidence_kind(path: Path) -> str:
+    if path.is_dir():
+        return "dir"
+    return _KIND_BY_SUFFIX.get(path.suffix.lower(), "raw")
+
+
+def _ref(path: Path, kind: str) -> EvidenceRef:
+    ref = EvidenceRef(path=str(path), kind=kind)
+    if path.is_file():
+        ref.size = path.stat().st_size
+        ref.sha256 = sha256_file(path)
+    return ref
+
+
+def _is_evtx_folder(path: Path) -> bool:
+    """A folder of event logs handed over on their own (no OS tree inside)."""
+    if not path.is_dir():
+        return False
+    has_logs = any(p.suffix.lower() == ".evtx" for p in path.rglob("*") if p.is_file())
+    if not has_logs:
+        return False
+    markers = {"windows", "c", "c:", "uploads", "etc", "var"}
+    return not any(child.name.lower() in markers for child in path.iterdir())
+
+
+def open_evidence(path_text: str, ctx: Context, *, memory: bool = False) -> Source | None:
+    """Open one evidence item; returns None (and records a gap) when it cannot be opened at all."""
+    path = Path(path_text)
+    if not path.exists():
+        ctx.gap(path_text, path_text, "no such file or directory")
+        return None
+    ctx.progress(f"opening {path}")
+    try:
+        if memory:
+            return Source(ref=_ref(path, "memory"), memory=path, host=HostInfo(evidence=str(path)))
+        if path.is_file() and path.suffix.lower() == ".evtx":
+            return Source(ref=_ref(path, "evtx"), evtx_files=[path], host=HostInfo(evidence=str(path)))
+        if _is_evtx_folder(path):
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".evtx")
+            ref = _ref(path, "evtx-dir")
+            ref.details["files"] = len(files)
+            return Source(ref=ref, evtx_files=files, host=HostInfo(evidence=str(path)))
+        ref = _ref(path, evidence_kind(path))
+    except OSError as exc:
+        ctx.gap(path_text, path_text, f"cannot read evidence: {exc.strerror or exc}")
+        return None
+    return _open_target(path, ref, ctx)
+
+
+def _open_target(path: Path, ref: EvidenceRef, ctx: Context) -> Source | None:
+    from dissect.target import Target  # imported late: it is the slow part of start-up
+
+    try:
+        target = Target.open(path)
+        os_family = target.os
+    except Exception as exc:  # dissect raises many types for unknown/damaged containers
+        ctx.gap(str(path), str(path), f"cannot open as a disk image or collection: {_describe(exc)}")
+        return None
+    if os_family in (None, "default") and not list(target.filesystems):
+        ctx.gap(str(path), str(path), "no filesystem found in the evidence (unknown or damaged format)")
+        return None
+    ref.details["loader"] = type(getattr(target, "_loader", None)).__name__
+    host = HostInfo(evidence=str(path))
+    source = Source(ref=ref, target=target, host=host, os_family=os_family)
+    host.hostname = _safe(lambda: target.hostname)
+    host.os = _safe(lambda: target.version)
+    if os_family == "windows":
+        source.tz, host.timezone = _windows_timezone(target, ctx, str(path))
+    return source
+
+
+def _windows_timezone(target, ctx: Context, evidence: str):
+    """The machine's zone from SYSTEM\\...\\TimeZoneInformation (dissect silently falls back to UTC)."""
+    key_path = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\TimeZoneInformation"
+    try:
+        name = target.registry.key(key_path).value("TimeZoneKeyName").value
+    except Exception:
+        ctx.gap(evidence, key_path, "time zone not found in the registry: local task times are kept as written, not converted to UTC")
+        return None, None
+    name = str(name).rstrip("\x00")
+    try:
+        tz = target.datetime.tz(name)
+    except Exception as exc:
+        ctx.gap(evidence, f"...\\Time Zones\\{name}", f"time zone definition unreadable ({_describe(exc)}): local task times are not converted")
+        return None, name
+    if name.upper() == "UTC":
+        tz = timezone.utc
+    return tz, name
+
+
+def _safe(fn):
+    try:
+        value = fn()
+    except Exception:
+        return None
+    return str(value) if value not in (None, "") else None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,108 @@
+"""The case folder (``-o DIR``): timeline, findings, entities, HTML report and a verifiable manifest.
+
+Output file names are fixed constants, never derived from evidence, so a task named ``..\\..\\x``
+cannot place a file outside the folder. Every file is rendered completely in memory from sorted
+records and written as UTF-8 with ``\\n`` line ends: the same input gives the same bytes, except the
+manifest's ``started``/``finished`` run times. The manifest is written last, with the SHA-256 of
+every other file.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from triage.collect import Context
+from triage.export import html, jsonl, manifest, markdown, timeline_csv
+from triage.records import TimelineEvent
+
+OUTPUT_FILES = ("tasks.jsonl", "timeline.jsonl", "timeline_undated.jsonl", "timeline.csv", "findings.json",
+                "findings.md", "report.html")
+
+
+def _row_order(row: TimelineEvent) -> tuple:
+    prov = row.provenance
+    return (row.utc or "9999", row.task, row.what, row.source, prov.location, prov.offset or 0, prov.value_name or "",
+            row.meaning, row.as_written or "", prov.raw or "", prov.evidence or "", sorted(map(str, row.details.items())))
+
+
+def _counts(case, rows: list[TimelineEvent], undated: int, gaps: int) -> dict:
+    by_risk = Counter(f.risk_level for f in case.findings)
+    return {
+        "tasks": len(case.entities),
+        "tasks_by_kind": dict(sorted(Counter(e.kind for e in case.entities).items())),
+        "definitions": len(case.definitions),
+        "events": len(case.events),
+        "processes": len(case.processes),
+        "unix_jobs": len(case.unix_jobs),
+        "timeline_rows": len(rows),
+        "timeline_rows_undated": undated,
+        "findings": len(case.findings),
+        "findings_by_risk": {risk: by_risk[risk] for risk in html.RISKS if by_risk[risk]},
+        "gaps": gaps,
+    }
+
+
+def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | None = None,
+               case_id: str | None = None) -> Path | None:
+    """Write the case folder; returns its path, or None (with a gap line) when it cannot be written."""
+    out = Path(out_dir)
+    inside = _evidence_holding(out, case.evidence)
+    if inside is not None:
+        ctx.gap(str(out), str(out), f"refusing to write the case folder into evidence item {inside}: evidence is never written")
+        return None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        ctx.gap(str(out), str(out), f"cannot create the case folder: {exc.strerror or exc}")
+        return None
+    evidence = manifest.describe_evidence(case.evidence, ctx)
+    rows = sorted(case.timeline, key=_row_order)
+    names = {entity.key: entity.task for entity in case.entities}
+    dated_text, undated_text = jsonl.timeline_jsonl(rows, names)
+    undated = undated_text.count("\n")
+    counts = _counts(case, rows, undated, len(ctx.gaps))
+    version = manifest.tool_version()
+    renderers = {
+        "tasks.jsonl": lambda: jsonl.tasks_jsonl(case.entities),
+        "timeline.jsonl": lambda: dated_text,
+        "timeline_undated.jsonl": lambda: undated_text,
+        "timeline.csv": lambda: timeline_csv.timeline_csv(rows, names),
+        "findings.json": lambda: jsonl.findings_json(case.findings),
+        "findings.md": lambda: markdown.findings_md(case.findings),
+        "report.html": lambda: html.report_html(case, gaps=ctx.gaps, evidence=evidence, counts=counts, rows=rows,
+                                                examiner=examiner, case_id=case_id, version=version),
+    }
+    outputs = []
+    for name in OUTPUT_FILES:
+        ctx.progress(f"writing {name} ...")
+        data = renderers[name]().encode("utf-8", "backslashreplace")
+        if not _write(out / name, data, ctx):
+            return None
+        outputs.append({"file": name, "size": len(data), "sha256": manifest.sha256_of(out / name)})
+    ctx.progress(f"writing {manifest.MANIFEST_NAME} ...")
+    record = manifest.build_manifest(case, ctx, argv=argv, examiner=examiner, case_id=case_id, evidence=evidence,
+                                     outputs=outputs, counts=counts)
+    if not _write(out / manifest.MANIFEST_NAME, manifest.manifest_text(record).encode("utf-8"), ctx):
+        return None
+    ctx.progress(f"case folder {out}: manifest.json SHA-256 {manifest.sha256_of(out / manifest.MANIFEST_NAME)}")
+    return out
+
+
+def _evidence_holding(out: Path, evidence) -> str | None:
+    """The evidence item the output folder would be written into (or over), if any."""
+    target = out.resolve()
+    for ref in evidence:
+        item = Path(ref.path).resolve()
+        if target == item or (item.is_dir() and target.is_relative_to(item)):
+            return ref.path
+    return None
+
+
+def _write(path: Path, data: bytes, ctx: Context) -> bool:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        ctx.gap(str(path.parent), path.name, f"cannot write output file: {exc.strerror or exc}")
+        return False
+    return True

@@ -1,0 +1,368 @@
+"""``manifest.json``: what was examined, with what, by whom, and the hash of everything; ``triage verify``.
+
+The manifest records the tool and dependency versions, the exact command line, examiner and case
+id, the run's start and finish (UTC; the only wall-clock values in the case folder), every evidence
+file with size and SHA-256 (E01 segments and the files of a directory item one by one), for EWF
+images the MD5/SHA-1 the acquisition tool stored inside the image and whether the media data still
+hashes to them, every output file with SHA-256, and every gap (what could not be read).
+
+``triage verify DIR`` re-hashes every output file listed and every evidence file still present at
+its path, prints one line per changed or missing file, and exits 0 when everything matches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dissect.cstruct import cstruct
+
+from triage.collect import Context
+from triage.export.safe import escape_controls, json_text
+from triage.records import EvidenceRef, to_dict
+
+MANIFEST_NAME = "manifest.json"
+_CHUNK = 4 << 20
+EXIT_MATCH, EXIT_CHANGED, EXIT_USAGE = 0, 1, 2
+
+DEPENDENCIES = (
+    "dissect.target", "dissect.cstruct", "dissect.evidence", "dissect.ntfs", "dissect.regf", "dissect.extfs",
+    "dissect.xfs", "dissect.util", "volatility3", "regipy", "python-registry", "python-evtx", "pySigma",
+    "pySigma-backend-sqlite", "defusedxml", "tabulate",
+)
+
+# EWF (E01) sections that hold the acquisition hashes (libewf's format documentation, sections
+# "hash" and "digest"): all-zero means "not stored".
+_ewf = cstruct().load("""
+typedef struct {
+    char    md5[16];
+    char    unknown[16];
+    uint32  checksum;
+} EWFHashSection;
+
+typedef struct {
+    char    md5[16];
+    char    sha1[20];
+    char    padding[40];
+    uint32  checksum;
+} EWFDigestSection;
+""")
+
+# Acquisition metadata keys of the EWF header / header2 sections.
+_EWF_HEADER_KEYS = {
+    "a": "description", "c": "case_number", "n": "evidence_number", "e": "examiner_name", "t": "notes",
+    "md": "model", "sn": "serial_number", "av": "acquisition_software_version", "ov": "acquisition_os",
+    "m": "acquisition_date", "u": "system_date", "r": "compression", "dc": "unknown_dc",
+}
+
+
+def tool_version() -> str:
+    import triage
+
+    version = getattr(triage, "__version__", None)
+    if version:
+        return version
+    try:
+        return metadata.version("triage")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def dependency_versions() -> dict[str, str]:
+    versions = {}
+    for name in DEPENDENCIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_entry(path: Path, shown: str, known_sha256: str | None = None) -> dict[str, Any]:
+    size = path.stat().st_size
+    return {"path": shown, "size": size, "sha256": known_sha256 or sha256_of(path)}
+
+
+def describe_evidence(refs: list[EvidenceRef], ctx: Context) -> list[dict[str, Any]]:
+    """Every evidence item with its files hashed, and EWF images' stored hashes verified."""
+    items = []
+    for ref in refs:
+        path = Path(ref.path)
+        item: dict[str, Any] = {"path": ref.path, "absolute_path": str(path.resolve()), "kind": ref.kind,
+                                "size": ref.size, "sha256": ref.sha256, "details": to_dict(ref.details)}
+        if path.is_dir():
+            item["files"] = _directory_files(path, ctx)
+        elif _is_ewf(path, ref.kind):
+            item["ewf"] = ewf_facts(path, ref, ctx)
+        items.append({k: v for k, v in item.items() if v not in (None, {}, [])})
+    return items
+
+
+def _is_ewf(path: Path, kind: str) -> bool:
+    return kind in ("e01", "ex01") or path.suffix.lower() in (".e01", ".ex01", ".s01", ".l01")
+
+
+def _directory_files(root: Path, ctx: Context) -> list[dict[str, Any]]:
+    """Each regular file of a directory evidence item (collections, loose logs); symlinks not followed."""
+    ctx.progress(f"hashing the files of {root}")
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            rel = path.relative_to(root).as_posix()
+            try:
+                files.append(_file_entry(path, rel))
+            except OSError as exc:
+                ctx.gap(str(root), rel, f"cannot hash evidence file: {exc.strerror or exc}")
+    return files
+
+
+def _read_section(fh: BinaryIO, section, struct):
+    fh.seek(section.data_offset)
+    return struct(fh)
+
+
+def _header_fields(data: bytes) -> dict[str, str]:
+    """Acquisition metadata from a header2 (UTF-16) or header (ASCII) section: keys line, values line."""
+    text = data.decode("utf-16-le" if data[:2] == b"\xff\xfe" else "latin-1", errors="replace").lstrip("\ufeff")
+    lines = text.replace("\r", "").split("\n")
+    if len(lines) < 4:
+        return {}
+    keys, values = lines[2].split("\t"), lines[3].split("\t")
+    fields = {}
+    for key, value in zip(keys, values):
+        if key == "p" or not value:  # "p" is the password hash: never copied into a report
+            continue
+        name = _EWF_HEADER_KEYS.get(key, key)
+        fields[name] = value
+        if key in ("m", "u") and value.isdigit():  # header2 writes POSIX seconds: UTC by definition
+            fields[f"{name}_utc"] = datetime.fromtimestamp(int(value), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return fields
+
+
+def ewf_facts(path: Path, ref: EvidenceRef, ctx: Context) -> dict[str, Any]:
+    """Segments with hashes, the acquisition hashes stored in the image, and whether the media matches."""
+    from dissect.evidence.ewf import EWF, find_files
+
+    try:
+        segment_paths = find_files(path)
+    except Exception as exc:  # dissect raises EWFError / IndexError for unusual names
+        ctx.gap(ref.path, ref.path, f"EWF segments not found: {type(exc).__name__}: {exc}")
+        return {"status": "unreadable"}
+    facts: dict[str, Any] = {"segments": []}
+    for seg in segment_paths:
+        known = ref.sha256 if seg == path.resolve() else None
+        if known is None:
+            ctx.progress(f"hashing EWF segment {seg.name}")
+        facts["segments"].append(_file_entry(seg, str(seg), known))
+    handles = [seg.open("rb") for seg in segment_paths]
+    try:
+        try:
+            ewf = EWF(handles)
+            stored, header = _stored_hashes(ewf)
+        except Exception as exc:
+            ctx.gap(ref.path, "EWF sections", f"cannot read the image's stored hashes: {type(exc).__name__}: {exc}")
+            facts["status"] = "unreadable"
+            return facts
+        facts["acquisition"] = header
+        facts["stored_hashes"] = stored
+        if not stored:
+            facts["status"] = "no hash stored in the image"
+            return facts
+        ctx.progress(f"verifying the hashes stored in {path.name} ({ewf.size} bytes of media)")
+        try:
+            computed = _media_hashes(ewf)
+        except Exception as exc:
+            ctx.gap(ref.path, "EWF media data", f"media data unreadable, stored hashes not verified: {type(exc).__name__}: {exc}")
+            facts["status"] = "unreadable"
+            return facts
+    finally:
+        for handle in handles:
+            handle.close()
+    facts["media_size"] = ewf.size
+    facts["computed_hashes"] = {name: computed[name] for name in stored}
+    facts["match"] = {name: computed[name] == stored[name] for name in stored}
+    if all(facts["match"].values()):
+        facts["status"] = "verified"
+    else:
+        facts["status"] = "mismatch"
+        bad = ", ".join(name.upper() for name, ok in facts["match"].items() if not ok)
+        ctx.gap(ref.path, "EWF media data", f"media data does not hash to the {bad} stored in the image: altered or damaged evidence")
+    return facts
+
+
+def _stored_hashes(ewf) -> tuple[dict[str, str], dict[str, str]]:
+    stored: dict[str, str] = {}
+    header: dict[str, str] = {}
+    for index in range(len(ewf.fh)):
+        segment = ewf.segment(index)
+        for section in segment.sections:
+            if section.type == b"digest":
+                digest = _read_section(segment.fh, section, _ewf.EWFDigestSection)
+                for name, value in (("md5", digest.md5), ("sha1", digest.sha1)):
+                    if any(value):
+                        stored[name] = value.hex()
+            elif section.type == b"hash" and "md5" not in stored:
+                hashed = _read_section(segment.fh, section, _ewf.EWFHashSection)
+                if any(hashed.md5):
+                    stored["md5"] = hashed.md5.hex()
+    if ewf.header is not None:
+        header = _header_fields(ewf.header.data)
+    return dict(sorted(stored.items())), header
+
+
+def _media_hashes(ewf) -> dict[str, str]:
+    md5, sha1 = hashlib.md5(usedforsecurity=False), hashlib.sha1(usedforsecurity=False)
+    stream = ewf.open()
+    remaining = ewf.size
+    stream.seek(0)
+    while remaining > 0:
+        chunk = stream.read(min(_CHUNK, remaining))
+        if not chunk:
+            raise EOFError(f"media data ends {remaining} bytes early")
+        md5.update(chunk)
+        sha1.update(chunk)
+        remaining -= len(chunk)
+    return {"md5": md5.hexdigest(), "sha1": sha1.hexdigest()}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_manifest(case, ctx: Context, *, argv: list[str], examiner: str | None, case_id: str | None,
+                   evidence: list[dict[str, Any]], outputs: list[dict[str, Any]], counts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tool": {"name": "triage", "version": tool_version()},
+        "python": platform.python_version(),
+        "dependencies": dependency_versions(),
+        "command_line": list(argv),
+        "examiner": examiner,
+        "case_id": case_id,
+        "started": case.started,
+        "finished": _now(),
+        "evidence": evidence,
+        "hosts": [to_dict(h) for h in case.hosts],
+        "counts": counts,
+        "outputs": outputs,
+        "gaps": [to_dict(g) for g in ctx.gaps],
+    }
+
+
+def manifest_text(manifest: dict[str, Any]) -> str:
+    return json_text(manifest, indent=2) + "\n"
+
+
+# --- triage verify -------------------------------------------------------------------------------
+
+def _plain_name(name: Any) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name \
+        and "\x00" not in name and name != MANIFEST_NAME
+
+
+def _evidence_files(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """(absolute path, sha256) of every evidence file the manifest names."""
+    files = []
+    for item in manifest.get("evidence") or []:
+        if not isinstance(item, dict):
+            continue
+        base = item.get("absolute_path") or item.get("path")
+        if not isinstance(base, str):
+            continue
+        if item.get("sha256"):
+            files.append((base, item["sha256"]))
+        for entry in item.get("files") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                files.append((str(Path(base) / entry["path"]), entry.get("sha256")))
+        for entry in (item.get("ewf") or {}).get("segments") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str) and entry["path"] != base:
+                files.append((entry["path"], entry.get("sha256")))
+    seen, unique = set(), []
+    for path, digest in files:
+        if path not in seen:
+            seen.add(path)
+            unique.append((path, digest))
+    return unique
+
+
+def verify_main(argv: list[str]) -> int:
+    """``triage verify DIR``: 0 all hashes match, 1 something changed or is missing, 2 bad usage."""
+    parser = argparse.ArgumentParser(prog="triage verify",
+                                     description="Re-check a case folder: output files and evidence against manifest.json.")
+    parser.add_argument("case_dir", help="the case folder written with -o")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_MATCH
+    case_dir = Path(args.case_dir)
+    try:
+        manifest = json.loads((case_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"triage verify: error: cannot read {escape_controls(case_dir / MANIFEST_NAME)}: "
+              f"{escape_controls(getattr(exc, 'strerror', None) or exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    outputs = manifest.get("outputs") if isinstance(manifest, dict) else None
+    if not isinstance(outputs, list):
+        print(f"triage verify: error: {escape_controls(case_dir / MANIFEST_NAME)} is not a triage manifest (no outputs list)",
+              file=sys.stderr)
+        return EXIT_USAGE
+
+    problems = 0
+    listed = set()
+    for entry in outputs:
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if not _plain_name(name):
+            print(f"REFUSED output {escape_controls(repr(name))}: not a plain file name inside the case folder")
+            problems += 1
+            continue
+        listed.add(name)
+        path = case_dir / name
+        if not path.is_file():
+            print(f"MISSING output {escape_controls(name)}")
+            problems += 1
+            continue
+        now = sha256_of(path)
+        if now != entry.get("sha256"):
+            print(f"CHANGED output {escape_controls(name)}: SHA-256 was {escape_controls(entry.get('sha256'))}, now {now}")
+            problems += 1
+
+    checked = absent = 0
+    for path_text, digest in _evidence_files(manifest):
+        path = Path(path_text)
+        if not path.is_file():
+            print(f"NOT PRESENT evidence {escape_controls(path_text)}: not checked")
+            absent += 1
+            continue
+        checked += 1
+        now = sha256_of(path)
+        if now != digest:
+            print(f"CHANGED evidence {escape_controls(path_text)}: SHA-256 was {escape_controls(digest)}, now {now}")
+            problems += 1
+
+    for extra in sorted(p.name for p in case_dir.iterdir() if p.name != MANIFEST_NAME and p.name not in listed):
+        print(f"NOT IN MANIFEST {escape_controls(extra)}: not part of the case folder as written, not checked")
+
+    verdict = "all match" if problems == 0 else f"{problems} changed or missing"
+    print(f"triage verify: {len(listed)} output file(s), {checked} evidence file(s) checked"
+          f"{f', {absent} not present' if absent else ''}: {verdict}")
+    print(f"triage verify: manifest.json SHA-256 {sha256_of(case_dir / MANIFEST_NAME)}")
+    return EXIT_MATCH if problems == 0 else EXIT_CHANGED

@@ -1,0 +1,118 @@
+"""Neutralising hostile content on its way into the case folder.
+
+Everything in the outputs that came from evidence (task names, descriptions, command lines, event
+fields) is attacker-controlled. These helpers make it inert for the program that opens each file:
+spreadsheets (formula cells), browsers (HTML), Markdown renderers, terminals and editors
+(control characters, bidirectional overrides, invisible format characters). They change how a
+value is *shown*, never what it is: the JSON outputs keep the exact value with JSON escapes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import unicodedata
+from typing import Any
+
+# Cc controls, Cf format characters (bidi overrides, zero-width, tag characters), lone surrogates,
+# and the Unicode line/paragraph separators: invisible or layout-changing, so always shown escaped.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+# A spreadsheet cell starting with one of these is a formula (or a DDE command) in Excel/LibreOffice.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+# Inline markup in CommonMark/GFM (emphasis, code, links, tables, strikethrough, math). Values never
+# start a line in our Markdown, so line-start markup (#, -, 1.) cannot trigger.
+_MD_SPECIAL = frozenset("`*_[]|~$")
+_MD_PUNCTUATION = frozenset(chr(c) for c in range(0x21, 0x7F) if not chr(c).isalnum())
+
+
+def _is_escaped(ch: str) -> bool:
+    return unicodedata.category(ch) in _ESCAPED_CATEGORIES
+
+
+def _visible(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def escape_controls(value: Any) -> str:
+    """Text with every control / invisible character written as a Python-style escape (``\\x1b``)."""
+    text = "" if value is None else str(value)
+    if all(not _is_escaped(ch) for ch in text):
+        return text
+    return "".join(_visible(ch) if _is_escaped(ch) else ch for ch in text)
+
+
+def _json_escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=str)
+    if isinstance(obj, bytes):
+        return obj.hex()
+    return str(obj)
+
+
+def json_text(obj: Any, *, indent: int | None = None) -> str:
+    """JSON that keeps readable UTF-8 but escapes every control/invisible character as ``\\uXXXX``.
+
+    Such characters only ever occur inside JSON strings, where a ``\\u`` escape is the same value,
+    so the parsed data is exactly the input.
+    """
+    separators = (",", ": ") if indent is not None else (", ", ": ")
+    text = json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators, default=_json_default)
+    if all(not _is_escaped(ch) for ch in text if ord(ch) > 0x7E):
+        return text
+    return "".join(_json_escape(ch) if ord(ch) > 0x7E and _is_escaped(ch) else ch for ch in text)
+
+
+def csv_cell(value: Any) -> str:
+    """A spreadsheet-safe cell: formulas neutralised with a leading apostrophe, controls escaped.
+
+    A lone ``-`` (the l2tcsv "no value" marker) is not a formula and stays as it is.
+    """
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START) and text != "-":
+        text = "'" + text
+    return escape_controls(text)
+
+
+def html_text(value: Any) -> str:
+    """HTML-escaped text (quotes included, so it is safe in attributes too), controls escaped."""
+    return html.escape(escape_controls(value), quote=True)
+
+
+def md_text(value: Any) -> str:
+    """Markdown-inert text: markup characters backslash-escaped, ``& < >`` as entities, controls escaped.
+
+    A backslash is doubled only where the renderer would otherwise read it as an escape (before
+    ASCII punctuation), so task paths like ``\\Microsoft\\Windows`` stay readable in the raw file.
+    """
+    text = escape_controls(value)
+    out = []
+    for index, ch in enumerate(text):
+        if ch == "&":
+            out.append("&amp;")
+        elif ch == "<":
+            out.append("&lt;")
+        elif ch == ">":
+            out.append("&gt;")
+        elif ch == "\\":
+            following = text[index + 1] if index + 1 < len(text) else ""
+            out.append("\\\\" if following in _MD_PUNCTUATION or following == "" else "\\")
+        elif ch in _MD_SPECIAL or (ch == ":" and text.startswith("//", index + 1)):
+            out.append("\\" + ch)  # ":" before "//": no auto-linked URL from evidence
+        else:
+            out.append(ch)
+    return "".join(out)

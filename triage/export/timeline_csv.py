@@ -1,0 +1,127 @@
+"""``timeline.csv`` in plaso's l2tcsv layout, so examiners' existing spreadsheets and filters work.
+
+Column mapping (plaso's own values in brackets where they differ):
+
+- ``date`` ``time`` ``timezone``: the UTC time as MM/DD/YYYY, HH:MM:SS and ``UTC``. A row without a
+  UTC time keeps its local time as written: date and time from it when it reads as a date, and
+  ``timezone`` ``local (zone unknown)``.
+- ``MACB``: ``M...`` modified, ``.A..`` accessed, ``..C.`` entry changed, ``...B`` created/born, ``....``
+  for other meanings (a run, a log entry, a registration date).
+- ``source``: short kind (``FILE`` file-system times, ``TASK`` task definitions, ``REG`` TaskCache,
+  ``EVT`` event logs, ``LOG`` text logs, ``MEM`` memory, ``CRON`` Unix jobs); ``sourcetype`` the artifact.
+- ``type``: what the timestamp means (Timesketch's ``timestamp_desc``).
+- ``user``, ``host``: from the record, ``-`` when unknown.
+- ``short``: task and what happened; ``desc``: the same plus command line, user and process id.
+- ``version``: ``2``. ``filename``: the artifact path, registry key or log name. ``inode``: the byte
+  offset or record number inside it, ``-`` when none.
+- ``notes``: time basis, precision and the value as written. ``format``: ``triage:<artifact>``.
+- ``extra``: ``key: value`` pairs separated by ``; ``: evidence item, its SHA-256, value name, raw value
+  and the record's detail fields.
+
+Unlike plaso (which replaces commas with spaces) cells are quoted as RFC 4180 says, so nothing is
+lost. Every cell goes through :func:`triage.export.safe.csv_cell` (formula neutralising, controls).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from triage.export.jsonl import parse_utc
+from triage.export.safe import csv_cell
+from triage.records import TimelineEvent
+
+L2TCSV_COLUMNS = ["date", "time", "timezone", "MACB", "source", "sourcetype", "type", "user", "host", "short",
+                  "desc", "version", "filename", "inode", "notes", "format", "extra"]
+
+_MACB = {
+    "modified": "M...", "si_modified": "M...", "fn_modified": "M...",
+    "accessed": ".A..", "si_accessed": ".A..", "fn_accessed": ".A..",
+    "changed": "..C.", "si_mft_modified": "..C.", "fn_mft_modified": "..C.", "mft_modified": "..C.",
+    "created": "...B", "born": "...B", "si_created": "...B", "fn_created": "...B",
+}
+
+_SOURCE_SHORT = {
+    "taskcache": "REG", "memory_taskcache": "MEM", "memory": "MEM", "evtx": "EVT", "schedlgu": "LOG",
+    "syslog": "LOG", "cronlog": "LOG", "journal": "LOG", "cron": "CRON", "anacron": "CRON",
+    "cron_script": "CRON", "at": "CRON", "systemd_timer": "CRON",
+}
+
+_SOURCE_LONG = {
+    "task_xml": "Task Scheduler XML file", "job": "Task Scheduler .job file", "gpp": "Group Policy ScheduledTasks.xml",
+    "taskcache": "TaskCache registry key", "memory_taskcache": "TaskCache in memory", "memory": "Memory image",
+    "evtx": "Windows event log", "schedlgu": "SchedLgU.txt", "syslog": "syslog", "cronlog": "cron log",
+    "journal": "systemd journal", "cron": "crontab", "anacron": "anacrontab", "cron_script": "cron script",
+    "at": "at job", "systemd_timer": "systemd timer",
+}
+
+_FILE_TIME_MEANINGS = frozenset(_MACB)
+
+
+def _source_short(row: TimelineEvent) -> str:
+    if row.meaning in _FILE_TIME_MEANINGS and row.provenance.artifact in ("task_xml", "job", "gpp"):
+        return "FILE"
+    return _SOURCE_SHORT.get(row.provenance.artifact, _SOURCE_SHORT.get(row.source, "TASK"))
+
+
+def _date_time(row: TimelineEvent) -> tuple[str, str, str]:
+    when = parse_utc(row.utc)
+    if when is not None:
+        return when.strftime("%m/%d/%Y"), when.strftime("%H:%M:%S"), "UTC"
+    written = row.as_written or ""
+    # Local wall-clock values as written (xs:dateTime, "YYYY-MM-DD HH:MM:SS"): split, never shifted.
+    if len(written) >= 19 and written[4] == "-" and written[7] == "-" and written[10] in "T ":
+        date, clock = written[:10], written[11:19]
+        if (date[:4] + date[5:7] + date[8:10]).isdigit():
+            return f"{date[5:7]}/{date[8:10]}/{date[:4]}", clock, "local (zone unknown)"
+    return "-", "-", "local (zone unknown)" if row.basis == "local-unconverted" else "unknown"
+
+
+def _extra(row: TimelineEvent) -> str:
+    prov = row.provenance
+    pairs = [("evidence", prov.evidence), ("evidence_sha256", prov.evidence_sha256), ("value_name", prov.value_name),
+             ("raw", prov.raw), ("utc", row.utc)]
+    pairs += [(key, row.details[key]) for key in sorted(row.details)]
+    return "; ".join(f"{k}: {v}" for k, v in pairs if v not in (None, ""))
+
+
+def l2tcsv_row(row: TimelineEvent, task_display: str) -> list[str]:
+    date, clock, zone = _date_time(row)
+    details = row.details
+    short = f"{task_display}: {row.what}" if task_display else row.what
+    desc_parts = [short]
+    if details.get("command_line"):
+        desc_parts.append(f"command line: {details['command_line']}")
+    if details.get("user"):
+        desc_parts.append(f"user: {details['user']}")
+    if details.get("process_id") is not None:
+        desc_parts.append(f"pid: {details['process_id']}")
+    notes = f"basis: {row.basis}; precision: {row.precision}"
+    if row.as_written:
+        notes += f"; as written: {row.as_written}"
+    return [
+        date, clock, zone,
+        _MACB.get(row.meaning, "...."),
+        _source_short(row),
+        _SOURCE_LONG.get(row.provenance.artifact, row.provenance.artifact),
+        row.what,
+        str(details.get("user") or "-"),
+        row.host or "-",
+        short,
+        "; ".join(desc_parts),
+        "2",
+        row.provenance.location or "-",
+        "-" if row.provenance.offset is None else str(row.provenance.offset),
+        notes,
+        f"triage:{row.provenance.artifact}",
+        _extra(row),
+    ]
+
+
+def timeline_csv(rows: list[TimelineEvent], names: dict[str, str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(L2TCSV_COLUMNS)
+    for row in rows:
+        writer.writerow([csv_cell(cell) for cell in l2tcsv_row(row, names.get(row.task, row.task))])
+    return buffer.getvalue()

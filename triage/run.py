@@ -1,0 +1,106 @@
+"""One function from evidence to case: open → collect → correlate → judge. ``hunt`` calls it per item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from triage.collect import Context, Source
+from triage.collect import eventlogs, memory, taskcache, unix_jobs, windows_tasks
+from triage.correlate import correlate, unattached_timeline
+from triage.detect import JudgeContext, build_findings
+from triage.detect import baseline, content_rules, stealth, timeline_checks
+from triage.evidence import open_evidence
+from triage.records import (
+    Entity,
+    EvidenceRef,
+    Finding,
+    HostInfo,
+    TaskDefinition,
+    TaskEvent,
+    TaskProcess,
+    TimelineEvent,
+    UnixJob,
+)
+
+COLLECTORS = (
+    ("windows_tasks", windows_tasks.collect),
+    ("taskcache", taskcache.collect),
+    ("eventlogs", eventlogs.collect),
+    ("unix_jobs", unix_jobs.collect),
+    ("memory", memory.collect),
+)
+
+CHECKS = (
+    stealth.check_stealth,
+    timeline_checks.check_timeline,
+    content_rules.check_content,
+    baseline.check_baseline,
+)
+
+
+@dataclass
+class Case:
+    """Everything one run found, ready for the exports."""
+
+    evidence: list[EvidenceRef] = field(default_factory=list)
+    hosts: list[HostInfo] = field(default_factory=list)
+    definitions: list[TaskDefinition] = field(default_factory=list)
+    events: list[TaskEvent] = field(default_factory=list)
+    processes: list[TaskProcess] = field(default_factory=list)
+    unix_jobs: list[UnixJob] = field(default_factory=list)
+    entities: list[Entity] = field(default_factory=list)
+    timeline: list[TimelineEvent] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    sigma_report: dict = field(default_factory=dict)
+    started: str = ""
+    finished: str = ""
+    opened: int = 0
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = (), hunt_date: str | None = None) -> Case:
+    case = Case(started=_now())
+    sources: list[Source] = []
+    for path in evidence_paths:
+        if (source := open_evidence(path, ctx)) is not None:
+            sources.append(source)
+    for path in memory_paths:
+        if (source := open_evidence(path, ctx, memory=True)) is not None:
+            sources.append(source)
+    case.opened = len(sources)
+    for source in sources:
+        case.evidence.append(source.ref)
+        case.hosts.append(source.host)
+        _collect(source, ctx, case)
+    # A host named in one evidence item (the disk) names the records of the others (loose logs, memory).
+    known_host = next((h.hostname for h in case.hosts if h.hostname), None)
+    for record in (*case.definitions, *case.events, *case.unix_jobs):
+        if record.host is None:
+            record.host = known_host
+    if case.processes:  # disk events and definitions of the same host link memory processes to tasks
+        memory.link_task_processes(case.processes, case.events, case.definitions)
+    case.entities, case.timeline = correlate(case.definitions, case.events, case.processes, case.unix_jobs)
+    case.timeline = sorted(case.timeline + unattached_timeline(case.events, case.processes),
+                           key=lambda r: (r.utc or "9999", r.task, r.what, r.source, r.provenance.location, r.provenance.offset or 0))
+    judge = JudgeContext(hunt_date=hunt_date or datetime.now(timezone.utc).strftime("%Y%m%d"), gaps=ctx.gaps,
+                         baseline=baseline.load_baseline(), options=ctx.options)
+    judged = [(entity, [hit for check in CHECKS for hit in check(entity, judge)]) for entity in case.entities]
+    case.findings = build_findings(judged, judge)
+    case.finished = _now()
+    return case
+
+
+def _collect(source: Source, ctx: Context, case: Case) -> None:
+    buckets = {TaskDefinition: case.definitions, TaskEvent: case.events, TaskProcess: case.processes, UnixJob: case.unix_jobs}
+    for name, collect in COLLECTORS:
+        try:
+            for record in collect(source, ctx):
+                if isinstance(record, TaskDefinition | TaskEvent | UnixJob) and record.host is None:
+                    record.host = source.host.hostname
+                buckets[type(record)].append(record)
+        except Exception as exc:  # a collector bug must not lose the rest of the evidence
+            ctx.gap(source.name, name, f"collector failed: {type(exc).__name__}: {exc}")

@@ -32,8 +32,9 @@ from dissect.ntfs import NTFS
 from test_images.regf import minimal_hive, set_key_times
 from test_images.windows_tree import (
     ACQUIRED, CORPUS, EVTX_DIR, GPT_DISK_GUID, GPT_PARTITION_GUID, HOSTNAME, STOCK_TASK_DIR, FileTimes, PlantedFile,
-    PlantedHive, all_tasks, at_jobs, other_files, planted_hives,
+    PlantedHive, PlantedTask, all_tasks, at_jobs, other_files, planted_hives,
 )
+from test_images.taskcache_scenarios import dirty_software_hive, log_only_keys, software_hive, stealth_task_files
 
 PROJECT = Path(__file__).resolve().parents[1]
 COMMITTED_E01 = Path(__file__).resolve().parent / "windows10.E01"
@@ -108,11 +109,23 @@ def build_hive(hive: PlantedHive, work: Path) -> bytes:
     return set_key_times(path.read_bytes(), {key.path: key.written for key in hive.keys if key.written})
 
 
+def image_tasks() -> list[PlantedTask]:
+    """Every task file on the image: stock, scenario and broken tasks plus the TaskCache stealth set's XML."""
+    return sorted(all_tasks() + stealth_task_files(), key=lambda t: t.name.lower())
+
+
 def planted_files(work: Path) -> list[PlantedFile]:
-    """Every file of the machine, sorted by path."""
-    tasks = all_tasks()
+    """Every file of the machine, sorted by path. SOFTWARE carries TaskCache and is left dirty: its
+    last task exists only in SOFTWARE.LOG1/.LOG2."""
+    tasks = image_tasks()
     files = [PlantedFile(task.file_path, task.data, task.times) for task in tasks]
-    files += [PlantedFile(hive.path, build_hive(hive, work), hive.times) for hive in planted_hives(tasks)]
+    hives = planted_hives(tasks)
+    software = next(h for h in hives if h.path.endswith("/SOFTWARE"))
+    dirty = dirty_software_hive(software_hive(tasks, work), log_only_keys(tasks), work)
+    files += [PlantedFile(software.path, dirty.primary, software.times),
+              PlantedFile(software.path + ".LOG1", dirty.log1, software.times),
+              PlantedFile(software.path + ".LOG2", dirty.log2, software.times)]
+    files += [PlantedFile(hive.path, build_hive(hive, work), hive.times) for hive in hives if hive is not software]
     files += other_files(at_jobs())
     return sorted(files, key=lambda f: f.path.lower())
 

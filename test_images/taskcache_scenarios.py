@@ -30,7 +30,6 @@ from datetime import datetime
 from pathlib import Path
 
 from test_images.taskcache_blobs import (
-    USER_TASK_FLAGS,
     comhandler_action,
     default_settings,
     email_action,
@@ -622,6 +621,7 @@ def software_hive(tasks: list[PlantedTask], work: Path) -> bytes:
     from test_images.build import build_hive
     from test_images.windows_tree import PlantedHive, planted_hives
 
+    work.mkdir(parents=True, exist_ok=True)
     software = next(h for h in planted_hives(tasks) if h.path.endswith("/SOFTWARE"))
     hive = PlantedHive(software.path, software.base_name, software.root_name,
                        tuple(software.keys) + tuple(taskcache_keys(tasks)), software.times, software.base_time)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from test_images import windows_tree
+from test_images.build import image_tasks
 from triage.cli import main
 from triage.collect import Context
 from triage.run import run
@@ -21,7 +22,7 @@ DISK_SOURCES = ("task_xml", "job", "gpp")
 
 def _planted_task_paths() -> set[str]:
     """Every task file the builder planted: XML (broken ones too: they are kept, with errors) and .job files."""
-    xml = {t.name for t in windows_tree.all_tasks()}
+    xml = {t.name for t in image_tasks()}
     jobs = {"\\" + j.name[:-4] for j in windows_tree.at_jobs()}
     return xml | jobs
 

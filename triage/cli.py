@@ -19,7 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="triage",
         description="Hunt scheduled-task persistence (T1053) in disk images, collections, event logs and memory.",
-        epilog="Other commands: 'triage verify CASE_DIR' re-checks a case folder's hashes.",
+        epilog="Other commands: 'triage verify CASE_DIR' re-checks a case folder's hashes; "
+               "'triage hunt EVIDENCE... -o DIR' triages a fleet and stacks tasks across hosts.",
     )
     parser.add_argument("evidence", nargs="*", help="E01/raw/VMDK/VHD(X)/QCOW2 image, KAPE or Velociraptor collection, directory, .evtx file or folder")
     parser.add_argument("-o", "--output", metavar="DIR", help="write the case folder (tasks.jsonl, findings, timeline, report, manifest)")
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         from triage.export.manifest import verify_main
 
         return verify_main(argv[1:])
+    if argv[:1] == ["hunt"]:
+        from triage.hunt import hunt_main
+
+        return hunt_main(argv[1:])
     parser = _parser()
     try:
         args = parser.parse_args(argv)

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from triage.collect import Context, Source
 from triage.collect import eventlogs, memory, taskcache, unix_jobs, windows_tasks
 from triage.correlate import correlate, unattached_timeline
-from triage.detect import JudgeContext, build_findings
-from triage.detect import baseline, content_rules, stealth, timeline_checks
+from triage.detect import Hit, JudgeContext, build_findings
+from triage.detect import baseline, content_rules, sigma, stealth, timeline_checks
 from triage.evidence import open_evidence
 from triage.records import (
     Entity,
@@ -21,7 +21,9 @@ from triage.records import (
     TaskProcess,
     TimelineEvent,
     UnixJob,
+    to_dict,
 )
+from triage.taskpath import normalise_task_path
 
 COLLECTORS = (
     ("windows_tasks", windows_tasks.collect),
@@ -72,6 +74,8 @@ def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = ()
         if (source := open_evidence(path, ctx, memory=True)) is not None:
             sources.append(source)
     case.opened = len(sources)
+    evaluator = sigma.SigmaEvaluator(_sigma_rules(ctx))
+    ctx.options["sigma_evaluator"] = evaluator  # the event-log collector feeds it every event in its one pass
     for source in sources:
         case.evidence.append(source.ref)
         case.hosts.append(source.host)
@@ -87,11 +91,56 @@ def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = ()
     case.timeline = sorted(case.timeline + unattached_timeline(case.events, case.processes),
                            key=lambda r: (r.utc or "9999", r.task, r.what, r.source, r.provenance.location, r.provenance.offset or 0))
     judge = JudgeContext(hunt_date=hunt_date or datetime.now(timezone.utc).strftime("%Y%m%d"), gaps=ctx.gaps,
-                         baseline=baseline.load_baseline(), options=ctx.options)
+                         baseline=baseline.load_baseline(), options=ctx.options,
+                         taskcache_read=stealth.taskcache_read(case.definitions))
     judged = [(entity, [hit for check in CHECKS for hit in check(entity, judge)]) for entity in case.entities]
+    judged = _add_sigma_hits(judged, evaluator, case)
     case.findings = build_findings(judged, judge)
     case.finished = _now()
     return case
+
+
+def _sigma_rules(ctx: Context) -> sigma.RuleSet:
+    """triage's own rules plus every folder given with ``--sigma``; unsupported rules are listed, not fatal."""
+    rules = sigma.shipped_rules()
+    extra = ctx.options.get("sigma") or []
+    if extra:
+        more = sigma.load_rules(extra)
+        rules.loaded += more.loaded
+        rules.unsupported += more.unsupported
+        counts = ", ".join(f"{kind} {n}" for kind, n in more.unsupported_counts().items())
+        ctx.progress(f"sigma: {len(more.loaded)} rule(s) loaded from {', '.join(map(str, extra))}, "
+                     f"{len(more.unsupported)} unsupported{f' ({counts})' if counts else ''}")
+    return rules
+
+
+def _add_sigma_hits(judged: list, evaluator: sigma.SigmaEvaluator, case: Case) -> list:
+    """A Sigma match on a task's events joins that task's finding; a match on no task is a finding of its own."""
+    by_key = {entity.key: hits for entity, hits in judged}
+    report = {"rules_loaded": len(evaluator.rules.loaded), "rules_unsupported": len(evaluator.rules.unsupported),
+              "unsupported": [to_dict(u) for u in evaluator.rules.unsupported], "errors": evaluator.errors,
+              "events_evaluated": evaluator.events_seen, "matches": []}
+    for match in evaluator.matches():
+        report["matches"].append({"rule_id": match.rule_id, "title": match.title, "level": match.level,
+                                  "events": len(match.events)})
+        for task in match.tasks or [None]:
+            events = [e for e in match.events if (e.task == task if task else not e.task)]
+            hit = Hit(rule=f"sigma:{match.rule_id}", title=f"Sigma: {match.title}", risk=match.risk,
+                      techniques=match.techniques, evidence=match_evidence(match, events),
+                      action=f"Review the {len(events)} matching event(s) of rule {match.title!r} ({match.rule_id}).")
+            key = normalise_task_path(task) if task else f"sigma:{match.rule_id}"
+            if key not in by_key:
+                entity = Entity(key=key, task=task or f"(no task) {match.title}", kind="windows_task",
+                                host=next((e.host for e in events if e.host), None), events=events)
+                judged.append((entity, by_key.setdefault(key, [])))
+            by_key[key].append(hit)
+    case.sigma_report = report
+    return judged
+
+
+def match_evidence(match: sigma.SigmaMatch, events: list[TaskEvent]) -> list:
+    keep = {id(e) for e in events}
+    return [item for event, item in zip(match.events, match.evidence_items()) if id(event) in keep]
 
 
 def _collect(source: Source, ctx: Context, case: Case) -> None:

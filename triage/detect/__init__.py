@@ -88,12 +88,26 @@ def confidence_for(entity: Entity, hits: list[Hit], gaps: list[Gap]) -> tuple[st
     if level == 0 and any(h.single_source_ok for h in hits):
         level = 1
     basis = f"{len(sources)} independent source(s) agree: {', '.join(sources) or 'none'}"
-    evidence_items = {d.provenance.evidence for d in entity.definitions} | {e.provenance.evidence for e in entity.events}
-    related_gaps = [g for g in gaps if g.evidence in evidence_items]
+    related_gaps = [g for g in gaps if _gap_concerns(g, entity)]
     if related_gaps and level > 0:
         level -= 1
         basis += f"; lowered one level: {len(related_gaps)} unreadable item(s) in the same evidence"
     return CONFIDENCE_LEVELS[level], basis
+
+
+def _gap_concerns(gap: Gap, entity: Entity) -> bool:
+    """A gap matters to a task when it is in the same evidence item and is either about this task's
+    own records or about a whole source that could hold more of it (a hive, a log, a volume) rather
+    than about another task's file."""
+    records = [*entity.definitions, *entity.events, *entity.unix_jobs]
+    if gap.evidence not in {r.provenance.evidence for r in records}:
+        return False
+    own = {r.provenance.location for r in records} | {d.file.path for d in entity.definitions if d.file}
+    if gap.location in own:
+        return True
+    other_task_file = any(marker in gap.location.lower().replace("\\", "/")
+                          for marker in ("/tasks/", "/cron", "/systemd/", "/at/", "/atjobs/"))
+    return not other_task_file
 
 
 def _user(entity: Entity) -> str | None:
@@ -115,7 +129,8 @@ def build_findings(judged: list[tuple[Entity, list[Hit]]], ctx: JudgeContext) ->
     for entity, hits in judged:
         if not hits:
             continue
-        hits = sorted(hits, key=lambda h: (-RISK_ORDER[h.risk], h.rule))
+        # stable: on equal risk the checks' own order wins (structural before content rules)
+        hits = sorted(hits, key=lambda h: -RISK_ORDER[h.risk])
         top = hits[0]
         confidence, basis = confidence_for(entity, hits, ctx.gaps)
         technique = TECHNIQUE_BY_KIND.get(entity.kind, "T1053")

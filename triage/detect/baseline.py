@@ -38,6 +38,13 @@ def fingerprint(definition: TaskDefinition) -> dict:
     }
 
 
+def _same_principal(stock: str, found: str) -> bool:
+    """The XML may name an account (NT AUTHORITY\\SYSTEM) where the registry keeps its SID (S-1-5-18)."""
+    from triage.detect.stealth import principal_matches
+
+    return principal_matches(stock, found, found) or principal_matches(found, stock, stock)
+
+
 def load_baseline() -> dict:
     data = resources.files("triage").joinpath("data/baseline_win10.json").read_text(encoding="utf-8")
     return json.loads(data)["tasks"]
@@ -62,7 +69,7 @@ def _differences(entity: Entity, entry: dict) -> list[tuple[TaskDefinition, str,
         seen = fingerprint(definition)
         if seen["actions"] != entry["actions"]:
             diffs.append((definition, "actions", entry["actions"], seen["actions"]))
-        if entry["user"] and seen["user"] and seen["user"] != entry["user"]:
+        if entry["user"] and seen["user"] and not _same_principal(entry["user"], seen["user"]):
             diffs.append((definition, "principal", entry["user"], seen["user"]))
     return diffs
 

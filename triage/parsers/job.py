@@ -80,6 +80,9 @@ struct JOB_TRIGGER {
 _C = cstruct().load(_JOB_DEF)
 FIXED_SIZE = len(_C.JOB_FIXED)
 TRIGGER_SIZE = len(_C.JOB_TRIGGER)
+# The count field is 16 bits; Windows writes a handful. Decoding 65,535 crafted triggers would take
+# seconds, so past this many the rest are kept as raw hex and flagged (time bounded, nothing dropped).
+MAX_DECODED_TRIGGERS = 1024
 
 PRODUCT_VERSIONS = {
     0x0400: "Windows NT 4.0", 0x0500: "Windows 2000", 0x0501: "Windows XP", 0x0502: "Windows Server 2003",
@@ -181,9 +184,15 @@ def _parse(data: bytes, task: str, provenance: Provenance, local_tz: tzinfo | No
             errors.append(f"triggers offset is 0x{fixed.triggers_offset:x}, the trigger count is at 0x{reader.offset:x}")
         count = reader.u16()
         details["trigger_count"] = count
-        for index in range(count):
+        for index in range(min(count, MAX_DECODED_TRIGGERS)):
             raw = reader.take(TRIGGER_SIZE, f"trigger {index + 1} of {count}")
             definition.triggers.append(_trigger(_C.JOB_TRIGGER(raw), index, local_tz, errors))
+        if count > MAX_DECODED_TRIGGERS:
+            start = reader.offset
+            skipped = reader.take((count - MAX_DECODED_TRIGGERS) * TRIGGER_SIZE, f"triggers {MAX_DECODED_TRIGGERS + 1}-{count}")
+            details["undecoded_triggers"] = skipped.hex()
+            errors.append(f"trigger count is {count}: only the first {MAX_DECODED_TRIGGERS} are decoded, the other "
+                          f"{count - MAX_DECODED_TRIGGERS} (0x{start:x}-0x{reader.offset:x}) are kept as hex")
         _read_signature(reader, details, errors)
     except _Truncated as exc:
         errors.append(str(exc))

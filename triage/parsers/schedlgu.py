@@ -26,7 +26,9 @@ class SchedLgUError(ValueError):
 
 
 _HEADER = re.compile(r'^"(?P<name>[^"]*)"\s*(?:\((?P<command>[^)]*)\))?\s*(?P<rest>.*)$')
-_STATUS = re.compile(r"^(?P<status>[A-Za-z][A-Za-z ]*?)\s+(?:at\s+)?(?P<time>\d.*?)\s*$")
+# Words then a time. Written so that no two parts can match the same run of spaces: the lazy
+# "[A-Za-z ]*?\s+" and ".*?\s*$" forms took quadratic time on a long line of spaces.
+_STATUS = re.compile(r"^(?P<status>[A-Za-z]+(?: +[A-Za-z]+)*?)\s+(?:at\s+)?(?P<time>\d(?:.*\S)?)\s*$")
 _RESULT = re.compile(r"\((?P<code>[0-9A-Fa-fx]+)\)\.?\s*$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+")
 # en-US first (the default log language), then the day-first and ISO forms seen on other locales.
@@ -63,6 +65,9 @@ def _parse(text: str, provenance: Provenance, local_tz: tzinfo | None) -> list[T
         elif line.strip() and group and line[:1] in (" ", "\t"):
             group.append((number, line))
         elif line.strip() and not line.startswith("[ *****"):
+            if group and not group[0][1].startswith('"'):
+                group.append((number, line))  # a run of unrecognised lines is one entry, not one per line
+                continue
             if group:
                 events.append(_event(group, provenance, local_tz))
             group = [(number, line)]

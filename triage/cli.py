@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--memory", action="append", default=[], metavar="IMAGE", help="a memory image of the same host (repeatable)")
     parser.add_argument("--symbols", metavar="DIR", help="volatility3 symbol tables for memory images")
     parser.add_argument("--sigma", action="append", default=[], metavar="DIR", help="extra Sigma rules to run on the events")
+    parser.add_argument("--ioc", action="append", default=[], metavar="FILE",
+                        help="indicators to match: STIX 2.1 bundle, MISP event JSON, or CSV type,value[,comment] (repeatable)")
     parser.add_argument("--task", metavar="PATH", help="show one task's full story (entity and timeline)")
     parser.add_argument("--since", metavar="UTC", help="timeline rows at or after this UTC time (ISO 8601)")
     parser.add_argument("--until", metavar="UTC", help="timeline rows at or before this UTC time (ISO 8601)")
@@ -67,7 +69,18 @@ def _triage(args, argv: list[str]) -> int:
     from triage.correlate import filter_timeline
     from triage.run import run
 
-    ctx = Context(quiet=args.quiet, options={"symbols": args.symbols, "sigma": args.sigma})
+    from triage.intel import IocError, load_iocs
+
+    try:
+        iocs = load_iocs(args.ioc)
+    except IocError as exc:
+        print(f"triage: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    ctx = Context(quiet=args.quiet, options={"symbols": args.symbols, "sigma": args.sigma, "iocs": iocs})
+    if args.ioc:
+        ctx.progress(f"ioc: {len(iocs.indicators)} indicator(s) from {len(iocs.files)} file(s), {len(iocs.skipped)} not matchable")
+        for line in iocs.skipped:
+            ctx.progress(f"ioc: skipped {line}")
     case = run(args.evidence, ctx, memory_paths=args.memory, hunt_date=args.hunt_date)
     if case.opened == 0:
         print("triage: error: no evidence could be opened", file=sys.stderr)

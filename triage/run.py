@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from triage import attack, intel
 from triage.collect import Context, Source
-from triage.collect import eventlogs, memory, taskcache, unix_jobs, windows_tasks
+from triage.collect import binaries, eventlogs, memory, taskcache, unix_jobs, windows_tasks
 from triage.correlate import correlate, unattached_timeline
 from triage.detect import Hit, JudgeContext, build_findings
 from triage.detect import baseline, content_rules, memory_checks, sigma, stealth, timeline_checks
@@ -82,6 +83,7 @@ def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = ()
         case.evidence.append(source.ref)
         case.hosts.append(source.host)
         _collect(source, ctx, case)
+        binaries.hash_action_binaries(source, ctx, case.definitions)
     # A host named in one evidence item (the disk) names the records of the others (loose logs, memory).
     known_host = next((h.hostname for h in case.hosts if h.hostname), None)
     for record in (*case.definitions, *case.events, *case.unix_jobs):
@@ -97,7 +99,9 @@ def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = ()
                          taskcache_read=stealth.taskcache_read(case.definitions))
     judged = [(entity, [hit for check in CHECKS for hit in check(entity, judge)]) for entity in case.entities]
     judged = _add_sigma_hits(judged, evaluator, case)
+    judged = intel.add_ioc_hits(judged, case.events, case.processes, ctx.options.get("iocs"))
     case.findings = build_findings(judged, judge)
+    attack.annotate(case.findings)
     case.finished = _now()
     return case
 

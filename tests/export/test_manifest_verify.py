@@ -26,7 +26,7 @@ def test_manifest_records_tool_command_examiner_and_dependencies(case_run):
 def test_manifest_hashes_every_output_file(case_run):
     manifest = json.loads(case_run.text("manifest.json"))
     listed = {entry["file"]: entry for entry in manifest["outputs"]}
-    assert set(listed) == {p.name for p in case_run.out.iterdir()} - {"manifest.json"}
+    assert set(listed) == {p.relative_to(case_run.out).as_posix() for p in case_run.out.rglob("*") if p.is_file()} - {"manifest.json"}
     for name, entry in listed.items():
         data = (case_run.out / name).read_bytes()
         assert entry["size"] == len(data)
@@ -50,7 +50,8 @@ def test_manifest_lists_every_gap(case_run):
 def test_verify_passes_on_an_untouched_case_folder(case_copy, capsys):
     assert verify_main([str(case_copy)]) == 0
     out = capsys.readouterr().out
-    assert "7 output file(s), 206 evidence file(s) checked: all match" in out
+    outputs = json.loads((case_copy / "manifest.json").read_text(encoding="utf-8"))["outputs"]
+    assert f"{len(outputs)} output file(s), 206 evidence file(s) checked: all match" in out
 
 
 def test_verify_through_the_cli_reports_one_changed_byte(case_copy, capsys):

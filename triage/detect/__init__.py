@@ -8,6 +8,7 @@ corroboration (see :func:`confidence_for`), never set by a rule.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from triage.records import Entity, EvidenceItem, Finding, Gap
@@ -123,6 +124,16 @@ def _user(entity: Entity) -> str | None:
     return None
 
 
+_AT_JOB = re.compile(r"\\at\d+$")
+
+
+def technique_for(entity: Entity) -> str:
+    """T1053 sub-technique: at.exe's legacy jobs (``\\At<n>``, a .job file) are T1053.002, not .005."""
+    if entity.kind == "windows_task" and _AT_JOB.search(entity.key) and any(d.source == "job" for d in entity.definitions):
+        return "T1053.002"
+    return TECHNIQUE_BY_KIND.get(entity.kind, "T1053")
+
+
 def build_findings(judged: list[tuple[Entity, list[Hit]]], ctx: JudgeContext) -> list[Finding]:
     """Merge hits per task into findings, order them (risk, then task) and number them stably."""
     drafts = []
@@ -133,7 +144,7 @@ def build_findings(judged: list[tuple[Entity, list[Hit]]], ctx: JudgeContext) ->
         hits = sorted(hits, key=lambda h: -RISK_ORDER[h.risk])
         top = hits[0]
         confidence, basis = confidence_for(entity, hits, ctx.gaps)
-        technique = TECHNIQUE_BY_KIND.get(entity.kind, "T1053")
+        technique = technique_for(entity)
         techniques = sorted({technique, *[t for h in hits for t in h.techniques]})
         title = top.title if len(hits) == 1 else f"{top.title} (+{len(hits) - 1} more: {', '.join(h.rule for h in hits[1:])})"
         actions = []

@@ -91,12 +91,16 @@ def _value_matches(expected, actual) -> bool:
 
 
 _REGEX_CACHE: dict[str, re.Pattern] = {}
+_REGEX_BY_VALUE: dict[int, tuple[SigmaString, re.Pattern]] = {}  # str(value) is itself costly: once per value object
 
 
 def _regex(value: SigmaString) -> re.Pattern:
+    if id(value) in _REGEX_BY_VALUE:
+        return _REGEX_BY_VALUE[id(value)][1]
     key = str(value)
     if key not in _REGEX_CACHE:
         _REGEX_CACHE[key] = re.compile(value.to_regex().regexp.to_plain(), re.IGNORECASE | re.DOTALL)
+    _REGEX_BY_VALUE[id(value)] = (value, _REGEX_CACHE[key])  # the value is kept, so its id is never reused
     return _REGEX_CACHE[key]
 
 
@@ -115,8 +119,19 @@ def evaluate(node, row: dict) -> bool:
     raise ValueError(f"unsupported Sigma condition element {type(node).__name__}")
 
 
+_PARSED: dict[int, tuple[SigmaRule, list]] = {}
+
+
+def _condition_trees(rule: SigmaRule) -> list:
+    """pySigma parses a condition again on every ``.parsed`` access; each rule's trees are parsed once here
+    (the rule is kept with them, so its id cannot be reused)."""
+    if id(rule) not in _PARSED:
+        _PARSED[id(rule)] = (rule, [condition.parsed for condition in rule.detection.parsed_condition])
+    return _PARSED[id(rule)][1]
+
+
 def rule_matches(rule: SigmaRule, row: dict) -> bool:
-    return any(evaluate(condition.parsed, row) for condition in rule.detection.parsed_condition)
+    return any(evaluate(tree, row) for tree in _condition_trees(rule))
 
 
 def _techniques(rule: SigmaRule) -> list[str]:

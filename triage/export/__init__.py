@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from triage.collect import Context
-from triage.export import html, jsonl, manifest, markdown, timeline_csv
+from triage.export import detections, html, jsonl, manifest, markdown, timeline_csv
 from triage.records import TimelineEvent
 
 OUTPUT_FILES = ("tasks.jsonl", "timeline.jsonl", "timeline_undated.jsonl", "timeline.csv", "findings.json",
@@ -80,6 +80,10 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
         if not _write(out / name, data, ctx):
             return None
         outputs.append({"file": name, "size": len(data), "sha256": manifest.sha256_of(out / name)})
+    extra = detections.write_detections(case, out, ctx)  # attack-layer.json and detections/ (Sigma + SIEM queries)
+    if extra is None:
+        return None
+    outputs += extra
     ctx.progress(f"writing {manifest.MANIFEST_NAME} ...")
     record = manifest.build_manifest(case, ctx, argv=argv, examiner=examiner, case_id=case_id, evidence=evidence,
                                      outputs=outputs, counts=counts)

@@ -271,8 +271,11 @@ def manifest_text(manifest: dict[str, Any]) -> str:
 # --- triage verify -------------------------------------------------------------------------------
 
 def _plain_name(name: Any) -> bool:
-    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name \
-        and "\x00" not in name and name != MANIFEST_NAME
+    """A file inside the case folder: relative, "/"-separated (detections/splunk/...), no empty, "." or ".."
+    part, no backslash or NUL."""
+    if not isinstance(name, str) or name == MANIFEST_NAME or "\\" in name or "\x00" in name:
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))
 
 
 def _evidence_files(manifest: dict[str, Any]) -> list[tuple[str, str]]:
@@ -354,7 +357,8 @@ def verify_main(argv: list[str]) -> int:
             print(f"CHANGED evidence {escape_controls(path_text)}: SHA-256 was {escape_controls(digest)}, now {now}")
             problems += 1
 
-    for extra in sorted(p.name for p in case_dir.iterdir() if p.name != MANIFEST_NAME and p.name not in listed):
+    present = sorted(p.relative_to(case_dir).as_posix() for p in case_dir.rglob("*") if p.is_file())
+    for extra in (name for name in present if name != MANIFEST_NAME and name not in listed):
         print(f"NOT IN MANIFEST {escape_controls(extra)}: not part of the case folder as written, not checked")
 
     verdict = "all match" if problems == 0 else f"{problems} changed or missing"

@@ -43,7 +43,8 @@ def _visible(ch: str) -> str:
 def escape_controls(value: Any) -> str:
     """Text with every control / invisible character written as a Python-style escape (``\\x1b``)."""
     text = "" if value is None else str(value)
-    if all(not _is_escaped(ch) for ch in text):
+    # isprintable() is False for every escaped category (C level, the common case); else each distinct character once
+    if text.isprintable() or not any(_is_escaped(ch) for ch in set(text)):
         return text
     return "".join(_visible(ch) if _is_escaped(ch) else ch for ch in text)
 
@@ -72,7 +73,7 @@ def json_text(obj: Any, *, indent: int | None = None) -> str:
     """
     separators = (",", ": ") if indent is not None else (", ", ": ")
     text = json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators, default=_json_default)
-    if all(not _is_escaped(ch) for ch in text if ord(ch) > 0x7E):
+    if not any(_is_escaped(ch) for ch in set(text) if ord(ch) > 0x7E):  # each distinct character judged once
         return text
     return "".join(_json_escape(ch) if ord(ch) > 0x7E and _is_escaped(ch) else ch for ch in text)
 

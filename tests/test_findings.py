@@ -4,6 +4,7 @@ stealth case, nothing on stock tasks, stable Hunt IDs, one task's whole story.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,18 @@ def test_since_until_filter_the_timeline(committed_windows_e01, tmp_path):
           "--since", "2024-03-01T00:00:00Z", "--until", "2024-03-14T23:59:59Z"])
     rows = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text(encoding="utf-8").splitlines()]
     assert rows and all("2024-03-01" <= r["datetime"][:10] <= "2024-03-14" for r in rows)
+
+
+def test_real_windows10_task_folder_raises_only_the_apt_simulator_task(tmp_path):
+    """The 202 real task files of a Windows 10 machine (DFIRArtifactMuseum APTSimulatorVM): only the
+    APT simulator's GameOver (mimikatz) is Medium or higher; the stock tasks raise nothing."""
+    import shutil
+
+    corpus = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"
+    tasks = corpus / "AndrewRathbun__DFIRArtifactMuseum/Windows/ScheduledTasks/Win10/APTSimulatorVM"
+    shutil.copytree(tasks, tmp_path / "Windows" / "System32" / "Tasks")
+    case = run([str(tmp_path)], Context(quiet=True), hunt_date=HUNT_DATE)
+    assert len([d for d in case.definitions if d.source == "task_xml"]) == 202
+    loud = [(f.task, f.risk_level) for f in case.findings if RISK_ORDER[f.risk_level] >= RISK_ORDER["Medium"]]
+    assert loud == [("\\GameOver", "Critical")]
+    assert "credential_dumping" in {r["rule"] for r in case.findings[0].details["reasons"]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,3 +109,79 @@ def cut_in_half(good: Path, out: Path) -> Damage:
     with out.open("r+b") as handle:
         handle.truncate(size)
     return Damage(out, "cut in half", size)
+
+
+def file_data_sector(volume: Path, path_in_volume: str) -> int:
+    """Disk sector (partition at PARTITION_START) of the first data cluster of a non-resident file."""
+    with volume.open("rb") as handle:
+        fs = NTFS(handle)
+        record = fs.mft.get(path_in_volume)
+        if record.resident:
+            raise ValueError(f"{path_in_volume} is resident in its MFT record: it has no data cluster")
+        lcn = next(run for run, _ in record.dataruns() if run is not None)
+        return PARTITION_START + lcn * fs.cluster_size // SECTOR
+
+
+def vmdk_grain_past_end(good_vmdk: Path, disk_sector: int, out: Path) -> Damage:
+    """A sparse VMDK whose grain table entry for ``disk_sector`` points 1000 sectors past the end of the file."""
+    _copy(good_vmdk, out)
+    data = out.read_bytes()
+    if data[:4] != b"KDMV":
+        raise ValueError(f"{good_vmdk} is not a sparse VMDK")
+    grain_size, = struct.unpack_from("<Q", data, 20)
+    per_table, = struct.unpack_from("<I", data, 44)
+    directory_at, = struct.unpack_from("<q", data, 56)
+    grain = disk_sector // grain_size
+    table_index, entry = divmod(grain, per_table)
+    table_at, = struct.unpack_from("<I", data, directory_at * SECTOR + 4 * table_index)
+    at = table_at * SECTOR + 4 * entry
+    if not struct.unpack_from("<I", data, at)[0]:
+        raise ValueError(f"grain {grain} of {good_vmdk} is not allocated")
+    _patch(out, at, struct.pack("<I", len(data) // SECTOR + 1000))
+    return Damage(out, f"grain table {table_index} entry {entry}", at)
+
+
+def gpt_overlapping_partitions(good_disk: Path, out: Path, start: int, end: int) -> Damage:
+    """A GPT disk with a second partition entry over sectors ``start``-``end`` (checksums kept valid)."""
+    _copy(good_disk, out)
+    data = bytearray(out.read_bytes())
+    header_at = SECTOR
+    entries_lba, count, entry_size = struct.unpack_from("<QII", data, header_at + 72)
+    table_at = entries_lba * SECTOR
+    first = bytes(data[table_at:table_at + entry_size])
+    second = bytearray(first)
+    second[16:32] = bytes(range(16))  # its own unique partition GUID
+    struct.pack_into("<QQ", second, 32, start, end)
+    at = table_at + entry_size
+    data[at:at + entry_size] = second
+    table = bytes(data[table_at:table_at + count * entry_size])
+    struct.pack_into("<I", data, header_at + 88, zlib.crc32(table))
+    header_size, = struct.unpack_from("<I", data, header_at + 12)
+    struct.pack_into("<I", data, header_at + 16, 0)
+    struct.pack_into("<I", data, header_at + 16, zlib.crc32(bytes(data[header_at:header_at + header_size])))
+    out.write_bytes(bytes(data))
+    return Damage(out, "GPT partition entry 2", at)
+
+
+def e01_damaged_chunk(good_e01: Path, disk_sector: int, out: Path) -> Damage:
+    """An E01 whose compressed chunk holding ``disk_sector`` has its deflate data overwritten (from its 3rd byte)."""
+    _copy(good_e01, out)
+    data = out.read_bytes()
+    offset = 13
+    while True:
+        kind = data[offset:offset + 16].rstrip(b"\0")
+        following, = struct.unpack_from("<Q", data, offset + 16)
+        if kind == b"volume":
+            sectors_per_chunk, = struct.unpack_from("<I", data, offset + 76 + 8)
+        if kind == b"table":
+            break
+        offset = following
+    count, base = struct.unpack_from("<I4xQ", data, offset + 76)
+    chunk = disk_sector // sectors_per_chunk
+    entries = [struct.unpack_from("<I", data, offset + 100 + 4 * i)[0] for i in range(count)]
+    if not entries[chunk] & 0x80000000:
+        raise ValueError(f"chunk {chunk} of {good_e01} is stored uncompressed")
+    at = base + (entries[chunk] & 0x7FFFFFFF)
+    end = base + (entries[chunk + 1] & 0x7FFFFFFF)
+    _patch(out, at + 2, b"\xff" * (end - at - 2))
+    return Damage(out, f"chunk {chunk}", at)

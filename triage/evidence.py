@@ -13,6 +13,7 @@ from datetime import timezone
 from pathlib import Path
 
 from triage.collect import Context, Source
+from triage.containers import check_container
 from triage.records import EvidenceRef, HostInfo
 
 _KIND_BY_SUFFIX = {
@@ -81,17 +82,24 @@ def open_evidence(path_text: str, ctx: Context, *, memory: bool = False) -> Sour
     except OSError as exc:
         ctx.gap(path_text, path_text, f"cannot read evidence: {exc.strerror or exc}")
         return None
-    return _open_target(path, ref, ctx)
+    problems = check_container(path, ref.kind) if path.is_file() else []
+    source = _open_target(path, ref, ctx, problems)
+    if source is not None:
+        for location, problem in problems:
+            ctx.gap(str(path), f"{path} ({location})", problem)
+    return source
 
 
-def _open_target(path: Path, ref: EvidenceRef, ctx: Context) -> Source | None:
+def _open_target(path: Path, ref: EvidenceRef, ctx: Context, problems: list[tuple[str, str]]) -> Source | None:
     from dissect.target import Target  # imported late: it is the slow part of start-up
 
     try:
         target = Target.open(path)
         os_family = target.os
     except Exception as exc:  # dissect raises many types for unknown/damaged containers
-        ctx.gap(str(path), str(path), f"cannot open as a disk image or collection: {_describe(exc)}")
+        # The container check says what is damaged; dissect's exception alone rarely does.
+        why = "; ".join(problem for _, problem in problems[:1]) or _describe(exc)
+        ctx.gap(str(path), str(path), f"cannot open as a disk image or collection: {why}")
         return None
     if os_family in (None, "default") and not list(target.filesystems):
         ctx.gap(str(path), str(path), "no filesystem found in the evidence (unknown or damaged format)")

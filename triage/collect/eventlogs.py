@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from triage.collect import Context, Source
+from triage.collect.filefacts import read_error
 from triage.detect.sigma import EventRef
 from triage.evtx_reader import EvtxReader
 from triage.parsers.evtx_task import EvtxTaskError, task_event
@@ -61,8 +62,9 @@ def read_log(fh: BinaryIO, location: str, source: Source, ctx: Context) -> Itera
                 evaluator.add(record.fields, ref)
             if event is not None:
                 yield event
-    except OSError as exc:
-        ctx.gap(source.name, location, f"read error after {reader.stats.records} record(s): {exc.strerror or exc}")
+    except Exception as exc:  # a damaged container fails the read with the library's own error types
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else read_error(exc)
+        ctx.gap(source.name, location, f"read error after {reader.stats.records} record(s): {text}")
 
 
 def _log_files(source: Source, ctx: Context) -> Iterator[tuple[str, Any]]:

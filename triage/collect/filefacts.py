@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import stat as stat_module
+import zlib
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -38,6 +39,34 @@ def read_file(path: Any) -> tuple[FileFacts, bytes]:
     facts.size = len(data)
     facts.sha256 = hashlib.sha256(data).hexdigest()
     return facts, data
+
+
+def read_small_file(path: Any, limit: int) -> tuple[FileFacts, bytes | None]:
+    """Like :func:`read_file`, but a file larger than ``limit`` bytes is only hashed, streaming, and no
+    bytes are returned: an attacker's 2 GB "task" must not be read into memory."""
+    facts = file_facts(path)
+    if facts.size is None or facts.size <= limit:
+        return read_file(path)
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    facts.size, facts.sha256 = size, digest.hexdigest()
+    return facts, None
+
+
+def read_error(exc: BaseException) -> str:
+    """Why a read out of the evidence failed, in an examiner's words: a damaged container surfaces as a
+    bare EOFError (data past the end) or zlib error (a corrupt compressed chunk) from the library."""
+    text = " ".join(str(exc).split())[:200]
+    if isinstance(exc, EOFError):
+        cause = "data missing from the container (the read ran past its end)"
+    elif isinstance(exc, zlib.error):
+        cause = "damaged compressed data in the container"
+    else:
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f"{cause}: {type(exc).__name__}{f': {text}' if text else ''}"
 
 
 def file_facts(path: Any) -> FileFacts:

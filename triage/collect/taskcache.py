@@ -146,7 +146,11 @@ def _read_state(root: Any, label: str, file: str, where: Where) -> HiveState | N
             for sub in key.subkeys():
                 stack.append((f"{path}\\{sub.name}", sub))
         except Exception as exc:
-            where.ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{path} ({label})", f"registry key not readable: {type(exc).__name__}: {exc}")
+            # dissect's regf raises NotImplementedError(b'<signature>') for a cell it does not recognise
+            damaged = f"damaged hive cell/bin in {file} (a key or value cell has no valid signature): " \
+                if isinstance(exc, NotImplementedError) else ""
+            where.ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{path} ({label})",
+                          f"registry key not readable: {damaged}{type(exc).__name__}: {exc}")
     return state
 
 
@@ -416,7 +420,10 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition]:
         keys = list(collection)
     except Exception as exc:
         if source.os_family == "windows":
-            ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{TASKCACHE}", f"TaskCache not readable: {type(exc).__name__}: {exc}")
+            problem = ("no SOFTWARE hive in the evidence: the registry copy of the tasks (TaskCache) was not checked"
+                       if type(exc).__name__ == "UnsupportedPluginError"
+                       else f"TaskCache not readable: {type(exc).__name__}: {exc}")
+            ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{TASKCACHE}", problem)
         return
     live = [k for k in keys if "regback" not in str(getattr(k.hive, "filepath", "")).lower()]
     backups = [k for k in keys if k not in live]
@@ -482,13 +489,27 @@ class _TaskFiles:
         except Exception:
             windir = None
         self.folder = find_path(windir, "System32", "Tasks") if windir is not None else None
+        self._listings: dict[str, dict[str, Any] | None] = {}  # each folder is listed once, not once per task
+
+    def _child(self, folder: Any, name: str) -> Any:
+        """Case-insensitive child of ``folder`` (None when absent or the folder cannot be listed)."""
+        key = str(folder)
+        if key not in self._listings:
+            try:
+                self._listings[key] = {child.name.lower(): child for child in folder.iterdir()}
+            except Exception:
+                self._listings[key] = None
+        listing = self._listings[key]
+        return None if listing is None else listing.get(name.lower())
 
     def facts(self, task: str) -> dict[str, Any] | None:
         if self.folder is None or not task:
             return None
-        path = find_path(self.folder, *[p for p in task.split("\\") if p])
-        if path is None:
-            return None
+        path = self.folder
+        for name in [p for p in task.split("\\") if p]:
+            path = self._child(path, name)
+            if path is None:
+                return None
         try:
             data = path.read_bytes()
         except Exception:

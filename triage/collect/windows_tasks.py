@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from triage.collect import Context, Source
-from triage.collect.filefacts import file_facts, read_file
+from triage.collect.filefacts import file_facts, read_error, read_small_file
 from triage.parsers.gpp import GppError, parse_gpp_scheduled_tasks
 from triage.parsers.job import JobError, parse_job
 from triage.parsers.schedlgu import SchedLgUError, parse_schedlgu
@@ -26,6 +26,8 @@ XML_TASK_FOLDERS = (("System32", "Tasks"), ("System32", "Tasks_Migrated"), ("Sys
 # Files Windows keeps in %windir%\Tasks that are not task definitions.
 LEGACY_FOLDER_NON_TASKS = {"desktop.ini", "sa.dat"}
 SCHEDLGU_NAME = "schedlgu.txt"
+# The largest real task XML / .job / GPO file is a few KB; anything above this is hashed, not parsed.
+MAX_DEFINITION_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -160,12 +162,18 @@ def _schedlgu(path: Any, where: Where) -> list[TaskEvent]:
 
 def _read(path: Any, where: Where) -> tuple[FileFacts, bytes | None, str | None]:
     try:
-        facts, data = read_file(path)
-        return facts, data, None
+        facts, data = read_small_file(path, MAX_DEFINITION_BYTES)
     except Exception as exc:
-        problem = f"unreadable: {type(exc).__name__}: {exc}"
+        problem = f"unreadable: {read_error(exc)}"
+        if _is_symlink(path):  # a link to a folder (possibly a loop) is listed, never followed
+            problem = f"symbolic link to {_link_target(path)!r} not followed: {read_error(exc)}"
         where.ctx.gap(where.evidence, str(path), problem)
         return file_facts(path), None, problem
+    if data is None:
+        problem = f"file too large for a task definition ({facts.size} bytes); hashed but not parsed"
+        where.ctx.gap(where.evidence, str(path), problem)
+        return facts, None, problem
+    return facts, data, None
 
 
 def _unparsed(task: str, source: str, provenance: Provenance, facts: FileFacts, problem: str | None) -> TaskDefinition:
@@ -234,6 +242,20 @@ def _is_dir(path: Any) -> bool:
         return path.is_dir()
     except Exception:
         return False
+
+
+def _is_symlink(path: Any) -> bool:
+    try:
+        return path.is_symlink()
+    except Exception:
+        return False
+
+
+def _link_target(path: Any) -> str:
+    try:
+        return str(path.readlink())
+    except Exception:
+        return "?"
 
 
 def _walk(folder: Any, where: Where, *, report: bool = True) -> Iterator[Any]:

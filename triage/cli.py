@@ -144,6 +144,23 @@ def _print_summary(case, ctx) -> None:
         print(f"Gaps (not read): {len(ctx.gaps)}")
         for gap in ctx.gaps:
             print(f"  - {_clip(gap.line(), 200)}")
+    print()
+    print(tabulate(_summary_rows(case, ctx), headers=["Summary", ""], tablefmt="simple"))
+
+
+def _summary_rows(case, ctx) -> list[list[str]]:
+    risks = {level: sum(f.risk_level == level for f in case.findings) for level in ("Critical", "High", "Medium", "Low")}
+    hosts = sorted({h.hostname for h in case.hosts if h.hostname})
+    systems = sorted({h.os for h in case.hosts if h.os})
+    return [
+        ["Evidence", ", ".join(f"{e.path} ({e.kind})" for e in case.evidence)],
+        ["Host", ", ".join(hosts) or "unknown"],
+        ["OS", ", ".join(systems) or "unknown"],
+        ["Tasks and jobs", str(len(case.entities))],
+        ["Timeline rows", str(len(case.timeline))],
+        ["Findings", f"{len(case.findings)} (" + ", ".join(f"{n} {level}" for level, n in risks.items()) + ")"],
+        ["Gaps", str(len(ctx.gaps))],
+    ]
 
 
 def _show_task(case, wanted: str, ctx) -> int:

@@ -42,9 +42,10 @@ def evidence_kind(path: Path) -> str:
     return _KIND_BY_SUFFIX.get(path.suffix.lower(), "raw")
 
 
-def _ref(path: Path, kind: str) -> EvidenceRef:
+def _ref(path: Path, kind: str, ctx: Context) -> EvidenceRef:
     ref = EvidenceRef(path=str(path), kind=kind)
     if path.is_file():
+        ctx.progress(f"hashing {path} (SHA-256)")
         ref.size = path.stat().st_size
         ref.sha256 = sha256_file(path)
     return ref
@@ -70,15 +71,15 @@ def open_evidence(path_text: str, ctx: Context, *, memory: bool = False) -> Sour
     ctx.progress(f"opening {path}")
     try:
         if memory:
-            return Source(ref=_ref(path, "memory"), memory=path, host=HostInfo(evidence=str(path)))
+            return Source(ref=_ref(path, "memory", ctx), memory=path, host=HostInfo(evidence=str(path)))
         if path.is_file() and path.suffix.lower() == ".evtx":
-            return Source(ref=_ref(path, "evtx"), evtx_files=[path], host=HostInfo(evidence=str(path)))
+            return Source(ref=_ref(path, "evtx", ctx), evtx_files=[path], host=HostInfo(evidence=str(path)))
         if _is_evtx_folder(path):
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".evtx")
-            ref = _ref(path, "evtx-dir")
+            ref = _ref(path, "evtx-dir", ctx)
             ref.details["files"] = len(files)
             return Source(ref=ref, evtx_files=files, host=HostInfo(evidence=str(path)))
-        ref = _ref(path, evidence_kind(path))
+        ref = _ref(path, evidence_kind(path), ctx)
     except OSError as exc:
         ctx.gap(path_text, path_text, f"cannot read evidence: {exc.strerror or exc}")
         return None

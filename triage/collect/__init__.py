@@ -42,11 +42,18 @@ class Context:
     options: dict[str, Any] = field(default_factory=dict)
 
     def gap(self, evidence: str, location: str, problem: str) -> Gap:
-        """Record something that could not be read and print it as one clear line."""
+        """Record something that could not be read and print it as one clear line.
+
+        The record keeps the location exactly (a file name may hold a newline or a bidi override);
+        the printed line shows such characters escaped, so one gap is always one terminal line.
+        """
         problem = " ".join(str(problem).split()) or "unreadable"
         gap = Gap(evidence=evidence, location=location, problem=problem)
         self.gaps.append(gap)
-        print(f"triage: warning: {gap.line()}", file=sys.stderr)
+        from triage.export.safe import escape_controls  # here: triage.export imports this module
+
+        shown = Gap(evidence=escape_controls(evidence), location=escape_controls(location), problem=escape_controls(problem))
+        print(f"triage: warning: {shown.line()}", file=sys.stderr)
         return gap
 
     def progress(self, message: str) -> None:

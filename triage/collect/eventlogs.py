@@ -85,7 +85,7 @@ def _log_files(source: Source, ctx: Context) -> Iterator[tuple[str, Any]]:
         candidates = []
         try:
             if source.ref.kind in COLLECTION_KINDS:
-                candidates = list(root.rglob("*.evtx"))
+                candidates = _evtx_below(root)
             elif folder.is_dir():
                 candidates = [p for p in folder.iterdir() if p.name.lower().endswith(".evtx")]
         except Exception as exc:
@@ -101,6 +101,22 @@ def _log_files(source: Source, ctx: Context) -> Iterator[tuple[str, Any]]:
     for key in sorted(seen):
         path = seen[key]
         yield str(path), (lambda p=path: p.open("rb"))
+
+
+def _evtx_below(folder: Any) -> list[Any]:
+    """Every ``*.evtx`` (any case) below a folder, symlinked folders not entered.
+
+    Not ``rglob``: on a directory collection it re-resolves each entry from the root, listing its
+    folder again, which is quadratic (10,000 task files took over two minutes).
+    """
+    found, pending = [], [folder]
+    while pending:
+        for child in pending.pop().iterdir():
+            if child.is_dir() and not child.is_symlink():
+                pending.append(child)
+            elif child.name.lower().endswith(".evtx"):
+                found.append(child)
+    return found
 
 
 def _describe(exc: BaseException) -> str:

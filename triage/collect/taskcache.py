@@ -605,11 +605,24 @@ def _record(keys: _TaskKeys, state: HiveState, where: Where, user_classes: _User
     details["key_last_written"] = {which: iso(key.written) if key.written else None
                                    for which, key in (("tree", tree), ("tasks", tasks)) if key is not None}
     details["ghost_fingerprints"] = _ghost_fingerprints(details, tasks, tz)
+    errors += [problem for key in (tree, tasks) if key is not None for problem in _text_after_nul(key)]
     details["decode_errors"] = list(errors)
     definition.stamps = stamps
     definition.errors = errors
     definition.details = details
     return definition
+
+
+def _text_after_nul(key: RegKey) -> list[str]:
+    """REG_SZ text past an embedded NUL: regedit and the Task Scheduler stop at the NUL, so an
+    attacker can hide the rest of a name there. The whole text is reported (the hex is in ``values``)."""
+    problems = []
+    for value in sorted(key.values.values(), key=lambda v: v.name.lower()):
+        if value.type in (1, 2):  # REG_SZ, REG_EXPAND_SZ (a REG_MULTI_SZ is NUL-separated by design)
+            whole = value.data.decode("utf-16-le", errors="replace").rstrip("\0")
+            if whole != value.text():
+                problems.append(f"{value.name}: text after an embedded NUL, hidden from Windows tools: {whole}")
+    return problems
 
 
 def _key_stamp(key: RegKey, which: str) -> list[Stamp]:

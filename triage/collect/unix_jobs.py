@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from triage.collect import Context, Source
-from triage.collect.filefacts import file_facts, read_file
+from triage.collect.filefacts import file_facts, read_file, read_small_file
 from triage.parsers import anacrontab, atjob, crontab, cronlog, systemd_unit
 from triage.records import FileFacts, Provenance, Stamp, TaskEvent, UnixJob
 from triage.timeutil import iso, local_stamp
@@ -41,6 +41,9 @@ SYSTEM_TIMER_STAMPS = "/var/lib/systemd/timers"
 LOG_PREFIXES = (("/var/log", "syslog", "syslog"), ("/var/log", "cron", "cron"), ("/var/log", "messages", "syslog"))
 JOURNAL_DIRS = ("/var/log/journal",)
 RUN_PARTS_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")  # Debian run-parts' default (LANANA + Debian) rule
+# Real crontabs, units, at jobs and anacrontabs are a few KB; anything above this is hashed, not parsed
+# (an attacker's 2 GB "crontab" must not be read into memory). Logs are not capped.
+MAX_JOB_FILE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -76,11 +79,16 @@ class _Host:
             self.gap(text, f"cannot list directory: {exc}")
             return []
 
-    def read(self, path: Any) -> tuple[FileFacts, bytes] | None:
+    def read(self, path: Any, limit: int | None = MAX_JOB_FILE_BYTES) -> tuple[FileFacts, bytes] | None:
+        """A file's facts and bytes; None (and a gap) when unreadable or larger than ``limit``."""
         try:
-            facts, data = read_file(path)
+            facts, data = read_file(path) if limit is None else read_small_file(path, limit)
         except Exception as exc:
             self.gap(str(path), f"cannot read file: {exc}")
+            return None
+        if data is None:
+            self.gap(str(path), f"file too large for a scheduled-job file ({facts.size} bytes, SHA-256 {facts.sha256}); "
+                                "hashed but not parsed")
             return None
         return facts, data
 
@@ -480,7 +488,7 @@ def _logs(host: _Host) -> list[TaskEvent]:
 
 
 def _log_file(host: _Host, path: Any, channel: str) -> list[TaskEvent]:
-    read = host.read(path)
+    read = host.read(path, limit=None)
     if read is None:
         return []
     facts, data = read

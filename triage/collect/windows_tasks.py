@@ -146,9 +146,13 @@ def _gpp(path: Any, where: Where) -> list[TaskDefinition]:
 
 def _schedlgu(path: Any, where: Where) -> list[TaskEvent]:
     try:
-        data = path.read_bytes()
+        facts, data = read_small_file(path, MAX_DEFINITION_BYTES)
     except Exception as exc:
         where.ctx.gap(where.evidence, str(path), f"unreadable: {type(exc).__name__}: {exc}")
+        return []
+    if data is None:  # Windows keeps SchedLgU.txt at 32 KB by default
+        where.ctx.gap(where.evidence, str(path), f"file too large for SchedLgU.txt ({facts.size} bytes, SHA-256 "
+                                                 f"{facts.sha256}); hashed but not parsed")
         return []
     try:
         events = parse_schedlgu(data, provenance=where.provenance("schedlgu", str(path)), local_tz=where.source.tz)

@@ -36,7 +36,7 @@ vollog = logging.getLogger(__name__)
 
 CACHE_KEY = "Microsoft\\Windows NT\\CurrentVersion\\Schedule\\TaskCache"
 HIVE_ROOT = "\\REGISTRY\\MACHINE\\SOFTWARE\\"
-_STRING_VALUES = {"Path": "path", "URI": "uri", "Author": "author", "Description": "description", "Source": "source_attr",
+_STRING_VALUES = {"URI": "uri", "Author": "author", "Description": "description", "Source": "source_attr",
                   "Documentation": "documentation", "Version": "version", "SecurityDescriptor": "security_descriptor"}
 
 
@@ -153,6 +153,8 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
             for value_name, attr in _STRING_VALUES.items():
                 if isinstance(kv.get(value_name), str):
                     setattr(record, attr, kv[value_name])
+            if isinstance(kv.get("Path"), str):
+                details["path_value"] = kv["Path"]
             record.date = xml_datetime_stamp(kv.get("Date"), "registered", None)
             for value_name in ("Hash", "Schema"):
                 if value_name in kv:

@@ -129,3 +129,31 @@ def test_readme_commands_are_the_ones_ci_runs():
     assert blocks[0].startswith("python3 -m pip install -e . && triage test_images/windows10.E01")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert blocks[1] in ci
+
+
+def test_tasks_that_crash_dissect_are_decoded(committed_windows_e01):
+    """dissect's tasks() aborts on a GPO immediate task whose trigger holds the %LocalTimeXmlEx%
+    placeholder the Group Policy console writes, and on <Week>Last</Week> (ValueError, whole plugin
+    lost). triage keeps both, and every task after them."""
+    from dissect.target import Target
+
+    with pytest.raises(ValueError):
+        list(Target.open(committed_windows_e01).tasks())
+    case = run([str(committed_windows_e01)], Context(quiet=True), hunt_date="20260101")
+    by_task = {(d.task, d.source): d for d in case.definitions}
+    gpo = by_task[("\\Deploy Helpdesk Tool", "gpp")]
+    assert gpo.triggers[0].start.as_written == "%LocalTimeXmlEx%" and gpo.triggers[0].start.utc is None
+    month_end = by_task[("\\Finance Month-End Report", "task_xml")]
+    trigger = month_end.triggers[0]
+    assert (trigger.kind, trigger.details["weeks_of_month"], trigger.details["days_of_week"]) == ("monthly_dow", ["Last"], ["Friday"])
+    assert trigger.start.utc == "2023-12-29T16:00:00Z" and trigger.start.as_written == "2023-12-29T17:00:00"
+
+
+def test_ex01_gets_a_clear_conversion_message(tmp_path, capsys):
+    """No Debian tool writes EWF2 (ewfacquire 20140813 falls back to EnCase 6) and dissect.evidence reads
+    only EWF1, so an Ex01 is recognised by its signature and the examiner is told how to convert it."""
+    ex01 = tmp_path / "disk.Ex01"
+    ex01.write_bytes(b"EVF2\r\n\x81\x00" + bytes(1024))
+    assert main([str(ex01), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "EWF2 (Ex01) image" in err and "ewfexport" in err and "Traceback" not in err

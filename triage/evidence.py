@@ -91,8 +91,18 @@ def open_evidence(path_text: str, ctx: Context, *, memory: bool = False) -> Sour
     return source
 
 
+EWF2_SIGNATURE = b"EVF2\r\n\x81\x00"  # Ex01 (EnCase 7 v2); dissect.evidence reads only EWF1 (E01)
+
+
 def _open_target(path: Path, ref: EvidenceRef, ctx: Context, problems: list[tuple[str, str]]) -> Source | None:
     from dissect.target import Target  # imported late: it is the slow part of start-up
+
+    if path.is_file():
+        with path.open("rb") as fh:
+            if fh.read(len(EWF2_SIGNATURE)) == EWF2_SIGNATURE:
+                ctx.gap(str(path), str(path), "EWF2 (Ex01) image: dissect.evidence reads only EWF1 (E01); convert it "
+                        "first, e.g. `ewfexport -f encase6` or `ewfexport -f raw`, and hash-verify the copy")
+                return None
 
     try:
         target = Target.open(path)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Provenance:
     """Where a record came from: evidence item, artifact kind, and the exact place inside it."""
 
@@ -26,7 +26,7 @@ class Provenance:
     raw: str | None = None  # raw value (text, or hex for binary), kept for the report
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Stamp:
     """One timestamp with its meaning.
 
@@ -43,7 +43,7 @@ class Stamp:
     precision: str = "1s"  # "100ns", "1ms", "1s", "1min", "1d"
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class FileFacts:
     """Facts about one file in the evidence (task XML, .job, crontab, unit file, ...)."""
 
@@ -56,7 +56,7 @@ class FileFacts:
     inode: int | None = None  # MFT record number or inode
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Action:
     """One task action. ``kind``: exec, comhandler, sendemail, showmessage, unknown."""
 
@@ -78,7 +78,7 @@ class Action:
         return " ".join(parts)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Trigger:
     """One trigger. ``kind``: time, daily, weekly, monthly_date, monthly_dow, boot, logon, idle,
     event, registration, session_state_change, wnf, custom, unknown."""
@@ -96,7 +96,7 @@ class Trigger:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class TaskDefinition:
     """A Windows scheduled task as one source defines it (XML file, .job, GPP, 4698 content, TaskCache)."""
 
@@ -128,7 +128,7 @@ class TaskDefinition:
     errors: list[str] = field(default_factory=list)  # parts that could not be decoded
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class TaskEvent:
     """One logged event about a task or task tooling (EVTX, SchedLgU.txt, syslog cron line)."""
 
@@ -151,7 +151,7 @@ class TaskEvent:
     fields: dict[str, Any] = field(default_factory=dict)  # the event's data fields as logged
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class TaskProcess:
     """A process seen in memory that the Task Scheduler hosts or started."""
 
@@ -172,7 +172,7 @@ class TaskProcess:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class UnixJob:
     """A cron line, anacron job, at job or systemd timer."""
 
@@ -190,7 +190,7 @@ class UnixJob:
     errors: list[str] = field(default_factory=list)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class HostInfo:
     """What the evidence says about the machine."""
 
@@ -200,7 +200,7 @@ class HostInfo:
     evidence: str | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Gap:
     """Something in the evidence that could not be read: recorded, never silently dropped."""
 
@@ -213,7 +213,7 @@ class Gap:
         return f"{where}: {self.problem}"
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class EvidenceRef:
     """One evidence item as opened: how, its size and hash."""
 
@@ -224,7 +224,7 @@ class EvidenceRef:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class TimelineEvent:
     """One point on the case timeline: what happened to which task, when, and from which record."""
 
@@ -241,7 +241,7 @@ class TimelineEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class EvidenceItem:
     """One supporting fact of a finding, exactly as a hunt report lists it."""
 
@@ -252,7 +252,7 @@ class EvidenceItem:
     evidence_sha256: str | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Finding:
     """A hunt-report finding (Hunt ID TH-HUNTIN-<YYYYMMDD>-<SEQ>)."""
 
@@ -272,7 +272,7 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Entity:
     """Everything known about one task, from every source, with its own timeline."""
 

@@ -19,6 +19,7 @@ Raises only :class:`EvtxTaskError` (an event without EventID or TimeCreated).
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
@@ -163,6 +164,26 @@ def generic_event(
     return built
 
 
+
+# Field names and the values that repeat from event to event (channel, provider, computer, level...)
+# are shared between events instead of held once per event: a log of a million task events fits in
+# memory. Unique values (record ids, times, GUIDs) are left alone.
+_SHARED_VALUE_FIELDS = frozenset({
+    "Channel", "Computer", "Provider_Name", "Provider_Guid", "Keywords", "Level", "Opcode", "Task", "Version",
+    "EventID", "EventID_Qualifiers", "Security_UserID", "UserName", "TaskName", "EventData_Name", "ActionName",
+    "Image", "ParentImage", "SubjectUserName", "SubjectDomainName", "SubjectUserSid", "User", "IntegrityLevel",
+})
+
+
+def _compact_fields(event: dict) -> dict:
+    out = {}
+    for key in sorted(event):
+        value = event[key]
+        if key in _SHARED_VALUE_FIELDS and isinstance(value, str) and len(value) <= 256:
+            value = sys.intern(str(value))  # str(): dissect hands out str subclasses, which cannot be interned
+        out[sys.intern(str(key))] = value
+    return out
+
 def _base(event: Mapping[str, Any], location: str, evidence: str | None, sha256: str | None, action: str) -> TaskEvent:
     eid = event_id(event)
     stamp = event_stamp(event)
@@ -183,7 +204,7 @@ def _base(event: Mapping[str, Any], location: str, evidence: str | None, sha256:
         action=action,
         provenance=provenance,
         host=_text(event.get("Computer")),
-        fields={key: event[key] for key in sorted(event)},
+        fields=_compact_fields(event),
     )
 
 

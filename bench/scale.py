@@ -26,11 +26,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from test_images import build  # noqa: E402
-from test_images.taskcache_scenarios import dirty_software_hive, log_only_keys, software_hive  # noqa: E402
 from test_images.taskxml import el, render  # noqa: E402
 from test_images.windows_tree import (  # noqa: E402
-    INSTALLED, FileTimes, PlantedFile, PlantedTask, at_jobs, exec_action, local_text, other_files, planted_hives,
-    principal, registration_info, schtasks_settings, task_element,
+    INSTALLED, FileTimes, PlantedFile, PlantedTask, exec_action, local_text, principal, registration_info,
+    schtasks_settings, task_element,
 )
 
 GIB = 1024 ** 3
@@ -65,17 +64,7 @@ def machine_files(work: Path, extra_tasks: list[PlantedTask] = ()) -> list[Plant
     hivex never reuses a freed cell: every key added under a parent rewrites the parent's subkey list
     at the end of the hive, so a key with n subkeys costs O(n^2) bytes: 1,000 tasks give a 9 MB SOFTWARE
     hive, 10,000 an 868 MB one (mostly free cells; a real one would be tens of MB)."""
-    tasks = sorted(build.image_tasks() + list(extra_tasks), key=lambda t: t.name.lower())
-    files = [PlantedFile(task.file_path, task.data, task.times) for task in tasks]
-    hives = planted_hives(tasks)
-    software = next(h for h in hives if h.path.endswith("/SOFTWARE"))
-    dirty = dirty_software_hive(software_hive(tasks, work), log_only_keys(tasks), work)
-    files += [PlantedFile(software.path, dirty.primary, software.times),
-              PlantedFile(software.path + ".LOG1", dirty.log1, software.times),
-              PlantedFile(software.path + ".LOG2", dirty.log2, software.times)]
-    files += [PlantedFile(hive.path, build.build_hive(hive, work), hive.times) for hive in hives if hive is not software]
-    files += other_files(at_jobs())
-    return sorted(files, key=lambda f: f.path.lower())
+    return build.planted_files(work, extra_tasks)
 
 
 def build_volume(volume: Path, files: list[PlantedFile], size_bytes: int, work: Path) -> Path:

@@ -114,10 +114,11 @@ def image_tasks() -> list[PlantedTask]:
     return sorted(all_tasks() + stealth_task_files(), key=lambda t: t.name.lower())
 
 
-def planted_files(work: Path) -> list[PlantedFile]:
-    """Every file of the machine, sorted by path. SOFTWARE carries TaskCache and is left dirty: its
-    last task exists only in SOFTWARE.LOG1/.LOG2."""
-    tasks = image_tasks()
+def planted_files(work: Path, extra_tasks: list[PlantedTask] = ()) -> list[PlantedFile]:
+    """Every file of the machine, sorted by path, with ``extra_tasks`` (benchmarks' scale series) added
+    to the task folder and TaskCache. SOFTWARE carries TaskCache and is left dirty: its last task exists
+    only in SOFTWARE.LOG1/.LOG2."""
+    tasks = sorted(image_tasks() + list(extra_tasks), key=lambda t: t.name.lower())
     files = [PlantedFile(task.file_path, task.data, task.times) for task in tasks]
     hives = planted_hives(tasks)
     software = next(h for h in hives if h.path.endswith("/SOFTWARE"))

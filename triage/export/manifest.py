@@ -259,6 +259,7 @@ def build_manifest(case, ctx: Context, *, argv: list[str], examiner: str | None,
         "evidence": evidence,
         "hosts": [to_dict(h) for h in case.hosts],
         "counts": counts,
+        "sigma": case.sigma_report,  # rules loaded, unsupported (with the reason), matches per rule
         "outputs": outputs,
         "gaps": [to_dict(g) for g in ctx.gaps],
     }

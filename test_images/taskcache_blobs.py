@@ -34,6 +34,7 @@ from triage.parsers.security_descriptor import (
 from triage.parsers.taskcache import (
     FILETIME_NEVER,
     FILLER,
+    flag_byte,
     GENERIC_TRIGGER,
     OPTIONAL_SETTINGS,
     OPTIONAL_SETTINGS_MAINTENANCE,
@@ -340,10 +341,10 @@ def triggers_blob(triggers: list[TaskCacheTrigger], bucket: JobBucket, *, versio
 
 
 def _write_user(w: _Writer, user: UserInfo, label: str) -> None:
-    w.aligned_u1(int(user.skip_user), label + ".skip_user", FILLER)
+    w.aligned_u1(flag_byte(user, "skip_user"), label + ".skip_user", FILLER)
     if user.skip_user:
         return
-    w.aligned_u1(int(bool(user.skip_sid)), label + ".skip_sid", FILLER)
+    w.aligned_u1(flag_byte(user, "skip_sid"), label + ".skip_sid", FILLER)
     if not user.skip_sid:
         w.aligned_u4(user.sid_type or 0, label + ".sid_type", FILLER)
         sid = sid_to_bytes(user.sid) if user.sid else bytes.fromhex(user.sid_hex or "")
@@ -400,7 +401,7 @@ def _tstime(w: _Writer, value: TsTime | None, label: str, *, unset_zero: bool = 
     kind = ZERO if unset_zero and value.filetime == 0 else UNINITIALISED
     when = _filetime_date(value.filetime) or (w.date if header else None)
     pad = w.pad_bytes(7, label + ".pad", kind, when)
-    return TSTIME(is_localized=int(value.is_localized), pad=pad, filetime=value.filetime)
+    return TSTIME(is_localized=flag_byte(value, "is_localized"), pad=pad, filetime=value.filetime)
 
 
 def _write_trigger(w: _Writer, version: int, trig: TaskCacheTrigger, label: str) -> None:
@@ -414,8 +415,8 @@ def _write_trigger(w: _Writer, version: int, trig: TaskCacheTrigger, label: str)
                 repetition_interval=trig.repetition_interval or 0, repetition_duration=trig.repetition_duration or 0,
                 execution_time_limit=trig.execution_time_limit or 0, mode=trig.mode or 0,
                 data1=trig.data1 or 0, data2=trig.data2 or 0, data3=trig.data3 or 0,
-                pad1=w.pad_bytes(2, label + ".pad1", ZERO), stop_at_duration_end=int(bool(trig.stop_at_duration_end)),
-                enabled=int(bool(trig.enabled)), pad2=w.pad_bytes(2, label + ".pad2", UNINITIALISED),
+                pad1=w.pad_bytes(2, label + ".pad1", ZERO), stop_at_duration_end=flag_byte(trig, "stop_at_duration_end"),
+                enabled=flag_byte(trig, "enabled"), pad2=w.pad_bytes(2, label + ".pad2", UNINITIALISED),
                 unknown=trig.unknown or 0, max_random_delay=trig.max_random_delay or 0,
                 pad3=w.pad_bytes(4, label + ".pad3", UNINITIALISED),
             ).dumps()
@@ -428,8 +429,8 @@ def _write_trigger(w: _Writer, version: int, trig: TaskCacheTrigger, label: str)
             end=_tstime(w, trig.end, label + ".end"),
             delay=trig.delay or 0, timeout=trig.timeout or 0, repetition_interval=trig.repetition_interval or 0,
             repetition_duration=trig.repetition_duration or 0, repetition_duration2=trig.repetition_duration2 or 0,
-            stop_at_duration_end=int(bool(trig.stop_at_duration_end)), pad1=w.pad_bytes(3, label + ".pad1", UNINITIALISED),
-            enabled=int(bool(trig.enabled)), pad2=w.pad_bytes(7, label + ".pad2", UNINITIALISED),
+            stop_at_duration_end=flag_byte(trig, "stop_at_duration_end"), pad1=w.pad_bytes(3, label + ".pad1", UNINITIALISED),
+            enabled=flag_byte(trig, "enabled"), pad2=w.pad_bytes(7, label + ".pad2", UNINITIALISED),
             unknown=w.pad_bytes(8, label + ".unknown", UNINITIALISED),
         ).dumps()
     )

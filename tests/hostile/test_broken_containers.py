@@ -7,6 +7,8 @@ entry and event of the good image is still there except the damaged one, which i
 
 from __future__ import annotations
 
+import re
+
 import json
 from collections import Counter
 
@@ -95,9 +97,11 @@ def test_truncated_e01_is_one_gap_naming_the_cut_section_and_exit_code_2(windows
     broken = damage.truncated_e01(windows_images["e01"], tmp_path / "e01" / "windows10.E01")
     case, ctx = _run(broken.path)
     assert case.opened == 0 and case.definitions == [] and case.events == []
-    assert [(g.evidence, g.location, g.problem) for g in ctx.gaps] == [(str(broken.path), str(broken.path),
-        "cannot open as a disk image or collection: section sectors at offset 0x817 points past the end of the file "
-        f"(to 0x391c2; the file is {broken.offset} bytes): truncated segment")]
+    assert [(g.evidence, g.location) for g in ctx.gaps] == [(str(broken.path), str(broken.path))]
+    found = re.fullmatch(r"cannot open as a disk image or collection: section sectors at offset 0x817 points past the end "
+                         rf"of the file \(to 0x([0-9a-f]+); the file is {broken.offset} bytes\): truncated segment",
+                         ctx.gaps[0].problem)
+    assert found and int(found.group(1), 16) > broken.offset
     assert main(["-q", str(broken.path)]) == EXIT_USAGE
     assert "no evidence could be opened" in capsys.readouterr().err
 

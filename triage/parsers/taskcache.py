@@ -271,6 +271,7 @@ class TsTime:
 
     is_localized: bool
     filetime: int
+    flag_bytes: dict[str, int] = field(default_factory=dict)  # a flag byte other than 0/1, as found
 
     @property
     def is_set(self) -> bool:
@@ -331,6 +332,7 @@ class UserInfo:
 
     skip_user: bool
     skip_sid: bool | None = None
+    flag_bytes: dict[str, int] = field(default_factory=dict)  # a flag byte other than 0/1, as found
     sid_type: int | None = None
     sid: str | None = None
     sid_hex: str | None = None  # kept when the SID bytes do not parse
@@ -395,6 +397,7 @@ class TaskCacheTrigger:
     end: TsTime | None = None
     enabled: bool | None = None
     stop_at_duration_end: bool | None = None
+    flag_bytes: dict[str, int] = field(default_factory=dict)  # a flag byte other than 0/1, as found
     repetition_interval: int | None = None
     repetition_duration: int | None = None
     # time triggers
@@ -564,7 +567,9 @@ class _Reader:
 
     def aligned_bstr(self, label: str) -> str:
         size = self.aligned_u4(label + ".length", FILLER)
+        offset = self.pos
         text = self.text(size, label)
+        self._require_terminator(offset, size, label)
         self.pad(-size % 8, label + ".pad", FILLER)
         return text
 
@@ -573,16 +578,24 @@ class _Reader:
         if count == 0:
             return ""  # no terminator, no padding (real Event triggers)
         size = count * 2 + 2
+        offset = self.pos
         text = self.text(size, label)
+        self._require_terminator(offset, size, label)
         self.pad(-size % 8, label + ".pad", FILLER)
         return text
+
+    def _require_terminator(self, offset: int, size: int, label: str) -> None:
+        """Triggers strings always end with a UTF-16 NUL when Windows writes them: one without it was
+        written by something else (or damaged), so it is flagged rather than silently completed."""
+        if size >= 2 and self.data[offset + size - 2 : offset + size] != b"\0\0" and offset + size <= len(self.data):
+            self.errors.append(f"{label}: no UTF-16 NUL terminator at offset 0x{offset + size - 2:x} (Windows writes one)")
 
     def tstime(self, label: str, unset_kind: str = UNINITIALISED) -> TsTime:
         offset = self.pos
         raw = self.struct(TSTIME, label)
         kind = unset_kind if raw.filetime == 0 else UNINITIALISED
         self.note(offset + 1, label + ".pad", kind, raw.pad)
-        return TsTime(is_localized=bool(raw.is_localized), filetime=raw.filetime)
+        return _tstime(raw)
 
 
 def _bytes_of(data: Any) -> bytes:
@@ -687,10 +700,30 @@ def decode_actions(data: bytes) -> ActionsBlob:
 # --- Triggers -----------------------------------------------------------------------------
 
 
+def set_flag(obj: Any, name: str, byte: int) -> None:
+    """A u8 flag: true when non-zero, as Windows reads it; a byte other than 0/1 is kept as found so
+    the value re-encodes to the same bytes (and stays visible to the examiner)."""
+    setattr(obj, name, bool(byte))
+    if byte not in (0, 1):
+        obj.flag_bytes[name] = int(byte)
+
+
+def flag_byte(obj: Any, name: str) -> int:
+    """The byte a flag was read from (the inverse of :func:`set_flag`)."""
+    return obj.flag_bytes.get(name, int(bool(getattr(obj, name))))
+
+
+def _tstime(raw: Any) -> TsTime:
+    value = TsTime(is_localized=False, filetime=raw.filetime)
+    set_flag(value, "is_localized", raw.is_localized)
+    return value
+
+
 def _read_user(reader: _Reader, label: str) -> UserInfo:
-    user = UserInfo(skip_user=bool(reader.aligned_u1(label + ".skip_user", FILLER)))
+    user = UserInfo(skip_user=False)
+    set_flag(user, "skip_user", reader.aligned_u1(label + ".skip_user", FILLER))
     if not user.skip_user:
-        user.skip_sid = bool(reader.aligned_u1(label + ".skip_sid", FILLER))
+        set_flag(user, "skip_sid", reader.aligned_u1(label + ".skip_sid", FILLER))
         if not user.skip_sid:
             user.sid_type = reader.aligned_u4(label + ".sid_type", FILLER)
             size = reader.aligned_u4(label + ".sid.length", FILLER)
@@ -760,15 +793,15 @@ def _read_time_trigger(reader: _Reader, version: int, label: str, trigger: TaskC
     body = reader.struct(TIME_TRIGGER, label)
     for name in ("start", "end", "unknown_time"):
         raw = getattr(body, name)
-        setattr(trigger, name, TsTime(is_localized=bool(raw.is_localized), filetime=raw.filetime))
+        setattr(trigger, name, _tstime(raw))
     # Unset (0) tstimes in time triggers have zero padding in every real sample; set ones carry garbage.
     for i, name in enumerate(("start", "end", "unknown_time")):
         raw = getattr(body, name)
         reader.note(offset + 16 * i + 1, f"{label}.{name}.pad", ZERO if raw.filetime == 0 else UNINITIALISED, raw.pad)
     for name in ("repetition_interval", "repetition_duration", "execution_time_limit", "mode", "data1", "data2", "data3", "unknown", "max_random_delay"):
         setattr(trigger, name, getattr(body, name))
-    trigger.stop_at_duration_end = bool(body.stop_at_duration_end)
-    trigger.enabled = bool(body.enabled)
+    set_flag(trigger, "stop_at_duration_end", body.stop_at_duration_end)
+    set_flag(trigger, "enabled", body.enabled)
     reader.note(offset + 0x46, label + ".pad1", ZERO, body.pad1)
     reader.note(offset + 0x4A, label + ".pad2", UNINITIALISED, body.pad2)
     reader.note(offset + 0x54, label + ".pad3", UNINITIALISED, body.pad3)
@@ -780,12 +813,12 @@ def _read_generic_trigger(reader: _Reader, version: int, label: str, trigger: Ta
     body = reader.struct(GENERIC_TRIGGER, label)
     for i, name in enumerate(("start", "end")):
         raw = getattr(body, name)
-        setattr(trigger, name, TsTime(is_localized=bool(raw.is_localized), filetime=raw.filetime))
+        setattr(trigger, name, _tstime(raw))
         reader.note(offset + 16 * i + 1, f"{label}.{name}.pad", UNINITIALISED, raw.pad)
     for name in ("delay", "timeout", "repetition_interval", "repetition_duration", "repetition_duration2"):
         setattr(trigger, name, getattr(body, name))
-    trigger.stop_at_duration_end = bool(body.stop_at_duration_end)
-    trigger.enabled = bool(body.enabled)
+    set_flag(trigger, "stop_at_duration_end", body.stop_at_duration_end)
+    set_flag(trigger, "enabled", body.enabled)
     reader.note(offset + 0x35, label + ".pad1", UNINITIALISED, body.pad1)
     reader.note(offset + 0x39, label + ".pad2", UNINITIALISED, body.pad2)
     reader.note(offset + 0x40, label + ".unknown", UNINITIALISED, body.unknown)

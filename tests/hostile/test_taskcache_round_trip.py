@@ -1,0 +1,50 @@
+"""Round trip as a property: any Actions or Triggers value that decodes cleanly, including values
+damaged byte by byte from the real Windows samples, re-encodes to exactly its own bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from test_images.taskcache_blobs import encode_actions_blob, encode_triggers
+from triage.parsers.taskcache import decode_actions, decode_triggers
+
+SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "taskcache-values"
+ACTIONS = sorted(p.read_bytes() for p in SAMPLES.rglob("*__Actions.bin"))
+TRIGGERS = sorted(p.read_bytes() for p in SAMPLES.rglob("*__Triggers.bin"))
+
+
+def _mutated(seeds: list[bytes]):
+    """A real sample with a few bytes overwritten: most mutations land in strings, padding and times."""
+    return st.sampled_from(seeds).flatmap(lambda data: st.lists(
+        st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)), max_size=4,
+    ).map(lambda edits: _apply(data, edits)))
+
+
+def _apply(data: bytes, edits: list[tuple[int, int]]) -> bytes:
+    out = bytearray(data)
+    for offset, value in edits:
+        out[offset] = value
+    return bytes(out)
+
+
+def test_the_corpus_holds_samples_to_mutate():
+    assert (len(ACTIONS), len(TRIGGERS)) == (2, 13)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated(ACTIONS))
+def test_clean_actions_decodes_re_encode_to_the_same_bytes(data):
+    blob = decode_actions(data)
+    if not blob.errors:
+        assert encode_actions_blob(blob) == data
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated(TRIGGERS))
+def test_clean_triggers_decodes_re_encode_to_the_same_bytes(data):
+    blob = decode_triggers(data)
+    if not blob.errors:
+        assert encode_triggers(blob) == data

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.timing import RESULTS, machine, median, ratio, run_command  # noqa: E402
+from bench.timing import RESULTS, machine, median, ratio, run_command, save  # noqa: E402
 from test_images.build_linux import build_linux  # noqa: E402
 
 DISSECT_FUNCTIONS = "cronjobs,services"
@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="triage-bench-linux-") as tmp:
         result = run(Path(tmp), 1 if args.smoke else args.repeat)
     result["mode"] = "smoke" if args.smoke else "full"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    save(result, args.out)
     print(table(result))
     return result
 

@@ -40,7 +40,7 @@ from bench import scale  # noqa: E402
 from bench.bench_evtx import LARGEST, SMOKE, run_triage as count_evtx_records  # noqa: E402
 from bench.bench_memory import TRIAGE_PASS  # noqa: E402
 from bench.bench_windows import DISSECT_CRASHES, dissect_work, triage_work  # noqa: E402
-from bench.timing import RESULTS, machine, ratio, run_command  # noqa: E402
+from bench.timing import RESULTS, machine, ratio, run_command, save  # noqa: E402
 
 MIB = 1024 ** 2
 TASK_VOLUME = 512 * MIB
@@ -204,8 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
             result["points"][name] = points[name]
             result[name] = series[name](work, points[name])
     result["checks"] = checks(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    save(result, args.out)
     for name in series:
         if result.get(name):
             print(f"{name}:")

@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import scale  # noqa: E402
-from bench.timing import RESULTS, machine, median, ratio, run_command  # noqa: E402
+from bench.timing import RESULTS, machine, median, ratio, run_command, save  # noqa: E402
 from test_images.build import COMMITTED_E01  # noqa: E402
 from test_images.windows_tree import EMAIL_TASK, GPP_PATH, MESSAGE_TASK, TASKS_DIR  # noqa: E402
 
@@ -305,8 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="triage-bench-windows-") as tmp:
         result = run(Path(tmp), 1 if args.smoke else args.repeat, args.smoke)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    save(result, args.out)
     print(table(result))
     return result
 

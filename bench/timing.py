@@ -8,6 +8,7 @@ mark, so every child of a big benchmark process would report at least the parent
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -68,3 +69,10 @@ def machine() -> dict:
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "nproc": os.cpu_count(),
             "ram_gib": round(ram_kb / 2**20, 1), "cpu": cpu, "python": platform.python_version(),
             "load_average_1m": round(os.getloadavg()[0], 2)}
+
+
+def save(result: dict, out: Path) -> dict:
+    """Write a benchmark's figures as JSON (the file ``run_all`` summarises) and return them."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result

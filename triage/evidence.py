@@ -51,15 +51,15 @@ def _ref(path: Path, kind: str, ctx: Context) -> EvidenceRef:
     return ref
 
 
-def _is_evtx_folder(path: Path) -> bool:
-    """A folder of event logs handed over on their own (no OS tree inside)."""
-    if not path.is_dir():
-        return False
-    has_logs = any(p.suffix.lower() == ".evtx" for p in path.rglob("*") if p.is_file())
-    if not has_logs:
-        return False
-    markers = {"windows", "c", "c:", "uploads", "etc", "var"}
-    return not any(child.name.lower() in markers for child in path.iterdir())
+_OS_TREE_MARKERS = {"windows", "c", "c:", "uploads", "etc", "var"}
+
+
+def _loose_evtx_files(path: Path) -> list[Path]:
+    """The .evtx files of a folder of event logs handed over on their own (no OS tree inside); [] otherwise.
+    The cheap top-level check comes first, so a disk tree or collection is never walked here."""
+    if not path.is_dir() or any(child.name.lower() in _OS_TREE_MARKERS for child in path.iterdir()):
+        return []
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".evtx")
 
 
 def open_evidence(path_text: str, ctx: Context, *, memory: bool = False) -> Source | None:
@@ -74,8 +74,7 @@ def open_evidence(path_text: str, ctx: Context, *, memory: bool = False) -> Sour
             return Source(ref=_ref(path, "memory", ctx), memory=path, host=HostInfo(evidence=str(path)))
         if path.is_file() and path.suffix.lower() == ".evtx":
             return Source(ref=_ref(path, "evtx", ctx), evtx_files=[path], host=HostInfo(evidence=str(path)))
-        if _is_evtx_folder(path):
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".evtx")
+        if files := _loose_evtx_files(path):
             ref = _ref(path, "evtx-dir", ctx)
             ref.details["files"] = len(files)
             return Source(ref=ref, evtx_files=files, host=HostInfo(evidence=str(path)))

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from triage import attack, intel
 from triage.collect import Context, Source
 from triage.collect import binaries, eventlogs, memory, taskcache, unix_jobs, windows_tasks
-from triage.correlate import correlate, unattached_timeline
+from triage.correlate import correlate, timeline_sort_key, unattached_timeline
 from triage.detect import Hit, JudgeContext, build_findings
 from triage.detect import baseline, content_rules, memory_checks, sigma, stealth, timeline_checks
 from triage.evidence import open_evidence
@@ -92,8 +92,7 @@ def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = ()
     if case.processes:  # disk events and definitions of the same host link memory processes to tasks
         memory.link_task_processes(case.processes, case.events, case.definitions)
     case.entities, case.timeline = correlate(case.definitions, case.events, case.processes, case.unix_jobs)
-    case.timeline = sorted(case.timeline + unattached_timeline(case.events, case.processes),
-                           key=lambda r: (r.utc or "9999", r.task, r.what, r.source, r.provenance.location, r.provenance.offset or 0))
+    case.timeline = sorted(case.timeline + unattached_timeline(case.events, case.processes), key=timeline_sort_key)
     judge = JudgeContext(hunt_date=hunt_date or datetime.now(timezone.utc).strftime("%Y%m%d"), gaps=ctx.gaps,
                          baseline=baseline.load_baseline(), options=ctx.options,
                          taskcache_read=stealth.taskcache_read(case.definitions))

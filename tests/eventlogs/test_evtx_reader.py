@@ -81,7 +81,7 @@ def test_dirty_log_is_read_past_its_stale_header_chunk_count():
     assert counts([e for e in events if e.record_id > 3751]) == BELKASOFT_CHUNK_35
     assert [e.record_id for e in events] == list(range(1, 3852))
     assert {e.chunk for e in events if e.record_id > 3751} == {35}
-    assert events[-1].fields["TimeCreated_SystemTime"] == "2021-02-14T02:38:30.413120Z"
+    assert events[-1].fields["TimeCreated_SystemTime"] == "2021-02-14T02:38:30.413121Z"  # exact FILETIME; dissect said .413120
     assert problems == []
 
 

@@ -65,7 +65,7 @@ def test_match_is_findings_ready(sigmahq):
     assert (match.title, match.level, match.risk) == ("Removal Of SD Value to Hide Schedule Task - Registry", "medium", "Medium")
     assert match.techniques == ["T1685"] and match.tasks  # the rule file tags attack.t1685 == ["\\MaliciousTask"]
     [item] = match.evidence_items()
-    assert item.source == "Microsoft-Windows-Sysmon/Operational 12" and item.time == "2025-10-25T00:01:54.872808Z"
+    assert item.source == "Microsoft-Windows-Sysmon/Operational 12" and item.time == "2025-10-25T00:01:54.872810Z"
     assert item.location == f"{evtx} record 155709" and "TaskCache\\Tree\\MaliciousTask\\SD" in item.value
 
 

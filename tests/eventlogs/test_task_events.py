@@ -24,7 +24,7 @@ def test_129_puts_the_task_process_id_on_the_task():
     created = [e for e in task_events(VELO / "TaskScheduler.evtx") if e.event_id == 129]
     assert [(e.task, e.process_id, e.image, e.time.utc) for e in created] == [
         ("\\T1053_005_OnLogon", 6292, "cmd.exe", "2021-01-27T11:41:33.455849Z"),
-        ("\\T1053_005_powershell", 6632, "calc.exe", "2021-01-27T11:42:05.631170Z"),
+        ("\\T1053_005_powershell", 6632, "calc.exe", "2021-01-27T11:42:05.631171Z"),
     ]
     first = created[0]
     assert first.provenance.artifact == "evtx" and first.provenance.offset == 2603

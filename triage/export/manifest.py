@@ -36,7 +36,7 @@ EXIT_MATCH, EXIT_CHANGED, EXIT_USAGE = 0, 1, 2
 
 DEPENDENCIES = (
     "dissect.target", "dissect.cstruct", "dissect.evidence", "dissect.ntfs", "dissect.regf", "dissect.extfs",
-    "dissect.xfs", "dissect.util", "volatility3", "regipy", "python-registry", "python-evtx", "pySigma",
+    "dissect.xfs", "dissect.util", "volatility3", "regipy", "python-registry", "python-evtx", "evtx", "pySigma",
     "pySigma-backend-sqlite", "defusedxml", "tabulate",
 )
 

@@ -398,72 +398,106 @@ def _flatten_event(document: Any) -> dict[str, Any] | None:
 
     Element text is keyed by its path below System/EventData/UserData joined with ``_``; a
     ``Data`` element with a ``Name`` is keyed by that name; attributes are ``<Element>_<attr>``;
-    repeated keys get ``_1``, ``_2`` ... as dissect's ``KeyValueCollection`` does.
+    repeated keys get ``_1``, ``_2`` ... as dissect's ``KeyValueCollection`` does. Written flat
+    (no per-field helper calls): it runs once per event, about 40 fields each.
     """
-    if not isinstance(document, dict) or not isinstance(document.get("Event"), dict):
+    event = document.get("Event") if isinstance(document, dict) else None
+    if not isinstance(event, dict):
         return None
     out: dict[str, Any] = {}
-    seen: dict[str, int] = {}
-
-    def put(key: str, value: Any) -> None:
-        if key in seen:
-            seen[key] += 1
-            key = f"{key}_{seen[key]}"
-        else:
-            seen[key] = 0
-        out[key] = _json_value(value)
-
-    def walk(name: str, node: Any, path: list[str]) -> None:
-        if isinstance(node, list):
-            for item in node:
-                walk(name, item, path)
-            return
-        in_system = path[1:2] == ["System"] and len(path) == 2
-        if not isinstance(node, dict):
-            if node is None and in_system and name in _SYSTEM_ATTRIBUTES:
-                for attribute in _SYSTEM_ATTRIBUTES[name]:
-                    put(f"{name}_{attribute}", None)
-                return
-            put("_".join((path + [name])[2:]), node)
-            if in_system and name in _SYSTEM_ATTRIBUTES:
-                for attribute in _SYSTEM_ATTRIBUTES[name]:
-                    put(f"{name}_{attribute}", None)
-            return
-        attributes = node.get("#attributes") or {}
-        for key, value in node.items():
-            if key == "#attributes":
+    repeats: dict[str, int] = {}
+    for section_name, section in event.items():
+        if section_name == "#attributes":
+            continue
+        if not isinstance(section, dict):
+            continue  # an empty <EventData/>: dissect yields nothing for it either
+        in_system = section_name == "System"
+        for name, node in section.items():
+            if name == "#attributes" or name == "#text":
                 continue
-            if key == "#text":
-                if name == "Data" and "Name" in attributes:
-                    put(str(attributes["Name"]), value)
+            kind = node.__class__
+            if kind is int or (kind is str and len(node) != 36):  # the common case, inlined: a plain value
+                if name in out or name in repeats:
+                    _put(out, repeats, name, node)
                 else:
-                    put("_".join((path + [name])[2:]), value)
-                continue
-            walk(key, value, path + [name])
-        if name == "Event":
-            return
-        for key, value in attributes.items():
-            if name == "Data" and key == "Name":
-                continue
-            put(f"{name}_{key}", value)
-        if in_system and name in _SYSTEM_ATTRIBUTES:
-            for attribute in _SYSTEM_ATTRIBUTES[name]:
-                if f"{name}_{attribute}" not in out:
-                    put(f"{name}_{attribute}", None)
-
-    walk("Event", document["Event"], [])
+                    out[name] = node
+                if in_system and name in _SYSTEM_ATTRIBUTES:
+                    for attribute in _SYSTEM_ATTRIBUTES[name]:
+                        _put(out, repeats, f"{name}_{attribute}", None)
+            elif node is None or kind in _SCALARS:
+                if node is not None or not (in_system and name in _SYSTEM_ATTRIBUTES):
+                    _put(out, repeats, name, node)  # an element left out for its null attributes is not text
+                if in_system and name in _SYSTEM_ATTRIBUTES:
+                    for attribute in _SYSTEM_ATTRIBUTES[name]:
+                        _put(out, repeats, f"{name}_{attribute}", None)
+            else:
+                _walk(out, repeats, name, node, "", in_system)
+        attributes = section.get("#attributes")
+        if attributes:
+            for key, value in attributes.items():
+                _put(out, repeats, f"{section_name}_{key}", value)
     return out
+
+
+_SCALARS = frozenset({str, int, float, bool})
+
+
+def _put(out: dict[str, Any], repeats: dict[str, int], key: str, value: Any) -> None:
+    if key in out or key in repeats:
+        repeats[key] = repeats.get(key, 0) + 1
+        key = f"{key}_{repeats[key]}"
+    if value.__class__ is str:
+        if len(value) == 36 and value[8:9] == "-" and _GUID_TEXT.match(value):
+            value = "{" + value + "}"  # a GUID value; dissect (and Windows' own viewer) show it in braces
+    elif value is not None and value.__class__ is not int:
+        value = _json_value(value)
+    out[key] = value
+
+
+def _walk(out: dict[str, Any], repeats: dict[str, int], name: str, node: Any, prefix: str, in_system: bool) -> None:
+    """One element below a section; ``prefix`` is the joined path of its ancestors below the section."""
+    key = f"{prefix}_{name}" if prefix else name
+    if isinstance(node, list):
+        for item in node:
+            _walk(out, repeats, name, item, prefix, in_system)
+        return
+    if not isinstance(node, dict):
+        if node is not None or not (in_system and not prefix and name in _SYSTEM_ATTRIBUTES):
+            _put(out, repeats, key, node)
+        if in_system and not prefix and name in _SYSTEM_ATTRIBUTES:
+            for attribute in _SYSTEM_ATTRIBUTES[name]:
+                _put(out, repeats, f"{name}_{attribute}", None)
+        return
+    attributes = node.get("#attributes") or {}
+    for child, value in node.items():
+        if child == "#attributes":
+            continue
+        if child == "#text":
+            if name == "Data" and "Name" in attributes:
+                _put(out, repeats, str(attributes["Name"]), value)
+            else:
+                _put(out, repeats, key, value)
+            continue
+        _walk(out, repeats, child, value, key, in_system)
+    for attribute, value in attributes.items():
+        if name == "Data" and attribute == "Name":
+            continue
+        _put(out, repeats, f"{name}_{attribute}", value)
+    if in_system and not prefix and name in _SYSTEM_ATTRIBUTES:
+        for attribute in _SYSTEM_ATTRIBUTES[name]:
+            if f"{name}_{attribute}" not in out:
+                _put(out, repeats, f"{name}_{attribute}", None)
 
 
 def _json_value(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, str) and len(value) == 36 and _GUID_TEXT.match(value):
-        return "{" + value + "}"  # a GUID value; dissect (and Windows' own viewer) show it in braces
     if isinstance(value, list):
         return [_json_value(item) for item in value]
     if isinstance(value, float):
         return str(value)
+    if isinstance(value, str) and len(value) == 36 and _GUID_TEXT.match(value):
+        return "{" + value + "}"
     return value
 
 

@@ -39,7 +39,12 @@ class Context:
 
     quiet: bool = False
     gaps: list[Gap] = field(default_factory=list)
+    notes: list[Gap] = field(default_factory=list)  # read fine, worth telling (EVTX slack): no warning, no exit 1
     options: dict[str, Any] = field(default_factory=dict)
+
+    def note(self, evidence: str, location: str, text: str) -> None:
+        """Record something the examiner should know that is not a failure to read (kept in the manifest)."""
+        self.notes.append(Gap(evidence=evidence, location=location, problem=" ".join(str(text).split())))
 
     def gap(self, evidence: str, location: str, problem: str) -> Gap:
         """Record something that could not be read and print it as one clear line.

@@ -49,7 +49,10 @@ def read_log(fh: BinaryIO, location: str, source: Source, ctx: Context) -> Itera
     def problem(where: str, text: str) -> None:
         ctx.gap(source.name, f"{location} ({where})", text)
 
-    reader = EvtxReader(fh, location, on_problem=problem)
+    def note(where: str, text: str) -> None:
+        ctx.note(source.name, f"{location} ({where})", text)
+
+    reader = EvtxReader(fh, location, on_problem=problem, on_note=note)
     try:
         for record in reader:
             try:

@@ -262,6 +262,7 @@ def build_manifest(case, ctx: Context, *, argv: list[str], examiner: str | None,
         "sigma": case.sigma_report,  # rules loaded, unsupported (with the reason), matches per rule
         "outputs": outputs,
         "gaps": [to_dict(g) for g in ctx.gaps],
+        "notes": [to_dict(n) for n in ctx.notes],
     }
 
 

@@ -294,6 +294,9 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+_LOGSOURCE_TERM = re.compile(r"sigma_logsource LIKE '%\|([^|']+)\|%'")
+
+
 @lru_cache(maxsize=4096)
 def _compiled(pattern: str) -> re.Pattern:
     return re.compile(pattern)
@@ -354,22 +357,40 @@ class SigmaEvaluator:
         names = ["rid", "sigma_logsource", FULLTEXT, *self._fields]
         self._insert = f"INSERT INTO events ({', '.join(map(_quote, names))}) VALUES ({', '.join('?' * len(names))})"
         self._batch: list[tuple[Mapping[str, Any], EventRef]] = []
+        # The logsource tokens each rule requires (its condition's sigma_logsource terms): an event no
+        # rule selects is never stored. Plans map an event's key set to the keys feeding each column.
+        self._needs = [frozenset(_LOGSOURCE_TERM.findall(rule.condition)) for rule in rules.loaded]
+        self._wanted: dict[tuple[str, ...], bool] = {}
+        self._plans: dict[tuple[str, ...], list[str | None]] = {}
         self._hits: dict[str, list[tuple[Mapping[str, Any], EventRef]]] = {}
 
     def add(self, fields: Mapping[str, Any], ref: EventRef) -> None:
-        self._batch.append((fields, ref))
         self.events_seen += 1
+        tokens = logsource_tokens(fields)
+        key = tuple(tokens)
+        wanted = self._wanted.get(key)
+        if wanted is None:
+            present = set(tokens)
+            wanted = self._wanted[key] = any(need <= present for need in self._needs)
+        if not wanted:
+            return  # no loaded rule's logsource selects this event: it cannot match, so it is not stored
+        self._batch.append((fields, ref))
         if len(self._batch) >= self.batch_size:
             self._flush()
 
     def _row(self, rid: int, fields: Mapping[str, Any]) -> tuple:
         columns = _sigma_columns(fields)
-        lower: dict[str, Any] = {}
-        for key in sorted(columns, reverse=True):  # on a case-only clash the smallest key wins
-            lower[key.lower()] = columns[key]
+        # Events of one template share their keys: which key feeds each column is worked out once per key set.
+        names = tuple(columns)
+        plan = self._plans.get(names)
+        if plan is None:
+            by_lower: dict[str, str] = {}
+            for key in sorted(names, reverse=True):  # on a case-only clash the smallest key wins
+                by_lower[key.lower()] = key
+            plan = self._plans[names] = [by_lower.get(name.lower()) for name in self._fields]
         fulltext = "\n".join(_text(v) or "" for _, v in sorted(columns.items())) if self._fulltext else None
         logsource = "|" + "|".join(logsource_tokens(fields)) + "|"
-        return (rid, logsource, fulltext, *[_text(lower.get(name.lower())) for name in self._fields])
+        return (rid, logsource, fulltext, *[None if key is None else _text(columns[key]) for key in plan])
 
     def _flush(self) -> None:
         if not self._batch:

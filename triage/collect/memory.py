@@ -2,9 +2,9 @@
 
 ``collect(source, ctx)`` opens the image once through volatility3 (one automagic pass: DTB, kernel,
 symbols), then runs triage's two volatility plugins in-process on that context:
-``plugins/taskprocs.py`` (Schedule service host, taskeng/taskhost(w), every process whose ancestry
+``triage/volplugins/taskprocs.py`` (Schedule service host, taskeng/taskhost(w), every process whose ancestry
 leads there, including exited/unlinked ones only pool scanning finds) and
-``plugins/taskcache_mem.py`` (the SOFTWARE hive's TaskCache read through volatility's registry layer
+``triage/volplugins/taskcache_mem.py`` (the SOFTWARE hive's TaskCache read through volatility's registry layer
 and decoded with :mod:`triage.parsers.taskcache`). It yields :class:`TaskProcess` and
 :class:`TaskDefinition` (source ``memory_taskcache``) records.
 
@@ -20,7 +20,6 @@ import binascii
 import logging
 import re
 import shutil
-import sys
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,8 +27,6 @@ from typing import Any, Iterable, Iterator
 
 from triage.records import Provenance, Stamp, TaskDefinition, TaskEvent, TaskProcess
 from triage.timeutil import filetime_stamp
-
-PLUGIN_DIR = Path(__file__).resolve().parents[2] / "plugins"
 
 TASK_HOSTS = {"taskhostw.exe", "taskhost.exe", "taskhostex.exe", "taskeng.exe"}
 POWERSHELL = {"powershell.exe", "pwsh.exe", "powershell_ise.exe"}
@@ -381,7 +378,6 @@ class VolatilitySession:
         self._saved: dict[str, Any] = {}
 
     def __enter__(self) -> "VolatilitySession":
-        import volatility3.plugins
         import volatility3.schemas
         import volatility3.symbols
         from volatility3 import framework
@@ -396,11 +392,10 @@ class VolatilitySession:
         volatility3.schemas.cached_validation_filepath = str(Path(self._cache) / "valid_isf.hashcache")
         constants.OFFLINE = True
         volatility3.symbols.__path__ = [str(Path(d).resolve()) for d in self.symbol_dirs] + list(constants.SYMBOL_BASEPATHS)
-        if str(PLUGIN_DIR) not in volatility3.plugins.__path__:
-            volatility3.plugins.__path__.append(str(PLUGIN_DIR))
-        if str(PLUGIN_DIR.parent) not in sys.path:
-            sys.path.append(str(PLUGIN_DIR.parent))
-        from volatility3.plugins import taskprocs
+        from triage import volplugins
+        from triage.volplugins import taskprocs
+
+        volplugins.register()
 
         self.taskprocs = taskprocs
         self.context = contexts.Context()

@@ -1,6 +1,6 @@
 """Checks on what memory shows: stealth flags of the in-memory TaskCache and task processes.
 
-The volatility plugins (plugins/taskcache_mem.py, plugins/taskprocs.py) record what they saw as
+The volatility plugins (triage/volplugins/taskcache_mem.py, taskprocs.py) record what they saw as
 flags; this module turns those flags into hunt-report reasons.
 """
 

@@ -1,0 +1,160 @@
+"""volatility3 plugin: the processes the Windows Task Scheduler is running (or ran).
+
+Finds the Schedule service host (svchost.exe with ``-s Schedule``, or the svchost that parents a task
+host), taskeng.exe (Windows 7/2008) and taskhost(w).exe, then every process whose ancestry leads
+there. Processes come from both the active list (pslist) and pool scanning (psscan), so exited or
+unlinked task children that pslist no longer shows are included. Each process is linked to its task
+in the in-memory TaskCache (see taskcache_mem.py) and flagged: encoded PowerShell (decoded),
+LOLBins, user-writable paths, exited, not in the active list, task not in the registry.
+
+    vol -p $(python -m triage.volplugins --path) -s SYMBOLS -f mem.raw taskprocs.TaskProcs
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+from volatility3.framework import constants, exceptions, interfaces, renderers
+from volatility3.framework.configuration import requirements
+from volatility3.framework.layers import intel
+from volatility3.plugins.windows import pslist, psscan
+
+from triage.collect import memory as triage_memory
+
+from . import taskcache_mem  # relative: the same copy whether loaded as triage.volplugins or by `vol -p`
+
+vollog = logging.getLogger(__name__)
+
+
+class TaskProcs(interfaces.plugins.PluginInterface):
+    """Lists the Task Scheduler's hosts and every process they started, linked to their tasks."""
+
+    _required_framework_version = (2, 0, 0)
+    _version = (1, 0, 0)
+
+    @classmethod
+    def get_requirements(cls):
+        return [
+            requirements.ModuleRequirement(name="kernel", description="Windows kernel", architectures=["Intel64"]),
+            requirements.VersionRequirement(name="pslist", component=pslist.PsList, version=(3, 0, 0)),
+            requirements.VersionRequirement(name="psscan", component=psscan.PsScan, version=(2, 0, 0)),
+            requirements.VersionRequirement(name="taskcache_mem", component=taskcache_mem.TaskCacheMem, version=(1, 0, 0)),
+        ]
+
+    @classmethod
+    def _process_layer(cls, context, kernel, dtb: int) -> str:
+        """A layer for one address space, built from the kernel layer (works for physical psscan hits too)."""
+        name = f"triage_taskprocs_dtb_{dtb:x}"
+        if name not in context.layers:
+            parent = context.layers[kernel.layer_name]
+            config = parent.build_configuration()
+            config["memory_layer"] = parent.config["memory_layer"]
+            config["page_map_offset"] = dtb
+            path = interfaces.configuration.path_join("triage_taskprocs", name)
+            context.config.splice(path, config)
+            context.layers.add_layer(parent.__class__(context, path, name))
+        return name
+
+    @classmethod
+    def _read_basic(cls, context, proc, seen_by: str) -> dict:
+        """The EPROCESS fields every process needs (the tree is built from these)."""
+        return {
+            "pid": int(proc.UniqueProcessId),
+            "ppid": int(proc.InheritedFromUniqueProcessId),
+            "name": str(proc.ImageFileName.cast("string", max_length=proc.ImageFileName.vol.count, errors="replace")),
+            "create": int(proc.CreateTime.QuadPart) or None,
+            "exit": int(proc.ExitTime.QuadPart) or None,
+            "threads": int(proc.ActiveThreads),
+            "offset": proc.vol.offset,
+            "offset_kind": "virtual" if isinstance(context.layers[proc.vol.layer_name], intel.Intel) else "physical",
+            "seen_by": {seen_by},
+        }
+
+    @classmethod
+    def read_details(cls, context, kernel_module_name: str, proc, out: dict) -> None:
+        """Command line, image path (PEB), token user SID, session and audit path of one process."""
+        kernel = context.modules[kernel_module_name]
+        table = kernel.symbol_table_name + constants.BANG
+        session = proc.get_session_id()
+        out["session"] = int(session) if isinstance(session, int) else None
+        try:
+            token = context.object(table + "_TOKEN", kernel.layer_name, int(proc.Token.Value) & ~0xF)
+            sid = next(iter(token.get_sids()), None)
+            out["sid"] = str(sid) if sid else None
+        except (exceptions.InvalidAddressException, ValueError, AttributeError):
+            out["sid"] = None
+        try:
+            audit = int(proc.SeAuditProcessCreationInfo.ImageFileName)
+            if audit:
+                out["audit_path"] = str(context.object(table + "_OBJECT_NAME_INFORMATION", kernel.layer_name, audit).Name.get_string())
+        except exceptions.InvalidAddressException:
+            pass
+        peb_address = int(proc.Peb)
+        if peb_address:
+            try:
+                layer = cls._process_layer(context, kernel, int(proc.Pcb.DirectoryTableBase))
+                peb = context.object(table + "_PEB", layer, peb_address)
+                params = peb.ProcessParameters.dereference()
+                out["cmdline"] = str(params.CommandLine.get_string())
+                out["image"] = str(params.ImagePathName.get_string())
+            except exceptions.InvalidAddressException:
+                vollog.debug(f"PEB of process {out['pid']} is not readable")
+
+    @classmethod
+    def read_processes(cls, context, kernel_module_name: str) -> list[tuple[dict, object]]:
+        """(basic facts, EPROCESS) of every process from pslist and psscan, merged by (PID, create
+        time); pslist's copy wins. Details are read later, only for the processes that matter."""
+        merged: dict[tuple, tuple[dict, object]] = {}
+        sources = (("pslist", pslist.PsList.list_processes(context, kernel_module_name)),
+                   ("psscan", psscan.PsScan.scan_processes(context, kernel_module_name)))
+        for seen_by, found in sources:
+            for proc in found:
+                try:
+                    key = (int(proc.UniqueProcessId), int(proc.CreateTime.QuadPart))
+                    if key in merged:
+                        merged[key][0]["seen_by"].add(seen_by)
+                        continue
+                    merged[key] = (cls._read_basic(context, proc, seen_by), proc)
+                except exceptions.InvalidAddressException:
+                    vollog.debug(f"unreadable EPROCESS at 0x{proc.vol.offset:x} ({seen_by})")
+        return [merged[k] for k in sorted(merged)]
+
+    @classmethod
+    def analyse(cls, context, config_path: str, kernel_module_name: str, evidence: str | None = None, progress=None):
+        """(TaskProcess records linked to their tasks, TaskCache definitions, hive problem or None)."""
+        if progress:
+            progress("memory: listing and pool-scanning processes")
+        found = cls.read_processes(context, kernel_module_name)
+        eprocess = {id(facts): proc for facts, proc in found}
+
+        def details(facts: dict) -> None:
+            cls.read_details(context, kernel_module_name, eprocess[id(facts)], facts)
+
+        processes = triage_memory.task_processes([facts for facts, _ in found], evidence, details)
+        if progress:
+            progress("memory: reading the TaskCache from the SOFTWARE hive")
+        definitions, problem = taskcache_mem.TaskCacheMem.task_definitions(context, config_path, kernel_module_name, evidence)
+        triage_memory.link_task_processes(processes, definitions=definitions)
+        return processes, definitions, problem
+
+    def _generator(self) -> Iterator:
+        processes, _definitions, _problem = self.analyse(self.context, self.config_path, self.config["kernel"])
+        for proc in processes:
+            yield 0, (
+                proc.pid, proc.ppid if proc.ppid is not None else -1, proc.name, proc.details.get("role", ""),
+                "+".join(proc.details.get("seen_by", [])),
+                proc.created.utc if proc.created else "-", proc.exited.utc if proc.exited else "-",
+                str(proc.session) if proc.session is not None else "-", proc.user_sid or "-",
+                proc.task or "-", proc.link_reason or "-", ",".join(proc.flags) or "-",
+                " > ".join(proc.ancestry) or "-", proc.command_line or "-",
+                proc.details.get("decoded_command", "-"), proc.image_path or "-",
+            )
+
+    def run(self):
+        return renderers.TreeGrid(
+            [("PID", int), ("PPID", int), ("Name", str), ("Role", str), ("Seen", str), ("Created", str),
+             ("Exited", str), ("Session", str), ("User", str), ("Task", str), ("Link", str), ("Flags", str),
+             ("Ancestry", str), ("CommandLine", str), ("Decoded", str), ("ImagePath", str)],
+            self._generator(),
+        )

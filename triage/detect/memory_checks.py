@@ -6,8 +6,10 @@ flags; this module turns those flags into hunt-report reasons.
 
 from __future__ import annotations
 
-from triage.detect import Hit, JudgeContext
-from triage.records import Entity, EvidenceItem
+import re
+
+from triage.detect import Hit, JudgeContext, content_rules
+from triage.records import Entity, EvidenceItem, TaskProcess
 
 # in-memory TaskCache flag → (risk, technique, title)
 _REGISTRY_FLAGS = {
@@ -48,11 +50,68 @@ def check_memory(entity: Entity, ctx: JudgeContext) -> list[Hit]:
             risk, technique, title = _PROCESS_FLAGS[flag]
             hits.append(Hit(
                 rule=f"memory_process_{flag}", risk=risk, techniques=[technique], title=title, single_source_ok=True,
-                evidence=[EvidenceItem(source=f"memory process {process.name} pid {process.pid}",
-                                       location=process.provenance.location,
-                                       value=process.command_line or process.name,
-                                       time=process.created.utc if process.created else None,
-                                       evidence_sha256=process.provenance.evidence_sha256)],
+                evidence=process_evidence(process),
                 action=f"Dump process {process.pid} ({process.name}) and its image file; ancestry: {' > '.join(process.ancestry)}.",
             ))
+    hits += _content_rule_hits(entity)
+    return hits
+
+
+def process_evidence(process: TaskProcess) -> list[EvidenceItem]:
+    """What a hunt report shows of a task process: its command line, the decoded -EncodedCommand and the
+    addresses in it, and the chain of parents back to the Task Scheduler."""
+    where, sha = process.provenance.location, process.provenance.evidence_sha256
+    time = process.created.utc if process.created else None
+    source = f"memory process {process.name} pid {process.pid}"
+    items = [EvidenceItem(source=source, location=where, value=process.command_line or process.name, time=time,
+                          evidence_sha256=sha)]
+    if process.details.get("decoded_command"):
+        items.append(EvidenceItem(source=f"{source}: decoded -EncodedCommand", location=where,
+                                  value=process.details["decoded_command"], time=time, evidence_sha256=sha))
+    for kind in ("urls", "ips", "domains"):
+        if process.details.get(f"decoded_{kind}"):
+            items.append(EvidenceItem(source=f"{source}: {kind} in the decoded command", location=where,
+                                      value=", ".join(process.details[f"decoded_{kind}"]), time=time, evidence_sha256=sha))
+    items.append(EvidenceItem(source=f"{source}: ancestry", location=where,
+                              value=" > ".join([*process.ancestry, f"{process.name} ({process.pid})"]), time=time,
+                              evidence_sha256=sha))
+    return items
+
+
+def _techniques(rule) -> list[str]:
+    return sorted(str(tag.name).upper() for tag in rule.tags
+                  if tag.namespace == "attack" and re.fullmatch(r"t\d{4}(\.\d{3})?", tag.name))
+
+
+def _content_rule_hits(entity: Entity) -> list[Hit]:
+    """The content rules (triage/rules/definitions) judged on what task processes ran, as a task action
+    would be: a process whose command line is not already one of the entity's definition actions (a
+    task known only from memory, or a child the task started)."""
+    if not entity.processes:
+        return []
+    actions = {" ".join((a.command_line or "").split()).lower() for d in entity.definitions for a in d.actions}
+    hits = []
+    for rule in content_rules.load_rules():
+        if rule.logsource.category == "unix_job":
+            continue
+        matched = []
+        for process in entity.processes:
+            if not process.command_line or " ".join(process.command_line.split()).lower() in actions:
+                continue
+            argv_end = len(process.command_line) - len(process.command_line.lstrip())
+            program, _, arguments = process.command_line[argv_end:].partition(" ")
+            row = {"TaskPath": entity.task, "TaskName": entity.task.rsplit("\\", 1)[-1], "Source": "memory",
+                   "ActionType": "exec", "Command": process.image_path or program.strip('"'),
+                   "Arguments": arguments.strip() or None, "CommandLine": process.command_line}
+            if content_rules.rule_matches(rule, row):
+                matched.append(process)
+        if not matched:
+            continue
+        evidence = [item for process in matched for item in process_evidence(process)]
+        hits.append(Hit(
+            rule=f"{rule.name or rule.id} (memory process)", title=f"{rule.title} (running in memory)",
+            risk=content_rules.LEVEL_TO_RISK[rule.level.name.lower()], techniques=_techniques(rule),
+            evidence=evidence, single_source_ok=True,
+            action=str(rule.custom_attributes.get("recommended_action", "")).replace("{task}", entity.task),
+        ))
     return hits

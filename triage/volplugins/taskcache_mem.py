@@ -73,12 +73,60 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
 
     @classmethod
     def software_hive(cls, context, config_path: str, kernel_module_name: str):
-        """The machine SOFTWARE hive (name ends in \\SOFTWARE), not merely the first name containing it."""
-        for hive in hivelist.HiveList.list_hives(context, interfaces.configuration.path_join(config_path, "hivelist"),
-                                                 kernel_module_name=kernel_module_name, filter_string="SOFTWARE"):
-            if str(hive.get_name()).upper().endswith("\\SOFTWARE"):
-                return hive
+        """The machine SOFTWARE hive."""
+        return cls.machine_hive(context, config_path, kernel_module_name, "SOFTWARE")
+
+    @classmethod
+    def machine_hive(cls, context, config_path: str, kernel_module_name: str, name: str):
+        """The registry layer of the machine hive whose name ends in \\<name> (SYSTEM, SOFTWARE), not merely
+        the first name containing it. An existing layer of that hive (another plugin's, e.g. svcscan's) is
+        reused: volatility's ``list_hives`` makes a new layer on every call and refuses a second one."""
+        kernel = context.modules[kernel_module_name]
+        for found in hivelist.HiveList.list_hive_objects(context, kernel.layer_name, kernel.symbol_table_name,
+                                                         filter_string=name):
+            if not str(found.get_name()).upper().endswith("\\" + name):
+                continue
+            layer_name = "hive" + hex(found.vol.offset)
+            if layer_name not in context.layers:
+                hive_config = hivelist.HiveList.make_subconfig(
+                    context=context, base_config_path=interfaces.configuration.path_join(config_path, "hivelist"),
+                    hive_offset=found.vol.offset, base_layer=kernel.layer_name, nt_symbols=kernel.symbol_table_name,
+                    kernel_module_name=kernel_module_name)
+                context.layers.add_layer(registry.RegistryHive(context, hive_config, name=layer_name))
+            return context.layers[layer_name]
         return None
+
+    @classmethod
+    def host_facts(cls, context, config_path: str, kernel_module_name: str) -> tuple[dict[str, str], list[str]]:
+        """({"hostname", "os"} as far as the in-memory SYSTEM and SOFTWARE hives hold them, problems).
+
+        SYSTEM ``Select\\Current`` → ``ControlSet00N\\Control\\ComputerName\\ComputerName``; SOFTWARE
+        ``Microsoft\\Windows NT\\CurrentVersion`` ProductName and CurrentBuild."""
+        facts: dict[str, str] = {}
+        problems: list[str] = []
+        errors = (KeyError, exceptions.InvalidAddressException, exceptions.SymbolError, registry.RegistryException, ValueError)
+        try:
+            system = cls.machine_hive(context, config_path, kernel_module_name, "SYSTEM")
+            if system is None:
+                problems.append("no SYSTEM hive in the hive list: host name unknown")
+            else:
+                current = _key_facts(system.get_key("Select"))["values"].get("Current")
+                key = f"ControlSet{int(current or 1):03d}\\Control\\ComputerName\\ComputerName"
+                name = _key_facts(system.get_key(key))["values"].get("ComputerName")
+                if isinstance(name, str) and name:
+                    facts["hostname"] = name
+        except errors as exc:
+            problems.append(f"SYSTEM ComputerName unreadable in memory: {exc}")
+        try:
+            software = cls.machine_hive(context, config_path, kernel_module_name, "SOFTWARE")
+            if software is not None:
+                values = _key_facts(software.get_key("Microsoft\\Windows NT\\CurrentVersion"))["values"]
+                product, build = values.get("ProductName"), values.get("CurrentBuild")
+                if isinstance(product, str) and product:
+                    facts["os"] = f"{product} (build {build})" if isinstance(build, str) and build else product
+        except errors as exc:
+            problems.append(f"SOFTWARE CurrentVersion unreadable in memory: {exc}")
+        return facts, problems
 
     @classmethod
     def read_cache(cls, hive) -> tuple[dict[str, dict], dict[str, dict]]:

@@ -124,12 +124,20 @@ def _types(win7: bool) -> dict:
     struct("_MM_SESSION_SPACE", 0x100, {"ReferenceCount": (0, _b("long")), "SessionId": (8, U32)})
     if win7:
         struct("_HANDLE_TABLE", 0x68, {"TableCode": (0, U64), "UniqueProcessId": (0x10, VOIDP), "HandleCount": (0x58, U32)})
-        struct("_MM_AVL_TABLE", 0x40, {"NumberGenericTableElements": (0x18, U64)})
+        # VAD tree (svcscan scans services.exe's VADs for the SCM's service records)
+        struct("_MM_AVL_TABLE", 0x40, {"BalancedRoot": (0, _s("_MMADDRESS_NODE")), "NumberGenericTableElements": (0x18, U64)})
+        node = {"u1": (0, U64), "LeftChild": (8, _p(_s("_MMADDRESS_NODE"))), "RightChild": (0x10, _p(_s("_MMADDRESS_NODE"))),
+                "StartingVpn": (0x18, U64), "EndingVpn": (0x20, U64)}
+        struct("_MMADDRESS_NODE", 0x28, node)
+        struct("_MMVAD_SHORT", 0x40, node)
     else:
         # no HandleCount member, as on real Win10: volatility prints "-" for Handles
         struct("_HANDLE_TABLE", 0x80, {"NextHandleNeedingPool": (0, U32), "TableCode": (8, U64)})
         struct("_RTL_AVL_TREE", 8, {"Root": (0, _p(_s("_RTL_BALANCED_NODE")))})
-        struct("_RTL_BALANCED_NODE", 0x18, {"ParentValue": (0x10, U64)})
+        struct("_RTL_BALANCED_NODE", 0x18, {"Left": (0, _p(_s("_RTL_BALANCED_NODE"))), "Right": (8, _p(_s("_RTL_BALANCED_NODE"))),
+                                            "ParentValue": (0x10, U64)})
+        struct("_MMVAD_SHORT", 0x40, {"VadNode": (0, _s("_RTL_BALANCED_NODE")), "StartingVpn": (0x18, U32),
+                                      "EndingVpn": (0x1C, U32), "StartingVpnHigh": (0x20, U8), "EndingVpnHigh": (0x21, U8)})
         struct("_EWOW64PROCESS", 0x10, {"Peb": (0, VOIDP), "Machine": (8, U16)})
     struct("_EX_FAST_REF", 8, {"Object": (0, VOIDP), "Value": (0, U64)}, "union")
     struct("_TOKEN", 0x310 if win7 else 0x498,
@@ -905,6 +913,7 @@ class _Builder:
             self.kwrite(entry, struct.pack("<QQ", _canon(ring[(i + 1) % len(ring)]), _canon(ring[i - 1])))
         for proc in procs:
             self._eprocess(proc, eprocs[proc.pid], sessions)
+        self.eprocs = eprocs
 
     def _eprocess(self, proc: Proc, ep: int, sessions: dict[int, int]) -> None:
         lay, E = self.lay, "_EPROCESS"
@@ -988,6 +997,75 @@ class _Builder:
         self.mem.write(dtb, params + lay.off(P, "EnvironmentSize"), struct.pack("<Q", len(env_raw)), True)
         return peb
 
+    # Service Control Manager ------------------------------------------------------------------------
+    SCM_REGION = 0x000001F000000000  # services.exe's heap holding the service database (one VAD)
+
+    def services(self, procs: list[Proc]) -> None:
+        """The SCM's service records in services.exe (what volatility's svcscan finds): a ``serH`` header
+        pointing to the newest ``_SERVICE_RECORD``, older ones chained through PrevEntry, each running
+        service with its ``_SERVICE_PROCESS`` (binary path, PID); and the one VAD that covers them."""
+        services = next(p for p in procs if p.name == "services.exe")
+        dtb, region = self.process_dtbs[services.pid], self.SCM_REGION
+        self.mem.write(dtb, region, bytes(0x3000), True)
+        heap = Bump(region + 0x40)
+        strings = Bump(region + 0x2000)
+
+        def wstr(text: str) -> int:
+            at = strings.take(len(text) * 2 + 2, 8)
+            self.mem.write(dtb, at, _utf16z(text), True)
+            return at
+
+        # (offsets) Win10 19041 x64 / Vista..7 x64, as in volatility's services-*.json
+        if self.win7:
+            rec = {"size": 0x88, "PrevEntry": 0, "ServiceName": 8, "DisplayName": 0x10, "Order": 0x18, "Tag": 0x20,
+                   "ServiceProcess": 0x28, "Type": 0x30, "State": 0x34, "Start": 0x4C}
+            sp = {"size": 0x20, "BinaryPath": 0x10, "ProcessId": 0x18}
+        else:
+            rec = {"size": 0x140, "PrevEntry": 0x10, "Order": 0x20, "Start": 0x24, "ServiceName": 0x38, "DisplayName": 0x40,
+                   "Type": 0x48, "State": 0x4C, "ServiceProcess": 0x128}
+            sp = {"size": 0x30, "BinaryPath": 0x18, "ProcessId": 0x28}
+        wanted = [("DcomLaunch", "DCOM Server Process Launcher", "-k DcomLaunch"), ("EventLog", "Windows Event Log", "EventLog"),
+                  ("Schedule", "Task Scheduler", "Schedule")]
+        previous = 0
+        for order, (name, display, marker) in enumerate(wanted, start=1):
+            host = next((p for p in procs if p.name == "svchost.exe" and p.cmdline and
+                         (marker in p.cmdline or (name == "Schedule" and p.cmdline.endswith("-k netsvcs")))), None)
+            if host is None:
+                continue
+            record = heap.take(rec["size"], 16)
+            blob = bytearray(rec["size"])
+            struct.pack_into("<Q", blob, rec["PrevEntry"], previous)
+            struct.pack_into("<Q", blob, rec["ServiceName"], wstr(name))
+            struct.pack_into("<Q", blob, rec["DisplayName"], wstr(display))
+            struct.pack_into("<I", blob, rec["Order"], order)
+            if "Tag" in rec:
+                blob[rec["Tag"]:rec["Tag"] + 4] = b"sErv"
+            struct.pack_into("<IiI", blob, rec["Type"], 0x20, 4, 0)  # SERVICE_WIN32_SHARE_PROCESS, SERVICE_RUNNING
+            struct.pack_into("<i", blob, rec["Start"], 2)  # SERVICE_AUTO_START
+            process = heap.take(sp["size"], 16)
+            pblob = bytearray(sp["size"])
+            struct.pack_into("<Q", pblob, sp["BinaryPath"], wstr(host.cmdline.replace(r"C:\Windows", r"%SystemRoot%", 1)))
+            struct.pack_into("<I", pblob, sp["ProcessId"], host.pid)
+            self.mem.write(dtb, process, bytes(pblob), True)
+            struct.pack_into("<Q", blob, rec["ServiceProcess"], process)
+            self.mem.write(dtb, record, bytes(blob), True)
+            previous = record
+        self.mem.write(dtb, region, b"serH" + bytes(12) + struct.pack("<Q", previous), True)
+        # the VAD: a pool block tagged VadS, its node covering the region (Win7: right child of the sentinel)
+        block = self.pool.take(0x10 + self.lay.size("_MMVAD_SHORT"), 16)
+        self.kwrite(block, struct.pack("<BBBB4sQ", 0, 0, 5, 2, b"VadS", 0))
+        vad = block + 0x10
+        first, last = region >> 12, (region + 0x3000 - 1) >> 12
+        if self.win7:
+            self.kwrite(vad, struct.pack("<QQQQQ", 0, 0, 0, first, last))
+        else:
+            self.kwrite(vad, struct.pack("<QQQIIBB", 0, 0, 0, first & 0xFFFFFFFF, last & 0xFFFFFFFF, first >> 32, last >> 32))
+        vad_root = self.eprocs[services.pid] + self.lay.off("_EPROCESS", "VadRoot")
+        if self.win7:
+            self.kwrite(vad_root + 0x10, struct.pack("<Q", _canon(vad)))  # BalancedRoot.RightChild
+        else:
+            self.kwrite(vad_root, struct.pack("<Q", _canon(vad)))  # Root
+
     # registry ---------------------------------------------------------------------------------------
     def hives(self) -> None:
         lay = self.lay
@@ -1063,14 +1141,17 @@ class _Builder:
 
 
 def build_memory_image(out_dir, scenario: str = "win10", n_extra_processes: int = 0, size_mb: int | None = None,
-                       compress_symbols: bool = True) -> dict:
-    """Write ``image.raw``, the ISF under ``symbols/`` and ``layout.json`` (ground truth) into ``out_dir``."""
+                       compress_symbols: bool = True, scm_records: bool = True) -> dict:
+    """Write ``image.raw``, the ISF under ``symbols/`` and ``layout.json`` (ground truth) into ``out_dir``.
+    ``scm_records=False`` leaves out the Service Control Manager's records (as when services.exe's heap is paged out)."""
     out = Path(out_dir)
     sc = SCENARIOS[scenario]()
     procs = list(sc.processes) + _extra_processes(sc, n_extra_processes)
     builder = _Builder(sc)
     builder.kernel()
     builder.processes(procs)
+    if scm_records:
+        builder.services(procs)
     builder.hives()
     if size_mb:
         builder.filler(size_mb * 0x100000)

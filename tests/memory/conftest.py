@@ -33,13 +33,16 @@ class MemoryRun:
         self.records = records
         self.gaps = gaps
         self.processes = {r.pid: r for r in records if type(r).__name__ == "TaskProcess"}
-        self.definitions = {r.task: r for r in records if type(r).__name__ == "TaskDefinition"}
+        self.definitions = {r.task: r for r in records if type(r).__name__ == "TaskDefinition" and r.source == "memory_taskcache"}
+        self.rebuilt = {r.task: r for r in records if type(r).__name__ == "TaskDefinition" and r.source == "command_line"}
 
 
 def run_collector(image: Path, symbols: Path | None) -> MemoryRun:
     ctx = Context(quiet=True, options={"symbols": str(symbols)} if symbols else {})
     source = Source(ref=EvidenceRef(path=str(image), kind="memory"), memory=image)
-    return MemoryRun(list(memory.collect(source, ctx)), ctx.gaps)
+    run = MemoryRun(list(memory.collect(source, ctx)), ctx.gaps)
+    run.host = source.host
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -421,7 +421,7 @@ def _assign_task_entities(processes: list[TaskProcess], by_key: dict) -> None:
         guids = _GUID.findall(root.command_line or "") if root.name.lower() in ("taskhostw.exe", "taskhost.exe", "taskhostex.exe") else []
         if guids:
             proc.details["task_entity"] = f"memory:{guids[0].lower()}"
-            proc.details["task_entity_name"] = f"(running task) {guids[0].upper()} via {root.name} pid {root.pid}"
+            proc.details["task_entity_name"] = f"(running task) {guids[0].upper()}"
         else:
             proc.details["task_entity"] = f"memory:{root.name.lower()}:{root.pid}"
             proc.details["task_entity_name"] = f"(running task) {root.name} pid {root.pid}"

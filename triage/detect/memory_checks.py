@@ -44,15 +44,18 @@ def check_memory(entity: Entity, ctx: JudgeContext) -> list[Hit]:
                        f"check whether {entity.task} is still on disk.",
             ))
     for process in entity.processes:
+        shown = False  # the full process evidence once per process; further reasons cite its command line
         for flag in process.flags:
             if flag not in _PROCESS_FLAGS:
                 continue
             risk, technique, title = _PROCESS_FLAGS[flag]
+            evidence = process_evidence(process)
             hits.append(Hit(
                 rule=f"memory_process_{flag}", risk=risk, techniques=[technique], title=title, single_source_ok=True,
-                evidence=process_evidence(process),
+                evidence=evidence[:1] if shown else evidence,
                 action=f"Dump process {process.pid} ({process.name}) and its image file; ancestry: {' > '.join(process.ancestry)}.",
             ))
+            shown = True
     hits += _content_rule_hits(entity)
     return hits
 
@@ -107,7 +110,9 @@ def _content_rule_hits(entity: Entity) -> list[Hit]:
                 matched.append(process)
         if not matched:
             continue
-        evidence = [item for process in matched for item in process_evidence(process)]
+        evidence = [EvidenceItem(source=f"memory process {p.name} pid {p.pid} ({rule.title})", location=p.provenance.location,
+                                 value=p.command_line or p.name, time=p.created.utc if p.created else None,
+                                 evidence_sha256=p.provenance.evidence_sha256) for p in matched]
         hits.append(Hit(
             rule=f"{rule.name or rule.id} (memory process)", title=f"{rule.title} (running in memory)",
             risk=content_rules.LEVEL_TO_RISK[rule.level.name.lower()], techniques=_techniques(rule),

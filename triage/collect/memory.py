@@ -58,7 +58,9 @@ EVENT_LINK_TOLERANCE = timedelta(seconds=5)
 
 def split_command_line(text: str) -> list[str]:
     """Split like CommandLineToArgvW: whitespace separates, double quotes group (and are dropped)."""
-    args, current, quoted, started = [], [], False, False
+    args: list[str] = []
+    current: list[str] = []
+    quoted = started = False
     for ch in text:
         if ch == '"':
             quoted, started = not quoted, True
@@ -81,8 +83,8 @@ def _first_token_end(text: str) -> int:
     if stripped.startswith('"'):
         end = stripped.find('"', 1)
         return lead + (len(stripped) if end < 0 else end + 1)
-    end = re.search(r"\s", stripped)
-    return lead + (end.start() if end else len(stripped))
+    space = re.search(r"\s", stripped)
+    return lead + (space.start() if space else len(stripped))
 
 
 def expand_path(path: str) -> str:
@@ -134,7 +136,8 @@ def network_indicators(text: str) -> dict[str, list[str]]:
 
 def command_line_flags(name: str, command_line: str | None, image_path: str | None) -> tuple[list[str], dict[str, Any]]:
     """Flags a hunter checks first on a task process, with the facts behind them."""
-    flags, facts = [], {}
+    flags: list[str] = []
+    facts: dict[str, Any] = {}
     exe = basename(image_path or (split_command_line(command_line)[0] if command_line else "") or name)
     if command_line and (exe in POWERSHELL or name.lower() in POWERSHELL):
         payload, decoded = decode_encoded_powershell(command_line)
@@ -220,18 +223,19 @@ def task_processes(procs: list[dict], evidence: str | None = None, read_details=
         children.setdefault(index[id(parent)], []).append(child)
     roles: dict[int, str] = {}
     host_reason: dict[int, str] = {}
+    scm = service_hosts or {}
     for i, proc in enumerate(procs):
         name = proc["name"].lower()
-        if proc["pid"] in (service_hosts or {}) and not proc.get("exit"):
-            roles[i], host_reason[i] = "schedule_host", service_hosts[proc["pid"]]
+        if proc["pid"] in scm and not proc.get("exit"):
+            roles[i], host_reason[i] = "schedule_host", scm[proc["pid"]]
         elif _is_schedule_host(proc):
             roles[i], host_reason[i] = "schedule_host", "svchost.exe command line has -s Schedule"
         elif name in TASK_HOSTS:
             roles[i] = "task_host"
-            parent = parents.get(i)
-            if parent is not None and parent["name"].lower() == "svchost.exe" and index[id(parent)] not in roles:
-                roles[index[id(parent)]] = "schedule_host"
-                host_reason[index[id(parent)]] = f"svchost.exe is the parent of {proc['name']} ({proc['pid']})"
+            launcher = parents.get(i)
+            if launcher is not None and launcher["name"].lower() == "svchost.exe" and index[id(launcher)] not in roles:
+                roles[index[id(launcher)]] = "schedule_host"
+                host_reason[index[id(launcher)]] = f"svchost.exe is the parent of {proc['name']} ({proc['pid']})"
     selected: dict[int, str] = dict(roles)
     queue = sorted(roles)
     while queue:
@@ -300,6 +304,8 @@ def task_creating_definitions(procs: list[dict], evidence: str | None = None, re
         found = parse_task_command(proc.get("cmdline"))
         if found is None:
             continue
+        if found.tool == "at" and found.operation == "create" and not found.task:
+            found.task = f"At job of {proc['name']} pid {proc['pid']}"  # the service numbers at jobs (At1...); memory has no number
         offset = f"0x{proc['offset']:x}"
         seen_by = "+".join(sorted(proc["seen_by"]))
         provenance = Provenance(artifact="memory", evidence=evidence, offset=proc["offset"], value_name=seen_by,
@@ -394,7 +400,8 @@ def link_task_processes(processes: list[TaskProcess], events: Iterable[TaskEvent
     for proc in sorted(processes, key=lambda p: (p.created.utc if p.created else "", p.pid)):
         if proc.task or proc.details.get("role") == "schedule_host":
             continue
-        parent = by_key.get(_parent_key(proc, processes))
+        key = _parent_key(proc, processes)
+        parent = by_key.get(key) if key else None
         if parent is not None and parent.task and parent.details.get("role") != "schedule_host":
             proc.task = parent.task
             proc.link_reason = f"descendant of {parent.name} ({parent.pid}), which runs the task"
@@ -413,7 +420,8 @@ def _assign_task_entities(processes: list[TaskProcess], by_key: dict) -> None:
             continue
         root, seen = proc, {id(proc)}
         while root.details.get("role") not in ("task_process", "task_host"):
-            parent = by_key.get(_parent_key(root, processes))
+            key = _parent_key(root, processes)
+            parent = by_key.get(key) if key else None
             if parent is None or id(parent) in seen or parent.details.get("role") == "schedule_host":
                 break
             seen.add(id(parent))
@@ -429,11 +437,13 @@ def _assign_task_entities(processes: list[TaskProcess], by_key: dict) -> None:
 
 def _parent_key(proc: TaskProcess, processes: list[TaskProcess]) -> tuple[int, str | None] | None:
     """Key of the parent record: same PID as ppid, created before the child (latest such)."""
-    created = proc.created.utc if proc.created else ""
-    candidates = [p for p in processes if p.pid == proc.ppid and p is not proc and (p.created.utc if p.created else "") <= created]
+    def created(p: TaskProcess) -> str:
+        return (p.created.utc or "") if p.created else ""
+
+    candidates = [p for p in processes if p.pid == proc.ppid and p is not proc and created(p) <= created(proc)]
     if not candidates:
         return None
-    parent = max(candidates, key=lambda p: p.created.utc if p.created else "")
+    parent = max(candidates, key=created)
     return parent.pid, parent.created.utc if parent.created else None
 
 

@@ -115,7 +115,7 @@ def _content_rule_hits(entity: Entity) -> list[Hit]:
                                  evidence_sha256=p.provenance.evidence_sha256) for p in matched]
         hits.append(Hit(
             rule=f"{rule.name or rule.id} (memory process)", title=f"{rule.title} (running in memory)",
-            risk=content_rules.LEVEL_TO_RISK[rule.level.name.lower()], techniques=_techniques(rule),
+            risk=content_rules.LEVEL_TO_RISK[rule.level.name.lower() if rule.level else "low"], techniques=_techniques(rule),
             evidence=evidence, single_source_ok=True,
             action=str(rule.custom_attributes.get("recommended_action", "")).replace("{task}", entity.task),
         ))

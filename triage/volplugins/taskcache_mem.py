@@ -104,7 +104,8 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
         ``Microsoft\\Windows NT\\CurrentVersion`` ProductName and CurrentBuild."""
         facts: dict[str, str] = {}
         problems: list[str] = []
-        errors = (KeyError, exceptions.InvalidAddressException, exceptions.SymbolError, registry.RegistryException, ValueError)
+        errors = (KeyError, exceptions.InvalidAddressException, exceptions.SymbolError, registry.RegistryException,
+                  ValueError)
         try:
             system = cls.machine_hive(context, config_path, kernel_module_name, "SYSTEM")
             if system is None:
@@ -160,7 +161,8 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
         name = path or kv.get("Path") or f"\\{guid}"
         location = f"{HIVE_ROOT}{CACHE_KEY}\\" + (f"Tasks\\{guid}" if task is not None else f"Tree{name}")
         record = TaskDefinition(task=name, source="memory_taskcache",
-                                provenance=Provenance(artifact="memory_taskcache", location=location, evidence=evidence))
+                                provenance=Provenance(artifact="memory_taskcache", location=location,
+                                                      evidence=evidence))
         errors: list[str] = list(tv.get("__errors__", [])) + list(kv.get("__errors__", []))
         stealth: list[str] = []
         details: dict[str, Any] = {"guid": guid, "hive": hive_name}
@@ -168,7 +170,8 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
             stealth.append("tree_key_missing")
         else:
             details["tree_key"] = f"{HIVE_ROOT}{CACHE_KEY}\\Tree{name}"
-            record.stamps.append(filetime_stamp(tree["written"], "tree_key_last_written"))
+            if (written := filetime_stamp(tree["written"], "tree_key_last_written")) is not None:
+                record.stamps.append(written)  # None: a last-write time of 0 or out of range
             index = tv.get("Index")
             if index is None:
                 stealth.append("index_missing")
@@ -191,7 +194,8 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
         if task is None:
             stealth.append("tasks_key_missing")
         else:
-            record.stamps.append(filetime_stamp(task["written"], "tasks_key_last_written"))
+            if (written := filetime_stamp(task["written"], "tasks_key_last_written")) is not None:
+                record.stamps.append(written)
             for value_name, attr in _STRING_VALUES.items():
                 if isinstance(kv.get(value_name), str):
                     setattr(record, attr, kv[value_name])
@@ -200,7 +204,8 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
             record.date = xml_datetime_stamp(kv.get("Date"), "registered", None)
             for value_name in ("Hash", "Schema"):
                 if value_name in kv:
-                    details[value_name.lower()] = kv[value_name].hex() if isinstance(kv[value_name], bytes) else kv[value_name]
+                    value = kv[value_name]
+                    details[value_name.lower()] = value.hex() if isinstance(value, bytes) else value
             if isinstance(kv.get("Actions"), bytes):
                 actions = taskcache.decode_actions(kv["Actions"])
                 record.actions = taskcache.action_records(actions)
@@ -220,7 +225,6 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
                 errors += [f"DynamicInfo: {e}" for e in info.errors]
             if path and kv.get("Path") and kv["Path"].lower() != path.lower():
                 details["tasks_path"] = kv["Path"]
-        record.stamps = [s for s in record.stamps if s is not None]
         details["stealth"] = stealth
         record.details = {k: v for k, v in details.items() if v is not None}
         record.errors = errors
@@ -232,7 +236,8 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
         """Every task in the in-memory TaskCache, sorted by path; plus a problem line when unreadable."""
         try:
             hive = cls.software_hive(context, config_path, kernel_module_name)
-        except (exceptions.InvalidAddressException, exceptions.SymbolError, registry.RegistryException, ValueError) as exc:
+        except (exceptions.InvalidAddressException, exceptions.SymbolError, registry.RegistryException,
+                ValueError) as exc:
             return [], f"hive list unreadable: {exc}"
         if hive is None:
             return [], "no SOFTWARE hive in the hive list"

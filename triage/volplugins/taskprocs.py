@@ -53,7 +53,8 @@ class TaskProcs(interfaces.plugins.PluginInterface):
             requirements.VersionRequirement(name="pslist", component=pslist.PsList, version=(3, 0, 0)),
             requirements.VersionRequirement(name="psscan", component=psscan.PsScan, version=(2, 0, 0)),
             requirements.VersionRequirement(name="svcscan", component=svcscan.SvcScan, version=(4, 0, 0)),
-            requirements.VersionRequirement(name="taskcache_mem", component=taskcache_mem.TaskCacheMem, version=(1, 0, 0)),
+            requirements.VersionRequirement(name="taskcache_mem", component=taskcache_mem.TaskCacheMem,
+                                            version=(1, 0, 0)),
         ]
 
     @classmethod
@@ -101,7 +102,8 @@ class TaskProcs(interfaces.plugins.PluginInterface):
         try:
             audit = int(proc.SeAuditProcessCreationInfo.ImageFileName)
             if audit:
-                out["audit_path"] = str(context.object(table + "_OBJECT_NAME_INFORMATION", kernel.layer_name, audit).Name.get_string())
+                name = context.object(table + "_OBJECT_NAME_INFORMATION", kernel.layer_name, audit).Name
+                out["audit_path"] = str(name.get_string())
         except exceptions.InvalidAddressException:
             pass
         peb_address = int(proc.Peb)
@@ -151,7 +153,8 @@ class TaskProcs(interfaces.plugins.PluginInterface):
                 NotImplementedError, ValueError, AttributeError, RuntimeError) as exc:
             return {}, f"service records unreadable ({type(exc).__name__}: {exc}); Schedule host found from processes"
         if not hosts:
-            return {}, "no running Schedule service in the Service Control Manager's records; Schedule host found from processes"
+            return {}, ("no running Schedule service in the Service Control Manager's records; "
+                        "Schedule host found from processes")
         return hosts, None
 
     @classmethod
@@ -182,7 +185,8 @@ class TaskProcs(interfaces.plugins.PluginInterface):
             proc.host = host.get("hostname")
         if progress:
             progress("memory: reading the TaskCache from the SOFTWARE hive")
-        definitions, problem = taskcache_mem.TaskCacheMem.task_definitions(context, config_path, kernel_module_name, evidence)
+        definitions, problem = taskcache_mem.TaskCacheMem.task_definitions(context, config_path, kernel_module_name,
+                                                                           evidence)
         if problem:
             problems.append(problem)
         triage_memory.link_task_processes(processes, definitions=definitions)
@@ -212,7 +216,8 @@ class TaskProcs(interfaces.plugins.PluginInterface):
             actions = " | ".join(f"{a.kind}: {a.command_line}" for a in definition.actions) or "no action"
             yield 0, (
                 definition.details["creating_pid"], -1, definition.details["creating_name"], "creates_task",
-                "+".join(definition.details.get("seen_by", [])), "-", "-", "-", definition.details.get("creating_user") or "-",
+                "+".join(definition.details.get("seen_by", [])), "-", "-", "-",
+                definition.details.get("creating_user") or "-",
                 definition.task, f"task rebuilt from this command line: {actions}", "-", "-",
                 definition.details.get("created_by_command") or "-", "-", "-", "-", "-", definition.host or "-",
             )

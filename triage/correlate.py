@@ -155,6 +155,8 @@ def _status(entity: Entity) -> str | None:
         return f"{'deleted, ' if deleted else 'known from events only, '}rebuilt from {rebuilt[0].event_id} at {when}"
     if any(d.source == "memory_taskcache" for d in entity.definitions):
         return "in-memory registry copy" + (", running" if entity.processes else "")
+    if any(d.source == "command_line" for d in entity.definitions):
+        return "rebuilt from a task-creating command line" + (", running" if entity.processes else "")
     if entity.processes:
         return "running task not linked to a definition"
     return "deleted, known from events only" if deleted else "known from events only"

@@ -11,8 +11,8 @@ def test_memory_benchmark_smoke_writes_ratio_and_same_work(tmp_path):
     out = tmp_path / "memory.json"
     result = main(["--smoke", "--out", str(out)])
     assert json.loads(out.read_text()) == result
-    assert result["processes_in_image"] == 39  # 19 scenario processes + 20 extra
-    assert result["vol_rows"]["windows.psscan"] == 39 and result["vol_rows"]["windows.pslist"] == 18 + 20 - 3
-    # 9 task processes; 4 in-memory TaskCache tasks + 1 rebuilt from the exited schtasks.exe /create
-    assert result["triage_result"] == {"processes": 9, "tasks": 5, "problems": []}
+    assert result["processes_in_image"] == 40  # 20 scenario processes + 20 extra
+    assert result["vol_rows"]["windows.psscan"] == 40 and result["vol_rows"]["windows.pslist"] == 18 + 20 - 3
+    # 9 task processes; 4 in-memory TaskCache tasks + 2 rebuilt from exited schtasks.exe /create and Register-ScheduledTask
+    assert result["triage_result"] == {"processes": 9, "tasks": 6, "problems": []}
     assert result["ratio_vol_over_triage"] > 0

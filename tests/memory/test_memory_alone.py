@@ -137,6 +137,19 @@ def test_rebuilt_win10_definition_keeps_the_switches(alone):
         ("process_created", "2024-05-14T09:12:12Z"), ("process_exited", "2024-05-14T09:12:13Z")]
 
 
+def test_exited_register_scheduledtask_is_a_task_of_its_own_judged_by_the_rules(alone):
+    _done, case = alone["win10"]
+    entity = case["tasks"]["\\Microsoft\\EdgeSync"]
+    assert entity["status"] == "rebuilt from a task-creating command line" and entity["sources"] == ["command_line"]
+    (definition,) = entity["definitions"]
+    assert definition["details"]["tool"] == "powershell" and definition["details"]["creating_pid"] == 7508
+    assert [(a["command"], a["arguments"]) for a in definition["actions"]] == [("C:\\Users\\Public\\edge.exe", "--sync")]
+    assert [t["kind"] for t in definition["triggers"]] == ["logon"] and definition["user_id"] == "SYSTEM"
+    finding = _finding(case, "\\Microsoft\\EdgeSync")
+    assert finding["risk_level"] in ("High", "Critical")
+    assert all(e["source"].startswith("command_line (") for e in finding["evidence"])
+
+
 @pytest.mark.parametrize("name, host, os_name", [("win10", HOSTNAME, "Windows 10 Pro (build 19041)"),
                                                  ("win7", WIN7_HOSTNAME, "Windows 7 Professional (build 7601)")])
 def test_host_name_and_os_come_from_the_in_memory_registry(alone, name, host, os_name):

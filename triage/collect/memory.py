@@ -87,6 +87,12 @@ def _first_token_end(text: str) -> int:
     return lead + (space.start() if space else len(stripped))
 
 
+def split_program(command_line: str) -> tuple[str, str | None]:
+    """(program, arguments) of a raw command line, the way a task action stores them."""
+    end = _first_token_end(command_line)
+    return command_line[:end].strip().strip('"'), command_line[end:].strip() or None
+
+
 def expand_path(path: str) -> str:
     """Lower-case a Windows path and expand the environment variables task actions use."""
     out = path.strip().strip('"').lower()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from triage.collect.memory import split_program
 from triage.detect import Hit, JudgeContext, content_rules
 from triage.records import Entity, EvidenceItem, TaskProcess
 
@@ -101,11 +102,10 @@ def _content_rule_hits(entity: Entity) -> list[Hit]:
         for process in entity.processes:
             if not process.command_line or " ".join(process.command_line.split()).lower() in actions:
                 continue
-            argv_end = len(process.command_line) - len(process.command_line.lstrip())
-            program, _, arguments = process.command_line[argv_end:].partition(" ")
+            program, arguments = split_program(process.command_line)
             row = {"TaskPath": entity.task, "TaskName": entity.task.rsplit("\\", 1)[-1], "Source": "memory",
-                   "ActionType": "exec", "Command": process.image_path or program.strip('"'),
-                   "Arguments": arguments.strip() or None, "CommandLine": process.command_line}
+                   "ActionType": "exec", "Command": process.image_path or program, "Arguments": arguments,
+                   "CommandLine": process.command_line}
             if content_rules.rule_matches(rule, row):
                 matched.append(process)
         if not matched:

@@ -10,7 +10,7 @@ import re
 
 from triage.collect.memory import split_program
 from triage.detect import Hit, JudgeContext, content_rules
-from triage.records import Entity, EvidenceItem, TaskProcess
+from triage.records import Action, Entity, EvidenceItem, TaskDefinition, TaskProcess
 
 # in-memory TaskCache flag → (risk, technique, title)
 _REGISTRY_FLAGS = {
@@ -87,6 +87,15 @@ def _techniques(rule) -> list[str]:
                   if tag.namespace == "attack" and re.fullmatch(r"t\d{4}(\.\d{3})?", tag.name))
 
 
+def _as_task_action(entity: Entity, process: TaskProcess) -> list[dict]:
+    """The content rules' rows for a process, as if its command line were the task's Exec action."""
+    program, arguments = split_program(process.command_line or "")
+    action = Action(kind="exec", command=program, arguments=arguments)
+    stand_in = TaskDefinition(task=entity.task, source="memory", provenance=process.provenance, actions=[action],
+                              user_id=process.user_sid)
+    return content_rules.definition_rows(stand_in)
+
+
 def _content_rule_hits(entity: Entity) -> list[Hit]:
     """The content rules (triage/rules/definitions) judged on what task processes ran, as a task action
     would be: a process whose command line is not already one of the entity's definition actions (a
@@ -102,11 +111,7 @@ def _content_rule_hits(entity: Entity) -> list[Hit]:
         for process in entity.processes:
             if not process.command_line or " ".join(process.command_line.split()).lower() in actions:
                 continue
-            program, arguments = split_program(process.command_line)
-            row = {"TaskPath": entity.task, "TaskName": entity.task.rsplit("\\", 1)[-1], "Source": "memory",
-                   "ActionType": "exec", "Command": process.image_path or program, "Arguments": arguments,
-                   "CommandLine": process.command_line}
-            if content_rules.rule_matches(rule, row):
+            if any(content_rules.rule_matches(rule, row) for row in _as_task_action(entity, process)):
                 matched.append(process)
         if not matched:
             continue

@@ -10,6 +10,7 @@ import re
 
 from triage.collect.memory import split_program
 from triage.detect import Hit, JudgeContext, content_rules
+from triage.detect.baseline import is_unchanged_stock
 from triage.records import Action, Entity, EvidenceItem, TaskDefinition, TaskProcess
 
 # in-memory TaskCache flag → (risk, technique, title)
@@ -57,7 +58,8 @@ def check_memory(entity: Entity, ctx: JudgeContext) -> list[Hit]:
                 action=f"Dump process {process.pid} ({process.name}) and its image file; ancestry: {' > '.join(process.ancestry)}.",
             ))
             shown = True
-    hits += _content_rule_hits(entity)
+    if not is_unchanged_stock(entity, ctx.baseline):  # a stock task's own children are not judged as its action
+        hits += _content_rule_hits(entity)
     return hits
 
 

@@ -32,8 +32,8 @@ from test_images.memimage import VOLATILITY_VERSION, build_memory_image  # noqa:
 VOL_PLUGINS = ["windows.pslist", "windows.psscan", "windows.cmdline", "windows.registry.scheduled_tasks"]
 TRIAGE_PASS = (
     "import sys, json; from pathlib import Path; from triage.collect.memory import analyse; "
-    "p, d, problem = analyse(Path(sys.argv[1]), [sys.argv[2]]); "
-    "print(json.dumps({'processes': len(p), 'tasks': len(d), 'problem': problem}))"
+    "r = analyse(Path(sys.argv[1]), [sys.argv[2]]); "
+    "print(json.dumps({'processes': len(r.processes), 'tasks': len(r.definitions), 'problems': r.problems}))"
 )
 
 

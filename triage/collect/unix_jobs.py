@@ -736,13 +736,13 @@ def _definitions_examined(host: _Host) -> str | None:
     (a tree of logs alone holds no crontab, and its runs are not "no longer defined")."""
     missing = []
     if not host.path("/etc/crontab").is_file() and not host.path("/etc/cron.d").is_dir():
-        missing.append("/etc/crontab and /etc/cron.d")
+        missing.append("/etc/crontab and /etc/cron.d not in the evidence")
     if not any(host.path(d).is_dir() for d in USER_CRONTAB_DIRS):
-        missing.append("a user crontab spool (" + ", ".join(USER_CRONTAB_DIRS[:2]) + ")")
+        missing.append("no user crontab spool (" + ", ".join(USER_CRONTAB_DIRS[:2]) + ") in the evidence")
     unreadable = [g.location for g in host.ctx.gaps if g.evidence == host.evidence and not re.search(r":\d+$", g.location)
                   and g.location.startswith(("/etc/crontab", "/etc/cron", "/var/spool/cron", "/etc/anacrontab"))]
     if unreadable:
-        missing.append(f"{len(unreadable)} unreadable crontab place(s), first {unreadable[0]}")
+        missing.append(f"{len(unreadable)} crontab place(s) unreadable, first {unreadable[0]}")
     return "; ".join(missing) or None
 
 

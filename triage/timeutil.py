@@ -145,7 +145,7 @@ def system_zone(name: str) -> tzinfo | None:
 def tzif_zone(data: bytes, label: str) -> tuple[tzinfo, str | None]:
     """A TZif file (``/etc/localtime``) as a zone, with the zone's name when the analysing machine's
     zoneinfo database holds a file of the same bytes, or one with the same UTC offsets at every
-    sample instant from 1990 to 2037 (tzdata versions differ in bytes, not in recent rules).
+    sample instant from 1970 to 2037 (tzdata versions differ in bytes, not in recent rules).
     Without a name the TZif's own transitions are used, keyed by ``label``. Raises ValueError for
     bytes that are not TZif."""
     import io
@@ -175,7 +175,7 @@ def _offset_signature(zone: tzinfo | None) -> tuple | None:
         return None
     if _SAMPLES is None:
         _SAMPLES = [datetime(year, month, day, hour, tzinfo=timezone.utc)
-                    for year in range(1990, 2038) for month in range(1, 13) for day in (1, 15) for hour in (0, 12)]
+                    for year in range(1970, 2038) for month in range(1, 13) for day in (1, 15) for hour in (12,)]
     try:
         return tuple(int(s.astimezone(zone).utcoffset().total_seconds()) for s in _SAMPLES)
     except (OverflowError, ValueError, AttributeError):

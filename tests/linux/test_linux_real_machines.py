@@ -226,6 +226,34 @@ def test_hidden_program_in_tmp_at_reboot_as_root_is_high_and_stock_certbot_is_qu
     assert reboot.risk_level == "High" and reboot.rule.split(",")[0] == "unix_hidden_temp_program"
 
 
+ALPINE_ROOT_CRONTAB = """\
+# do daily/weekly/monthly maintenance
+# min\thour\tday\tmonth\tweekday\tcommand
+*/15\t*\t*\t*\t*\trun-parts /etc/periodic/15min
+0\t*\t*\t*\t*\trun-parts /etc/periodic/hourly
+0\t2\t*\t*\t*\trun-parts /etc/periodic/daily
+0\t3\t*\t*\t6\trun-parts /etc/periodic/weekly
+0\t5\t1\t*\t*\trun-parts /etc/periodic/monthly
+*/10\t*\t*\t*\t*\t/root/session.sh
+"""
+
+
+def test_alpine_busybox_crontab_and_log_are_read_once_and_stock_lines_stay_quiet(tmp_path):
+    root = _tree(tmp_path / "alpine", {
+        "/etc/alpine-release": "3.19.1\n",
+        "/etc/crontabs/root": ALPINE_ROOT_CRONTAB,
+        "/var/log/messages": "Mar  4 02:15:00 alpine cron.info crond[2341]: USER root pid 2400 cmd run-parts /etc/periodic/15min\n"
+                             "Mar  4 02:20:00 alpine cron.info crond[2341]: USER root pid 2410 cmd /root/session.sh\n",
+    }, {"/var/log/messages": "2024-03-04 02:21:00"})
+    (root / "var/spool/cron").mkdir(parents=True)
+    (root / "var/spool/cron/crontabs").symlink_to("/etc/crontabs")
+    case = run([str(root)], Context(quiet=True), hunt_date="20260101")
+    assert sorted(j.entry for j in case.unix_jobs) == [f"/etc/crontabs/root:{n}" for n in range(3, 9)]
+    assert [(e.task, e.time.as_written) for e in sorted(case.events, key=lambda e: e.provenance.offset)] == [
+        ("/etc/crontabs/root:3", "Mar  4 02:15:00"), ("/etc/crontabs/root:8", "Mar  4 02:20:00")]
+    assert not [f for f in case.findings if f.task in {f"/etc/crontabs/root:{n}" for n in range(3, 8)}]
+
+
 @pytest.mark.parametrize(("command", "programs"), [
     ("flock -e /tmp/x.lock /opt/app/x.sh", ["/opt/app/x.sh"]),
     ("/tmp/.x/kworker -s", ["/tmp/.x/kworker"]),

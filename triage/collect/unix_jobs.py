@@ -13,6 +13,7 @@ Output order is fixed: jobs sorted by (kind, entry), then events sorted by (time
 from __future__ import annotations
 
 import gzip
+import posixpath
 import re
 import stat as stat_module
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from triage.timeutil import iso, local_stamp, system_zone, tzif_zone, zone_from_
 
 SYSTEM_CRONTABS = ("/etc/crontab",)
 CRON_D_DIRS = ("/etc/cron.d", "/usr/local/etc/cron.d")
-USER_CRONTAB_DIRS = ("/var/spool/cron/crontabs", "/var/spool/cron", "/var/cron/tabs", "/usr/lib/cron/tabs", "/var/at/tabs")
+USER_CRONTAB_DIRS = ("/var/spool/cron/crontabs", "/var/spool/cron", "/var/cron/tabs", "/usr/lib/cron/tabs", "/var/at/tabs", "/etc/crontabs")  # last: busybox (Alpine)
 SCRIPT_DIRS = (("hourly", "/etc/cron.hourly"), ("daily", "/etc/cron.daily"), ("weekly", "/etc/cron.weekly"), ("monthly", "/etc/cron.monthly"))
 ACCESS_FILES = ("/etc/cron.allow", "/etc/cron.deny", "/usr/lib/cron/cron.allow", "/usr/lib/cron/cron.deny", "/var/cron/allow", "/var/cron/deny")
 ANACRONTABS = ("/etc/anacrontab",)
@@ -219,6 +220,8 @@ def _cron(host: _Host) -> None:
     for directory in CRON_D_DIRS:
         files += [(p, True, None) for p in host.listdir(directory) if p.is_file()]
     for directory in USER_CRONTAB_DIRS:
+        if _links_to_listed(host, directory, USER_CRONTAB_DIRS):
+            continue  # Alpine: /var/spool/cron/crontabs -> /etc/crontabs, read once under its real name
         files += [(p, False, p.name) for p in host.listdir(directory) if p.is_file()]
     access = _access_lists(host)
     for path, user_column, owner in files:
@@ -247,6 +250,18 @@ def _cron(host: _Host) -> None:
                     except crontab.CrontabError as exc:
                         job.errors.append(f"next run: {exc}")
             host.jobs.append(_finish(host, job, facts))
+
+
+def _links_to_listed(host: _Host, directory: str, listed: tuple[str, ...]) -> bool:
+    path = host.path(directory)
+    try:
+        if not path.is_symlink():
+            return False
+        target = str(path.readlink())
+    except Exception:
+        return False
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(directory), target))
+    return resolved != directory and resolved in listed
 
 
 def _gap_line(host: _Host, problem: str) -> None:

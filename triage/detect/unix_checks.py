@@ -21,7 +21,7 @@ from triage.records import Entity, EvidenceItem, TaskEvent, UnixJob
 
 _RUNS = ("cron_run", "anacron_run", "cron_script_run")
 # Files administrators edit by hand: a line that is not stock there is an ordinary entry, not a changed package file.
-_HAND_EDITED = ("/etc/crontab",)
+_HAND_EDITED = ("/etc/crontab", "/etc/crontabs/root")
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,7 @@
 """Cron, crontab, anacron, atd and systemd lines from syslog/cron/messages files and journal text.
 
 Recognised messages (program name case-insensitive, any user name including ``www-data``):
-- ``CRON[pid]: (user) CMD (command)`` / RHEL ``CROND[pid]: ...`` → ``cron_run``
+- ``CRON[pid]: (user) CMD (command)`` / RHEL ``CROND[pid]: ...`` / busybox ``crond[pid]: USER u pid N cmd command`` → ``cron_run``
 - ``CRON[pid]: (CRON) INFO (Running @reboot jobs)`` → ``cron_reboot_jobs``
 - ``cron[pid]: (user) RELOAD (crontabs/user)`` → ``crontab_reload``
 - ``crontab[pid]: (invoker) REPLACE|BEGIN EDIT|END EDIT|DELETE|LIST (owner)`` → ``crontab_replace`` ...
@@ -37,6 +37,10 @@ _ISO = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+
 _TAG = re.compile(r"^([^\s\[:(]+(?:\([^)]*\))?)(?:\[(\d+)\])?: ?(.*)$")
 
 _CRON_CMD = re.compile(r"^\((\S+)\) CMD \((.*)\)$", re.S)
+# busybox syslogd (Alpine) writes facility.priority between host and tag: "host cron.info crond[1]: ..."
+_FACILITY = re.compile(r"^(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7])\."
+                       r"(?:emerg|alert|crit|err|warn|warning|notice|info|debug) ")
+_BUSYBOX_CMD = re.compile(r"^USER (\S+) pid +(\d+) cmd (.*)$", re.S)  # busybox crond (Alpine)
 _CRON_INFO = re.compile(r"^\((\S+)\) (\S+) \((.*)\)$", re.S)
 _CRONTAB = re.compile(r"^\((\S+)\) (REPLACE|BEGIN EDIT|END EDIT|DELETE|LIST|AUTH|PAM ERROR) \((.*)\)$")
 _ANACRON = re.compile(r"^Job [`'](.+?)' (started|terminated)")
@@ -69,6 +73,8 @@ def classify(program: str, message: str) -> Message | None:
     if name in ("cron", "crond", "/usr/sbin/cron", "/usr/sbin/crond"):
         if m := _CRON_CMD.match(message):
             return Message("cron_run", user=m.group(1), command=m.group(2))
+        if m := _BUSYBOX_CMD.match(message):
+            return Message("cron_run", user=m.group(1), command=m.group(3), fields={"child_pid": int(m.group(2))})
         if m := _CRON_INFO.match(message):
             user, what, arg = m.groups()
             if what == "RELOAD":
@@ -224,6 +230,7 @@ def _scan(text: str) -> tuple[LogResult, list[_Line]]:
             result.unrecognised_timestamps += 1
             continue
         month, naive, iso_parts, host, tag_text = parsed
+        tag_text = _FACILITY.sub("", tag_text, count=1)
         tag = _TAG.match(tag_text)
         if not tag:
             continue

@@ -284,3 +284,33 @@ def test_readme_and_dangling_link_at_the_top_of_a_tree_are_no_gap(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "cannot list" not in done.stderr
+
+
+# --- public samples -------------------------------------------------------------------------
+
+def test_public_cron_logs_link_to_crontabs_and_unheld_commands_are_named(tmp_path, corpus):
+    """python-crontab's test.log (real Debian cron log format, runs every minute) with crontabs that
+    hold two of its three commands, and the DFIRArtifactMuseum GeminiIntrusion syslog (synthetic, per
+    PROVENANCE.md) whose /tmp/.cache_proc runs no crontab holds."""
+    test_log = (corpus / "AiratNig__python-crontab/tests/data/test.log").read_bytes()
+    gemini = (corpus / "AndrewRathbun__DFIRArtifactMuseum/Linux/GeminiIntrusion/var/log/syslog").read_bytes()
+    root = _tree(tmp_path / "server", {
+        "/etc/timezone": "UTC\n",
+        "/etc/crontab": "*/5 * * * * root /usr/local/bin/fix_logs.sh\n",
+        "/var/spool/cron/crontabs/user": "* * * * * userscript &> /dev/null\n",
+        "/var/spool/cron/crontabs/root": "* * * * * rootscript &> /dev/null\n",
+        "/var/log/cron.log": test_log,
+        "/var/log/syslog": gemini,
+    }, {"/var/log/cron.log": "2015-04-04 21:40:00", "/var/log/syslog": "2025-05-11 09:45:00"})
+    case = run([str(root)], Context(quiet=True), hunt_date="20260101")
+    runs = {}
+    for event in case.events:
+        if event.action == "cron_run":
+            runs.setdefault(event.task, []).append(event.time.utc)
+    assert {task: len(times) for task, times in runs.items()} == {
+        "/var/spool/cron/crontabs/user:1": 11, "/var/spool/cron/crontabs/root:1": 6,
+        "cron log: (root) CMD (shadowscript &> /dev/null)": 2,
+        "/etc/crontab:1": 1, "cron log: (root) CMD (/tmp/.cache_proc)": 2}
+    gone = next(f for f in case.findings if f.task == "cron log: (root) CMD (/tmp/.cache_proc)")
+    assert (gone.risk_level, gone.rule) == ("High", "runs_without_definition")
+    assert [item.time for item in gone.evidence] == ["2025-05-11T09:30:01Z", "2025-05-11T09:35:01Z"]

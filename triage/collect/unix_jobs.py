@@ -39,7 +39,8 @@ AT_SPOOL_EXTRAS = {".SEQ", ".lockfile"}
 SYSTEM_UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 GLOBAL_USER_UNIT_DIRS = ("/etc/systemd/user", "/usr/local/lib/systemd/user", "/usr/lib/systemd/user", "/lib/systemd/user")
 SYSTEM_TIMER_STAMPS = "/var/lib/systemd/timers"
-LOG_PREFIXES = (("/var/log", "syslog", "syslog"), ("/var/log", "cron", "cron"), ("/var/log", "messages", "syslog"))
+# Debian rsyslog writes cron.log when its cron line is enabled; RHEL writes cron; busybox and RHEL messages.
+LOG_PREFIXES = (("/var/log", "syslog", "syslog"), ("/var/log", "cron", "cron"), ("/var/log", "cron.log", "cron"), ("/var/log", "messages", "syslog"))
 JOURNAL_DIRS = ("/var/log/journal",)
 RUN_PARTS_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")  # Debian run-parts' default (LANANA + Debian) rule
 # Real crontabs, units, at jobs and anacrontabs are a few KB; anything above this is hashed, not parsed
@@ -563,7 +564,7 @@ def _logs(host: _Host) -> list[TaskEvent]:
     for directory, prefix, channel in LOG_PREFIXES:
         chain = []
         for path in host.listdir(directory):
-            if not path.is_file() or not (path.name == prefix or re.match(rf"^{prefix}([.-]\d+.*)$", path.name)):
+            if not path.is_file() or not (path.name == prefix or re.match(rf"^{re.escape(prefix)}([.-]\d+.*)$", path.name)):
                 continue
             if str(path) in seen:
                 continue

@@ -111,16 +111,17 @@ def test_two_entries_that_fit_the_same_run_make_an_ambiguous_link(tmp_path):
 
 
 def test_runs_no_entry_holds_are_a_finding_only_where_the_crontabs_were_read(tmp_path):
-    log = "Mar  4 02:00:01 host CRON[10]: (root) CMD (/opt/.cache/upd -q)\n"
+    log = "Mar  4 02:00:01 host CRON[10]: (root) CMD (/usr/local/bin/upd -q)\n"
     full = _tree(tmp_path / "full", {"/etc/timezone": "UTC\n", "/etc/crontab": "SHELL=/bin/sh\n",
                                      "/var/spool/cron/crontabs/.keep": "", "/var/log/syslog": log},
                  {"/var/log/syslog": "2024-03-04 03:05:00"})
     logs_only = _tree(tmp_path / "logs", {"/etc/timezone": "UTC\n", "/var/log/syslog": log},
                       {"/var/log/syslog": "2024-03-04 03:05:00"})
-    task = "cron log: (root) CMD (/opt/.cache/upd -q)"
+    task = "cron log: (root) CMD (/usr/local/bin/upd -q)"
     case = run([str(full)], Context(quiet=True), hunt_date="20260101")
     finding = next(f for f in case.findings if f.task == task)
-    assert (finding.risk_level, finding.rule) == ("High", "runs_without_definition")
+    # a lead, not an accusation: crontab lines are removed as routine; what ran decides the risk
+    assert (finding.risk_level, finding.rule) == ("Low", "runs_without_definition")
     assert next(e for e in case.entities if e.key == task).status == "ran, no longer defined"
     case = run([str(logs_only)], Context(quiet=True), hunt_date="20260101")
     assert not [f for f in case.findings if f.task == task]
@@ -312,5 +313,12 @@ def test_public_cron_logs_link_to_crontabs_and_unheld_commands_are_named(tmp_pat
         "cron log: (root) CMD (shadowscript &> /dev/null)": 2,
         "/etc/crontab:1": 1, "cron log: (root) CMD (/tmp/.cache_proc)": 2}
     gone = next(f for f in case.findings if f.task == "cron log: (root) CMD (/tmp/.cache_proc)")
-    assert (gone.risk_level, gone.rule) == ("High", "runs_without_definition")
-    assert [item.time for item in gone.evidence] == ["2025-05-11T09:30:01Z", "2025-05-11T09:35:01Z"]
+    assert (gone.risk_level, gone.rule) == ("High", "unix_hidden_temp_program,unix_temp_path,runs_without_definition")
+    assert [item.time for item in gone.evidence] == ["2025-05-11T09:30:01Z", "2025-05-11T09:35:01Z"] * 3
+    # the test log's commands no crontab holds are leads, nothing more
+    assert {f.risk_level for f in case.findings if "script &> /dev/null" in f.task} == {"Low"}
+    # the same syslog alone: no crontab read, no absence claimed, but what ran is still judged
+    alone = _tree(tmp_path / "logs", {"/etc/timezone": "UTC\n", "/var/log/syslog": gemini}, {"/var/log/syslog": "2025-05-11 09:45:00"})
+    case = run([str(alone)], Context(quiet=True), hunt_date="20260101")
+    gone = next(f for f in case.findings if f.task == "cron log: (root) CMD (/tmp/.cache_proc)")
+    assert (gone.risk_level, gone.rule) == ("High", "unix_hidden_temp_program,unix_temp_path")

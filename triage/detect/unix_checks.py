@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 
 from triage.detect import Hit, JudgeContext
-from triage.parsers.crontab import normalise_command
+from triage.parsers.crontab import normalise_command, programs_run
 from triage.records import Entity, EvidenceItem, TaskEvent, UnixJob
 
 _RUNS = ("cron_run", "anacron_run", "cron_script_run")
@@ -114,30 +115,63 @@ def _unit_missing(job: UnixJob) -> Hit:
 
 
 def _ran_no_longer_defined(entity: Entity) -> list[Hit]:
+    """Runs no entry explains: what ran is judged by the unix content rules (whatever was read), and
+    the absence itself is a Low finding only where the crontabs were read. Low, not the Windows High:
+    crontab lines are edited and removed as routine (cron logs keep weeks of runs of lines since
+    changed), so a logged command no crontab holds is a lead; the command's content decides the risk."""
     runs = [e for e in entity.events if e.action in _RUNS and e.fields.get("link", "").startswith("ran, no longer defined")]
     if not runs:
         return []
+    runs.sort(key=lambda e: (e.time.utc or "", e.provenance.location, e.provenance.offset or 0))
+    hits = _logged_command_content(entity, runs)
     not_read = sorted({e.fields.get("definitions_examined") for e in runs} - {None})
     if not_read:
-        return []  # crontabs not read: the entity's status says so, and no absence is claimed
-    runs.sort(key=lambda e: (e.time.utc or "", e.provenance.location, e.provenance.offset or 0))
+        return hits  # crontabs not read: the entity's status says so, and no absence is claimed
     same = sorted({entry for e in runs for entry in e.fields.get("same_command_entries", [])})
     evidence = [_run_item(e) for e in runs[:10]]
     if same:
-        return [Hit(
+        return hits + [Hit(
             rule="runs_outside_entry_schedule", risk="Medium", techniques=["T1053.003"],
             title=f"Cron ran this command at {len(runs)} time(s) its entry's schedule does not fire (entry edited, or a second definition since removed)",
             evidence=evidence + [EvidenceItem(source="entry with the same user and command", location=entry, value="schedule does not fire at these times")
                                  for entry in same],
             action=f"Compare the runs with {same[0]}'s schedule; look for an older version of the crontab (backups, crontab REPLACE events).",
         )]
-    return [Hit(
-        rule="runs_without_definition", risk="High", techniques=["T1070"],
+    return hits + [Hit(
+        rule="runs_without_definition", risk="Low", techniques=["T1070"],
         title="Scheduled runs are logged but no crontab, anacrontab or run-parts folder read holds what ran",
         evidence=evidence,
         action=f"Find who removed it (crontab REPLACE/DELETE lines, shell history); the first logged run was at {runs[0].time.utc or runs[0].time.as_written}.",
         single_source_ok=True,
     )]
+
+
+def _logged_command_content(entity: Entity, runs: list[TaskEvent]) -> list[Hit]:
+    """The unix content rules on the commands the log says ran (user, command and the programs it starts)."""
+    from triage.detect.content_rules import LEVEL_TO_RISK, load_rules, rule_matches  # late: content_rules imports this module
+
+    rows = {}
+    for event in runs:
+        if event.command_line:
+            command = normalise_command(event.command_line)
+            rows[(event.user, command)] = {"JobKind": "cron (logged run)", "User": event.user, "Schedule": None,
+                                           "Command": command, "CommandLine": command, "TaskPath": entity.key,
+                                           "Programs": "\n".join(programs_run(command))}
+    hits = []
+    for rule in load_rules():
+        if rule.logsource.category != "unix_job":
+            continue
+        matched = [row for row in rows.values() if rule_matches(rule, row)]
+        if not matched:
+            continue
+        hits.append(Hit(
+            rule=rule.name or str(rule.id), title=f"{rule.title} (as logged running)", risk=LEVEL_TO_RISK[rule.level.name.lower()],
+            evidence=[_run_item(e) for e in runs if (e.user, normalise_command(e.command_line or "")) in
+                      {(row["User"], row["CommandLine"]) for row in matched}][:10],
+            techniques=sorted(str(t.name).upper() for t in rule.tags if t.namespace == "attack" and re.fullmatch(r"t\d{4}(\.\d{3})?", str(t.name))),
+            action=str(rule.custom_attributes.get("recommended_action", "")).replace("{task}", entity.task),
+        ))
+    return hits
 
 
 def _run_item(event: TaskEvent) -> EvidenceItem:

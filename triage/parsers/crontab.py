@@ -18,6 +18,7 @@ Only :class:`CrontabError` is raised, and only by :func:`next_run` / :func:`pars
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
@@ -237,6 +238,7 @@ class Schedule:
         return (dom and dow) if (self.dom_star or self.dow_star) else (dom or dow)
 
 
+@lru_cache(maxsize=1024)
 def parse_schedule(schedule: str) -> Schedule:
     """Expand ``"m h dom mon dow"`` or a nickname; raises CrontabError (also for @reboot)."""
     text = schedule.strip()

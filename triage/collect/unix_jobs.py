@@ -323,9 +323,23 @@ def _cron_scripts(host: _Host) -> None:
                 schedule=period,
                 command=str(path),
                 enabled=executable and name_ok,
-                details={"run_parts_name_ok": name_ok, "executable": executable, "interpreter": first_line if first_line.startswith("#!") else None},
+                details={"run_parts_name_ok": name_ok, "executable": executable, "interpreter": first_line if first_line.startswith("#!") else None,
+                         "script_commands": _script_commands(data)},
             )
             host.jobs.append(_finish(host, job, facts))
+
+
+SCRIPT_COMMAND_LINES = 200  # run-parts scripts are short; a longer one keeps its first lines and says so
+
+
+def _script_commands(data: bytes) -> list[str]:
+    """The command lines of a run-parts script (no comments, blanks or shebang), for the content rules:
+    the script is what the scheduled job runs."""
+    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
+    commands = [line for line in lines if line and not line.startswith("#")]
+    if len(commands) > SCRIPT_COMMAND_LINES:
+        return commands[:SCRIPT_COMMAND_LINES] + [f"# ... {len(commands) - SCRIPT_COMMAND_LINES} more line(s) not kept"]
+    return commands
 
 
 def _mode(path: Any) -> int | None:

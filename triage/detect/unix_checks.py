@@ -78,9 +78,17 @@ def check_unix(entity: Entity, ctx: JudgeContext) -> list[Hit]:
             hits.append(_unit_missing(job))
         elif stock_variants(job) and stock_entry(job) is None and _place(job) not in _HAND_EDITED:
             hits.append(_stock_changed(job))
+        if job.details.get("script_commands") and not is_unchanged_stock(entity):
+            hits.extend(_content_hits(entity, [_row(entity, job.user, "\n".join(job.details["script_commands"]), "run-parts script")],
+                                      [_script_item(job)], suffix="(in the script run-parts runs)"))
     if not entity.unix_jobs:
         hits.extend(_ran_no_longer_defined(entity))
     return hits
+
+
+def _script_item(job: UnixJob) -> EvidenceItem:
+    return EvidenceItem(source="run-parts script", location=job.entry, value="; ".join(job.details["script_commands"])[:400],
+                        evidence_sha256=job.provenance.evidence_sha256)
 
 
 def _stock_changed(job: UnixJob) -> Hit:
@@ -148,26 +156,36 @@ def _ran_no_longer_defined(entity: Entity) -> list[Hit]:
 
 def _logged_command_content(entity: Entity, runs: list[TaskEvent]) -> list[Hit]:
     """The unix content rules on the commands the log says ran (user, command and the programs it starts)."""
-    from triage.detect.content_rules import LEVEL_TO_RISK, load_rules, rule_matches  # late: content_rules imports this module
-
-    rows = {}
+    rows, items = [], []
     for event in runs:
         if event.command_line:
-            command = normalise_command(event.command_line)
-            rows[(event.user, command)] = {"JobKind": "cron (logged run)", "User": event.user, "Schedule": None,
-                                           "Command": command, "CommandLine": command, "TaskPath": entity.key,
-                                           "Programs": "\n".join(programs_run(command))}
+            row = _row(entity, event.user, normalise_command(event.command_line), "cron (logged run)")
+            if row not in rows:
+                rows.append(row)
+                items.append(_run_item(event))
+    return _content_hits(entity, rows, items, suffix="(as logged running)")
+
+
+def _row(entity: Entity, user: str | None, command: str, kind: str) -> dict:
+    programs = [p for line in command.split("\n") for p in programs_run(line)]
+    return {"JobKind": kind, "User": user, "Schedule": None, "Command": command, "CommandLine": command,
+            "TaskPath": entity.key, "Programs": "\n".join(dict.fromkeys(programs))}
+
+
+def _content_hits(entity: Entity, rows: list[dict], items: list[EvidenceItem], *, suffix: str) -> list[Hit]:
+    """Each unix content rule matching any row, with the evidence item of each matching row."""
+    from triage.detect.content_rules import LEVEL_TO_RISK, load_rules, rule_matches  # late: content_rules imports this module
+
     hits = []
     for rule in load_rules():
         if rule.logsource.category != "unix_job":
             continue
-        matched = [row for row in rows.values() if rule_matches(rule, row)]
-        if not matched:
+        evidence = [item for row, item in zip(rows, items) if rule_matches(rule, row)]
+        if not evidence:
             continue
         hits.append(Hit(
-            rule=rule.name or str(rule.id), title=f"{rule.title} (as logged running)", risk=LEVEL_TO_RISK[rule.level.name.lower()],
-            evidence=[_run_item(e) for e in runs if (e.user, normalise_command(e.command_line or "")) in
-                      {(row["User"], row["CommandLine"]) for row in matched}][:10],
+            rule=rule.name or str(rule.id), title=f"{rule.title} {suffix}", risk=LEVEL_TO_RISK[rule.level.name.lower()],
+            evidence=evidence[:10],
             techniques=sorted(str(t.name).upper() for t in rule.tags if t.namespace == "attack" and re.fullmatch(r"t\d{4}(\.\d{3})?", str(t.name))),
             action=str(rule.custom_attributes.get("recommended_action", "")).replace("{task}", entity.task),
         ))

@@ -92,6 +92,8 @@ def test_run_at_a_minute_the_schedule_does_not_fire_is_not_the_entrys():
     assert not fires_within("*/30 * * * *", datetime(2024, 3, 13, 8, 44, 1))
     assert not fires_within("0 3 * * 1", datetime(2024, 3, 13, 3, 0, 1))  # a Wednesday
     assert fires_within("0 3 * * 1", datetime(2000, 3, 13, 3, 0, 1), weekday_known=False)
+    assert not fires_within("0 3 1 * *", datetime(2000, 3, 13, 3, 0, 1), weekday_known=False)
+    assert fires_within("0 3 1 * 1", datetime(2000, 3, 13, 3, 0, 1), weekday_known=False)  # dom or dow: dow unknown
 
 
 def test_two_entries_that_fit_the_same_run_make_an_ambiguous_link(tmp_path):
@@ -323,3 +325,23 @@ def test_public_cron_logs_link_to_crontabs_and_unheld_commands_are_named(tmp_pat
     case = run([str(alone)], Context(quiet=True), hunt_date="20260101")
     gone = next(f for f in case.findings if f.task == "cron log: (root) CMD (/tmp/.cache_proc)")
     assert (gone.risk_level, gone.rule) == ("High", "unix_hidden_temp_program,unix_temp_path")
+
+
+def test_stock_timer_stays_quiet_and_a_changed_one_speaks(tmp_path, corpus):
+    logrotate = corpus / "logrotate__logrotate/examples"
+    apt_timer = "[Unit]\nDescription=Daily apt download activities\n\n[Timer]\nOnCalendar=*-*-* 6,18:00\nRandomizedDelaySec=12h\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n"
+    root = _tree(tmp_path / "ubuntu", {
+        "/etc/timezone": "UTC\n",
+        "/etc/crontab": "SHELL=/bin/sh\n",
+        "/var/spool/cron/crontabs/.keep": "",
+        "/lib/systemd/system/logrotate.timer": (logrotate / "logrotate.timer").read_bytes(),
+        "/lib/systemd/system/logrotate.service": (logrotate / "logrotate.service").read_bytes(),
+        "/lib/systemd/system/apt-daily.timer": apt_timer,
+        "/lib/systemd/system/apt-daily.service": "[Service]\nType=oneshot\nExecStart=/usr/local/sbin/apt-refresh --all\n",
+    })
+    case = run([str(root)], Context(quiet=True), hunt_date="20260101")
+    by_task = {f.task: f for f in case.findings}
+    assert "/lib/systemd/system/logrotate.timer" not in by_task
+    changed = by_task["/lib/systemd/system/apt-daily.timer"]
+    assert (changed.risk_level, changed.rule) == ("Medium", "stock_unix_job_changed")
+    assert changed.evidence[1].value.endswith("/usr/lib/apt/apt.systemd.daily update")

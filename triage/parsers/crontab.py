@@ -313,8 +313,8 @@ def fires_within(schedule: str, local: datetime, *, late_minutes: int = 1, weekd
         if weekday_known:
             if sched.day_matches(moment.date()):
                 return True
-        elif sched.dom_star or moment.day in sched.days:
-            return True
+        elif not sched.dow_star or sched.dom_star or moment.day in sched.days:
+            return True  # a restricted day of week might match: with the weekday unknown, do not exclude
     return False
 
 

@@ -132,7 +132,7 @@ def _ran_no_longer_defined(entity: Entity) -> list[Hit]:
         return []
     runs.sort(key=lambda e: (e.time.utc or "", e.provenance.location, e.provenance.offset or 0))
     hits = _logged_command_content(entity, runs)
-    not_read = sorted({e.fields.get("definitions_examined") for e in runs} - {None})
+    not_read = sorted(str(e.fields["definitions_examined"]) for e in runs if e.fields.get("definitions_examined"))
     if not_read:
         return hits  # crontabs not read: the entity's status says so, and no absence is claimed
     same = sorted({entry for e in runs for entry in e.fields.get("same_command_entries", [])})
@@ -174,7 +174,11 @@ def _row(entity: Entity, user: str | None, command: str, kind: str) -> dict:
 
 def _content_hits(entity: Entity, rows: list[dict], items: list[EvidenceItem], *, suffix: str) -> list[Hit]:
     """Each unix content rule matching any row, with the evidence item of each matching row."""
-    from triage.detect.content_rules import LEVEL_TO_RISK, load_rules, rule_matches  # late: content_rules imports this module
+    from triage.detect.content_rules import (  # late: content_rules imports this module
+        LEVEL_TO_RISK,
+        load_rules,
+        rule_matches,
+    )
 
     hits = []
     for rule in load_rules():
@@ -184,7 +188,7 @@ def _content_hits(entity: Entity, rows: list[dict], items: list[EvidenceItem], *
         if not evidence:
             continue
         hits.append(Hit(
-            rule=rule.name or str(rule.id), title=f"{rule.title} {suffix}", risk=LEVEL_TO_RISK[rule.level.name.lower()],
+            rule=rule.name or str(rule.id), title=f"{rule.title} {suffix}", risk=LEVEL_TO_RISK[rule.level.name.lower() if rule.level else "low"],
             evidence=evidence[:10],
             techniques=sorted(str(t.name).upper() for t in rule.tags if t.namespace == "attack" and re.fullmatch(r"t\d{4}(\.\d{3})?", str(t.name))),
             action=str(rule.custom_attributes.get("recommended_action", "")).replace("{task}", entity.task),
@@ -209,5 +213,5 @@ def unix_status(entity: Entity) -> str | None:
     runs = [e for e in entity.events if e.fields.get("link", "").startswith("ran, no longer defined")]
     if not runs:
         return None
-    not_read = sorted({e.fields.get("definitions_examined") for e in runs} - {None})
+    not_read = sorted(str(e.fields["definitions_examined"]) for e in runs if e.fields.get("definitions_examined"))
     return f"ran; definition not examined ({not_read[0]})" if not_read else "ran, no longer defined"

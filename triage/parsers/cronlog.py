@@ -177,7 +177,7 @@ def parse_rotation_chain(files: list[LogFile], *, channel: str, tz: tzinfo | Non
         if dated:
             first, first_year = dated[0]
             try:
-                carry = (first.naive.replace(year=first_year), log.location)
+                carry = (first.naive.replace(year=first_year), log.location) if first.naive else None
             except ValueError:  # Feb 29 in a year that has none
                 carry = None
         results.append(result)
@@ -187,6 +187,7 @@ def parse_rotation_chain(files: list[LogFile], *, channel: str, tz: tzinfo | Non
 def _year_anchor(log: LogFile, classic: list, carry: tuple[datetime, str] | None, tz: tzinfo | None) -> tuple[datetime | None, str]:
     """The moment the file's last line can be no later than, and why."""
     local_mtime = (log.mtime.astimezone(tz).replace(tzinfo=None) if tz else log.mtime.replace(tzinfo=None)) if log.mtime else None
+    mtime_text = iso(log.mtime) if log.mtime else "(none)"
     if not classic:
         return local_mtime, "no classic syslog lines"
     last = classic[-1]
@@ -197,14 +198,14 @@ def _year_anchor(log: LogFile, classic: list, carry: tuple[datetime, str] | None
         except ValueError:
             lag = None
         if lag is not None and timedelta(hours=-1) <= lag <= PLAUSIBLE_MTIME_LAG:
-            return local_mtime, f"year from the file's modification time {iso(log.mtime)} (its last line is {_days(lag)} before it)"
+            return local_mtime, f"year from the file's modification time {mtime_text} (its last line is {_days(lag)} before it)"
     if carry is not None:
         return carry[0], f"year carried back from the first line of the newer rotated file {carry[1]} ({carry[0]:%Y-%m-%d}); " \
-                         f"this file's modification time {iso(log.mtime) if log.mtime else '(none)'} is not original"
+                         f"this file's modification time {mtime_text} is not original"
     if log.rotated_on is not None:
         return log.rotated_on, f"year from the rotation day in the file name ({log.rotated_on:%Y-%m-%d})"
     if local_mtime is not None:
-        return local_mtime, f"year from the file's modification time {iso(log.mtime)}, which is not just after its last line: " \
+        return local_mtime, f"year from the file's modification time {mtime_text}, which is not just after its last line: " \
                             "file times may not be original and the year may be wrong"
     return None, "no year: the file has no modification time and no newer rotated file"
 
@@ -246,12 +247,12 @@ def _event(line: _Line, year: int | None, basis: str, location: str, channel: st
     msg = line.message
     fields = dict(msg.fields)
     fields["program"] = line.program
-    if line.naive is None:
+    if line.iso is not None:
         stamp = _iso_stamp(line.iso, tz)
     else:
         written = line.raw[:15]
         try:
-            dated = line.naive.replace(year=year) if year is not None else None
+            dated = line.naive.replace(year=year) if (year is not None and line.naive is not None) else None
         except ValueError:  # Feb 29 in a year that has none
             dated = None
         fields["year_basis"] = basis

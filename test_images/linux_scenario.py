@@ -143,9 +143,31 @@ ROOT_CRONTAB = CRONTAB_HEADER.format(tmp="/tmp/crontab.Xq3ZtW/crontab", when="Tu
 @reboot {REVERSE_SHELL}
 """
 
+# The web applications' own cron lines, as their install guides give them (run by the web user).
+MAGENTO_CRON = ('/usr/bin/php /var/www/html/magento2/bin/magento cron:run 2>&1 | grep -v "Ran jobs by schedule" '
+                ">> /var/www/html/magento2/var/log/magento.cron.log")
+MAGENTO_SETUP_CRON = "/usr/bin/php /var/www/html/magento2/bin/magento setup:cron:run >> /var/www/html/magento2/var/log/setup.cron.log"
+WORDPRESS_CRON = "wget -q -O - https://shop.example.org/wp-cron.php?doing_wp_cron >/dev/null 2>&1"
+NEXTCLOUD_CRON = "php -f /var/www/nextcloud/cron.php"
+LARAVEL_CRON = "cd /var/www/portal && php artisan schedule:run >> /dev/null 2>&1"
+
 WWW_DATA_CRONTAB = CRONTAB_HEADER.format(tmp="/tmp/crontab.p2Lw9a/crontab", when="Tue Mar 12 23:31:40 2024") + f"""\
 */10 * * * * {WWW_DATA_CMD}
+#~ MAGENTO START c5f9e5ed71cceaabc4d4fd9b3e827a2b
+* * * * * {MAGENTO_CRON}
+* * * * * {MAGENTO_SETUP_CRON}
+#~ MAGENTO END c5f9e5ed71cceaabc4d4fd9b3e827a2b
+*/5 * * * * {WORDPRESS_CRON}
+*/5 * * * * {NEXTCLOUD_CRON}
+* * * * * {LARAVEL_CRON}
 """
+
+# A crontab line that ends in blanks: cron logs the command with them, the parser strips the line.
+SYNC_WWW_CMD = "/usr/local/bin/sync-www.sh"
+SYNC_WWW = f"""\
+# keep the web root in sync with the staging host
+*/30 * * * * root {SYNC_WWW_CMD}   \n"""
+LOCKED_SYNC_CMD = "flock -e /tmp/alice-sync.lock /home/alice/bin/sync2.sh"
 
 BOB_CRONTAB = CRONTAB_HEADER.format(tmp="/tmp/crontab.B0bk1d/crontab", when="Mon Jan  8 10:02:11 2024") + """\
 MAILTO=bob@example.org
@@ -155,10 +177,11 @@ MAILTO=bob@example.org
   --verbose
 """
 
-ALICE_CRONTAB = """\
+ALICE_CRONTAB = f"""\
 */20 * * * * /home/alice/bin/sync.sh
 CRON_TZ=America/New_York
 0 9 * * mon /home/alice/bin/weekly.sh
+*/5 * * * * {LOCKED_SYNC_CMD}
 """
 
 ANACRONTAB = """\
@@ -439,6 +462,10 @@ Mar 13 06:20:00 web-prod-07 atd[730]: Starting job 3 (a0000301b2f40c) for user '
 Mar 13 06:20:01 web-prod-07 CRON[740]: (root) CMD (/tmp/.x/kworker -s)
 Mar 13 07:00:00 web-prod-07 systemd[1432]: Started gnome-sync.service - GNOME Sync Helper.
 Mar 13 08:30:01 web-prod-07 CRON[790]: (bob) CMD (/home/bob/bin/report.sh )
+Mar 13 08:30:01 web-prod-07 CRON[791]: (root) CMD ({SYNC_WWW_CMD}   )
+Mar 13 08:31:01 web-prod-07 CRON[795]: (www-data) CMD ({MAGENTO_CRON})
+Mar 13 08:44:01 web-prod-07 CRON[801]: (root) CMD ({SYNC_WWW_CMD}   )
+Mar 13 09:00:01 web-prod-07 CRON[820]: (root) CMD ({SYNC_WWW_CMD}   )
 """
 SYSLOG_MTIME = epoch("2024-03-14 09:10:00")
 
@@ -467,6 +494,9 @@ ATTACK = epoch("2024-03-12 22:14:05")
 def nodes() -> list[Node]:
     """Every object in the file system, parents before children."""
     items = [
+        # top-level non-directories: not drives, not file systems (a dangling kernel link, a README)
+        _f("/README.txt", "Collected from web-prod-07 by the on-call engineer.\n"),
+        _l("/vmlinuz", "boot/vmlinuz-6.1.0-18-amd64"),
         _f("/etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
            'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\nHOME_URL="https://www.debian.org/"\n'),
         _f("/etc/debian_version", "12.5\n"),
@@ -488,6 +518,7 @@ def nodes() -> list[Node]:
         _f("/etc/cron.d/0hourly", CRONIE_0HOURLY),
         _f("/etc/cron.d/.placeholder", PLACEHOLDER),
         _f("/etc/cron.d/php-sessionclean", PHP_SESSIONCLEAN, mtime=epoch("2024-03-12 22:20:11")),
+        _f("/etc/cron.d/sync-www", SYNC_WWW, mtime=epoch("2023-09-01 08:00:00")),
         _f("/etc/cron.deny", "nobody\n"),
         _d("/etc/cron.hourly"),
         _f("/etc/cron.hourly/.placeholder", PLACEHOLDER),
@@ -538,6 +569,8 @@ def nodes() -> list[Node]:
         _d("/etc/systemd/system/dbus-helper.service.d"),
         _f("/etc/systemd/system/dbus-helper.service.d/override.conf", DBUS_HELPER_OVERRIDE, mtime=epoch("2024-03-12 22:41:00")),
         _l("/etc/systemd/system/timers.target.wants/dbus-helper.timer", "/etc/systemd/system/dbus-helper.timer", epoch("2024-03-12 22:40:05")),
+        # enabled, but its unit file was deleted: the link dangles
+        _l("/etc/systemd/system/timers.target.wants/sysupdate-cache.timer", "/etc/systemd/system/sysupdate-cache.timer", epoch("2024-03-12 22:42:00")),
         _f("/etc/systemd/system/broken.timer", BROKEN_TIMER, mtime=epoch("2023-11-02 10:00:00")),
         _d("/etc/systemd/user"),
         _d("/var/lib/systemd/timers"),
@@ -619,9 +652,14 @@ LOG_LINKS = {
     ("/var/log/syslog", 19): ("timer_service_start", "/etc/systemd/system/dbus-helper.timer"),
     ("/var/log/syslog", 20): ("cron_run", "/etc/crontab:19"),
     ("/var/log/syslog", 21): ("at_run", None),
-    ("/var/log/syslog", 22): ("cron_run", None),
+    ("/var/log/syslog", 22): ("cron_run", "cron log: (root) CMD (/tmp/.x/kworker -s)"),
     ("/var/log/syslog", 23): ("timer_service_start", "/home/bob/.config/systemd/user/gnome-sync.timer"),
     ("/var/log/syslog", 24): ("cron_run", "/var/spool/cron/crontabs/bob:5"),
+    ("/var/log/syslog", 25): ("cron_run", "/etc/cron.d/sync-www:2"),
+    ("/var/log/syslog", 26): ("cron_run", "/var/spool/cron/crontabs/www-data:6"),
+    # 08:44 is not a */30 minute: not the entry's run, although user and command are the same
+    ("/var/log/syslog", 27): ("cron_run", f"cron log: (root) CMD ({SYNC_WWW_CMD})"),
+    ("/var/log/syslog", 28): ("cron_run", "/etc/cron.d/sync-www:2"),
     ("/var/log/syslog.1", 1): ("cron_run", "/etc/cron.d/php:14"),
     ("/var/log/syslog.1", 2): ("cron_run", "/etc/cron.d/php:14"),
     ("/var/log/syslog", 1): ("crontab_edit_begin", "/var/spool/cron/crontabs/root"),

@@ -139,7 +139,9 @@ def _sources(entity: Entity) -> set[str]:
 def _status(entity: Entity) -> str | None:
     """A short statement of the task's state that examiners read first."""
     if entity.kind != "windows_task":
-        return None
+        from triage.detect.unix_checks import unix_status  # late: detect imports records the correlator builds
+
+        return unix_status(entity)
     on_disk = any(d.source in ("task_xml", "job", "gpp") for d in entity.definitions)
     in_registry = any(d.source == "taskcache" for d in entity.definitions)
     if on_disk and in_registry:

@@ -199,6 +199,7 @@ class HostInfo:
     os: str | None = None
     timezone: str | None = None  # the time zone name as the registry / system has it
     evidence: str | None = None
+    timezone_source: str | None = None  # where the zone was read (Linux: /etc/localtime, /etc/timezone, ...)
 
 
 @dataclass(kw_only=True, slots=True)

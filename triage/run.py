@@ -10,7 +10,7 @@ from triage.collect import Context, Source
 from triage.collect import binaries, eventlogs, memory, taskcache, unix_jobs, windows_tasks
 from triage.correlate import correlate, timeline_sort_key, unattached_timeline
 from triage.detect import Hit, JudgeContext, build_findings
-from triage.detect import baseline, content_rules, memory_checks, sigma, stealth, timeline_checks
+from triage.detect import baseline, content_rules, memory_checks, sigma, stealth, timeline_checks, unix_checks
 from triage.evidence import open_evidence
 from triage.records import (
     Entity,
@@ -40,6 +40,7 @@ CHECKS = (
     memory_checks.check_memory,
     timeline_checks.check_timeline,
     baseline.check_baseline,
+    unix_checks.check_unix,
     content_rules.check_content,
 )
 

@@ -105,3 +105,119 @@ def utc_stamp(dt: datetime | None, meaning: str, precision: str = "1s", as_writt
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return Stamp(meaning=meaning, utc=iso(dt), as_written=as_written or iso(dt), basis="utc", precision=precision)
+
+
+# --- a Unix machine's own zone ---------------------------------------------------------------
+
+_ZONEINFO_PREFIX = re.compile(r"(?:^|/)zoneinfo/(?:posix/|right/)?(.+)$")
+_CLOCK_LINE = re.compile(r"^\s*(?:export\s+)?(ZONE|TIMEZONE|TZ)\s*=\s*(.*?)\s*$")
+
+
+def zone_name_from_link(target: str) -> str | None:
+    """``/etc/localtime -> ../usr/share/zoneinfo/Europe/Berlin`` names its zone in the link."""
+    m = _ZONEINFO_PREFIX.search(target.replace("\\", "/"))
+    return m.group(1) if m else None
+
+
+def zone_from_clock_text(text: str) -> str | None:
+    """``ZONE="Asia/Shanghai"`` (/etc/sysconfig/clock, RHEL/SUSE), ``TIMEZONE=`` (Gentoo's
+    /etc/conf.d/clock), or a bare zone name on the first line (/etc/timezone, Debian)."""
+    for line in text.splitlines():
+        if m := _CLOCK_LINE.match(line):
+            value = m.group(2).strip().strip("\"'")
+            return value or None
+    first = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if first and "=" not in first and not first.startswith("#") and " " not in first:
+        return first
+    return None
+
+
+def system_zone(name: str) -> tzinfo | None:
+    """A zone of the analysing machine's database by name; None when unknown there."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def tzif_zone(data: bytes, label: str) -> tuple[tzinfo, str | None]:
+    """A TZif file (``/etc/localtime``) as a zone, with the zone's name when the analysing machine's
+    zoneinfo database holds a file of the same bytes, or one with the same UTC offsets at every
+    sample instant from 1970 to 2037 (tzdata versions differ in bytes, not in recent rules).
+    Without a name the TZif's own transitions are used, keyed by ``label``. Raises ValueError for
+    bytes that are not TZif."""
+    import io
+    from zoneinfo import ZoneInfo
+
+    if not data.startswith(b"TZif"):
+        raise ValueError("not a TZif file (no 'TZif' magic)")
+    zone = ZoneInfo.from_file(io.BytesIO(data), key=label)
+    names = _zone_names_by_bytes().get(data)
+    if names:
+        return zone, names[0]
+    signature = _offset_signature(zone)
+    if signature is None:
+        return zone, None
+    matches = [name for name in _canonical_zone_names() if _offset_signature(system_zone(name)) == signature]
+    if len(matches) == 1:
+        return zone, matches[0]
+    return zone, None
+
+
+_SAMPLES: list | None = None
+
+
+def _offset_signature(zone: tzinfo | None) -> tuple | None:
+    global _SAMPLES
+    if zone is None:
+        return None
+    if _SAMPLES is None:
+        _SAMPLES = [datetime(year, month, day, hour, tzinfo=timezone.utc)
+                    for year in range(1970, 2038) for month in range(1, 13) for day in (1, 15) for hour in (12,)]
+    try:
+        return tuple(int(s.astimezone(zone).utcoffset().total_seconds()) for s in _SAMPLES)
+    except (OverflowError, ValueError, AttributeError):
+        return None
+
+
+def _zoneinfo_roots() -> list:
+    from pathlib import Path
+    from zoneinfo import TZPATH
+
+    return [Path(p) for p in TZPATH if Path(p).is_dir()]
+
+
+_BY_BYTES: dict[bytes, list[str]] | None = None
+
+
+def _zone_names_by_bytes() -> dict[bytes, list[str]]:
+    """Every zone file of the analysing machine's database by its bytes; names canonical first."""
+    global _BY_BYTES
+    if _BY_BYTES is None:
+        from zoneinfo import available_timezones
+
+        canonical = set(_canonical_zone_names())
+        found: dict[bytes, list[str]] = {}
+        for name in sorted(available_timezones()):
+            for root in _zoneinfo_roots():
+                path = root / name
+                if path.is_file():
+                    found.setdefault(path.read_bytes(), []).append(name)
+                    break
+        _BY_BYTES = {data: sorted(names, key=lambda n: (n not in canonical, "/" not in n, n)) for data, names in found.items()}
+    return _BY_BYTES
+
+
+def _canonical_zone_names() -> list[str]:
+    """Zone names that are zones, not links (``Z`` lines of tzdata.zi; else names with a region)."""
+    from zoneinfo import available_timezones
+
+    for root in _zoneinfo_roots():
+        zi = root / "tzdata.zi"
+        if zi.is_file():
+            names = sorted(line.split()[1] for line in zi.read_text(errors="replace").splitlines() if line.startswith("Z "))
+            if names:
+                return names
+    return sorted(n for n in available_timezones() if "/" in n and not n.startswith(("Etc/", "SystemV/", "US/")))

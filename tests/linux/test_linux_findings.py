@@ -26,6 +26,9 @@ def test_planted_linux_persistence_becomes_findings(linux_images, form):
     assert by_task["/home/bob/.config/systemd/user/gnome-sync.timer"].technique == "T1053.006"
     at_jobs = [f for f in case.findings if f.technique == "T1053.002"]
     assert {f.task.rsplit("/", 1)[0] for f in at_jobs} == {"/var/spool/cron/atjobs", "/var/spool/at"}
+    # a run-parts script is judged on what it runs, not only its path
+    script = by_task["/etc/cron.hourly/sys-health"]
+    assert (script.risk_level, script.rule) == ("High", "unix_download_exec")
     # stock Debian content raises nothing
     assert not [f for f in case.findings if f.task.startswith(("/lib/systemd/system/", "/etc/cron.daily/"))]
 

@@ -39,21 +39,21 @@ def test_all_forms_give_the_same_jobs(collected, form):
     def summary(c):
         return [(j.kind, j.entry, j.user, j.schedule, j.command, j.enabled, j.errors) for j in c.jobs]
     assert summary(collected[form]) == summary(collected["raw"])
-    assert len(collected[form].jobs) == 38
+    assert len(collected[form].jobs) == 46
 
 
 def test_host_counts_by_kind(collected):
     kinds = {}
     for job in collected["raw"].jobs:
         kinds[job.kind] = kinds.get(job.kind, 0) + 1
-    assert kinds == {"anacron": 4, "at": 3, "cron": 16, "cron_script": 10, "systemd_timer": 5}
-    assert len(collected["raw"].events) == 29
+    assert kinds == {"anacron": 4, "at": 3, "cron": 23, "cron_script": 10, "systemd_timer": 6}
+    assert len(collected["raw"].events) == 33
 
 
 def test_syslog_times_are_local_berlin_converted_to_utc(collected):
     event = next(e for e in collected["raw"].events if e.task == "/var/spool/cron/crontabs/root:8")
     assert (event.time.as_written, event.time.utc, event.time.basis, event.time.timezone) == (
-        "Mar 13 06:00:02", "2024-03-13T05:00:02Z", "local", "Europe/Berlin")
+        "Mar 13 06:00:02", "2024-03-13T05:00:02Z", "local, year inferred", "Europe/Berlin")
     assert (event.user, event.process_id, event.channel) == ("root", 640, "syslog")
 
 
@@ -78,10 +78,27 @@ def test_runs_and_crontab_edits_are_noted_on_the_entry(collected):
     assert timer.details["logged_runs"]["count"] == 2
 
 
-def test_run_without_entry_is_kept_and_marked(collected):
-    orphans = [(e.action, e.command_line or e.fields.get("job_file")) for e in collected["raw"].events
-               if e.fields.get("link") == "no matching entry on this host"]
-    assert orphans == [("at_run", "a0000301b2f40c"), ("cron_run", "/tmp/.x/kworker -s")]
+def test_run_without_entry_is_kept_and_named_after_what_ran(collected):
+    orphans = [(e.action, e.command_line, e.task, e.time.as_written) for e in collected["raw"].events
+               if e.fields.get("link", "").startswith("ran, no longer defined")]
+    assert orphans == [
+        ("cron_run", "/tmp/.x/kworker -s", "cron log: (root) CMD (/tmp/.x/kworker -s)", "Mar 13 06:20:01"),
+        ("cron_run", "/usr/local/bin/sync-www.sh   ", "cron log: (root) CMD (/usr/local/bin/sync-www.sh)", "Mar 13 08:44:01"),
+    ]
+    at_run = next(e for e in collected["raw"].events if e.action == "at_run")
+    assert at_run.task is None and at_run.fields["link"] == "no at job file (atd deletes a job's file when it runs it)"
+    # the tree holds /etc/crontab, cron.d and the spools: the claim "no longer defined" stands on a look
+    assert {e.fields["definitions_examined"] for e in collected["raw"].events if "definitions_examined" in e.fields} == {None}
+
+
+def test_crontab_line_ending_in_blanks_links_every_run_at_its_minutes(collected):
+    """cron logs ``CMD (/usr/local/bin/sync-www.sh   )`` with the line's trailing blanks; every run
+    at a */30 minute is the entry's, the 08:44 run (same user and command) is not."""
+    job = collected["raw"].job("/etc/cron.d/sync-www:2")
+    assert job.command == "/usr/local/bin/sync-www.sh"
+    assert job.details["logged_runs"] == {"count": 2, "first": "2024-03-13T07:30:01Z", "last": "2024-03-13T08:00:01Z"}
+    stray = next(e for e in collected["raw"].events if e.time.as_written == "Mar 13 08:44:01")
+    assert stray.fields["same_command_entries"] == ["/etc/cron.d/sync-www:2"]
 
 
 @pytest.mark.parametrize("form", ["raw", "e01"])

@@ -12,7 +12,7 @@ from triage.run import run
 
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"  # Debian package systemd-journal-remote
 EXPORT = """\
-__REALTIME_TIMESTAMP=1710407520000000
+__REALTIME_TIMESTAMP=1710407400000000
 __MONOTONIC_TIMESTAMP=1000000
 _BOOT_ID=0123456789abcdef0123456789abcdef
 _HOSTNAME=web-prod-07
@@ -49,7 +49,7 @@ def test_journal_runs_are_linked_to_their_entries(linux_images, tmp_path):
     case = run([str(_host_with_journal(linux_images, tmp_path))], ctx, hunt_date="20260101")
     journal = sorted((e for e in case.events if e.channel == "journal"), key=lambda e: e.time.utc)
     assert [(e.action, e.task, e.time.utc) for e in journal] == [
-        ("cron_run", "/var/spool/cron/crontabs/www-data:4", "2024-03-14T09:12:00Z"),
+        ("cron_run", "/var/spool/cron/crontabs/www-data:4", "2024-03-14T09:10:00Z"),  # 10:10 Berlin: a */10 minute
         ("timer_service_start", "/etc/systemd/system/dbus-helper.timer", "2024-03-14T09:13:00Z"),
     ]
     assert journal[0].user == "www-data" and journal[0].process_id == 4242

@@ -87,6 +87,8 @@ def _log_files(source: Source, ctx: Context) -> Iterator[tuple[str, Any]]:
         folder = root.joinpath(*LOGS_DIR.split("/"))
         candidates = []
         try:
+            if not root.is_dir():
+                continue  # a README or a dangling /vmlinuz at the top of a tree is not a drive
             if source.ref.kind in COLLECTION_KINDS:
                 candidates = _evtx_below(root)
             elif folder.is_dir():

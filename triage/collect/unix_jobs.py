@@ -13,10 +13,11 @@ Output order is fixed: jobs sorted by (kind, entry), then events sorted by (time
 from __future__ import annotations
 
 import gzip
+import posixpath
 import re
 import stat as stat_module
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,11 +25,11 @@ from triage.collect import Context, Source
 from triage.collect.filefacts import file_facts, read_file, read_small_file
 from triage.parsers import anacrontab, atjob, crontab, cronlog, systemd_unit
 from triage.records import FileFacts, Provenance, Stamp, TaskEvent, UnixJob
-from triage.timeutil import iso, local_stamp
+from triage.timeutil import iso, local_stamp, system_zone, tzif_zone, zone_from_clock_text, zone_name_from_link
 
 SYSTEM_CRONTABS = ("/etc/crontab",)
 CRON_D_DIRS = ("/etc/cron.d", "/usr/local/etc/cron.d")
-USER_CRONTAB_DIRS = ("/var/spool/cron/crontabs", "/var/spool/cron", "/var/cron/tabs", "/usr/lib/cron/tabs", "/var/at/tabs")
+USER_CRONTAB_DIRS = ("/var/spool/cron/crontabs", "/var/spool/cron", "/var/cron/tabs", "/usr/lib/cron/tabs", "/var/at/tabs", "/etc/crontabs")  # last: busybox (Alpine)
 SCRIPT_DIRS = (("hourly", "/etc/cron.hourly"), ("daily", "/etc/cron.daily"), ("weekly", "/etc/cron.weekly"), ("monthly", "/etc/cron.monthly"))
 ACCESS_FILES = ("/etc/cron.allow", "/etc/cron.deny", "/usr/lib/cron/cron.allow", "/usr/lib/cron/cron.deny", "/var/cron/allow", "/var/cron/deny")
 ANACRONTABS = ("/etc/anacrontab",)
@@ -38,7 +39,8 @@ AT_SPOOL_EXTRAS = {".SEQ", ".lockfile"}
 SYSTEM_UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 GLOBAL_USER_UNIT_DIRS = ("/etc/systemd/user", "/usr/local/lib/systemd/user", "/usr/lib/systemd/user", "/lib/systemd/user")
 SYSTEM_TIMER_STAMPS = "/var/lib/systemd/timers"
-LOG_PREFIXES = (("/var/log", "syslog", "syslog"), ("/var/log", "cron", "cron"), ("/var/log", "messages", "syslog"))
+# Debian rsyslog writes cron.log when its cron line is enabled; RHEL writes cron; busybox and RHEL messages.
+LOG_PREFIXES = (("/var/log", "syslog", "syslog"), ("/var/log", "cron", "cron"), ("/var/log", "cron.log", "cron"), ("/var/log", "messages", "syslog"))
 JOURNAL_DIRS = ("/var/log/journal",)
 RUN_PARTS_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")  # Debian run-parts' default (LANANA + Debian) rule
 # Real crontabs, units, at jobs and anacrontabs are a few KB; anything above this is hashed, not parsed
@@ -113,7 +115,12 @@ def collect(source: Source, ctx: Context) -> Iterator[UnixJob | TaskEvent]:
     family = (source.os_family or _os_of(target) or "").lower()
     if family == "windows":
         return
-    host = _Host(source=source, ctx=ctx, tz=source.tz or _target_tz(target))
+    host = _Host(source=source, ctx=ctx, tz=source.tz)
+    if host.tz is None:
+        host.tz, name, where = machine_zone(host)
+        if host.tz is not None and not source.host.timezone:
+            source.host.timezone = name
+            source.host.timezone_source = where
     _load_users(host)
     ctx.progress(f"{source.name}: reading cron, anacron, at and systemd timers")
     _cron(host)
@@ -134,13 +141,50 @@ def _os_of(target: Any) -> str | None:
         return None
 
 
-def _target_tz(target: Any) -> tzinfo | None:
-    """The machine zone from /etc/timezone or /etc/localtime (dissect's ``timezone``)."""
+ZONE_FILES = ("/etc/timezone", "/etc/sysconfig/clock", "/etc/conf.d/clock", "/etc/TZ")
+
+
+def machine_zone(host: _Host) -> tuple[tzinfo | None, str | None, str | None]:
+    """(zone, name, where it was found) from the places Linux keeps its zone, in this order:
+    ``/etc/localtime`` (what libc and systemd use; ``timedatectl set-timezone`` writes it as a link
+    into zoneinfo, so systemd keeps no other file), ``/etc/timezone`` (Debian), ``/etc/sysconfig/clock``
+    ``ZONE=`` (RHEL, SUSE), ``/etc/conf.d/clock`` (Gentoo), ``/etc/TZ`` (busybox).
+
+    /etc/localtime is named by its link target, else by matching its TZif bytes against the zoneinfo
+    database of the machine running triage; with no name its own transitions are used."""
+    localtime = host.path("/etc/localtime")
     try:
-        name = target.timezone
-        return ZoneInfo(name) if name else None
-    except (ZoneInfoNotFoundError, ValueError, Exception):
-        return None
+        link = str(localtime.readlink()) if localtime.is_symlink() else None
+    except Exception:
+        link = None
+    if link and (name := zone_name_from_link(link)) and (zone := system_zone(name)) is not None:
+        return zone, name, f"/etc/localtime (link to {link})"
+    try:
+        data = localtime.read_bytes() if localtime.is_file() else None
+    except Exception:
+        data = None
+    if data:
+        try:
+            zone, name = tzif_zone(data, "TZif of /etc/localtime")
+        except ValueError as exc:
+            host.gap("/etc/localtime", f"time zone file unreadable: {exc}")
+        else:
+            if name is not None:
+                return system_zone(name) or zone, name, "/etc/localtime (TZif matched to the zoneinfo database)"
+            return zone, "TZif of /etc/localtime", "/etc/localtime (TZif transitions; no zone of the same rules found by name)"
+    for text in ZONE_FILES:
+        path = host.path(text)
+        try:
+            if not path.is_file():
+                continue
+            name = zone_from_clock_text(path.read_text(errors="replace"))
+        except Exception:
+            continue
+        if name and (zone := system_zone(name)) is not None:
+            return zone, name, text
+        if name:
+            host.gap(text, f"time zone {name!r} is not a known zone name")
+    return None, None, None
 
 
 def _load_users(host: _Host) -> None:
@@ -162,6 +206,8 @@ def _finish(host: _Host, job: UnixJob, facts: FileFacts) -> UnixJob:
     job.provenance.evidence_sha256 = host.source.ref.sha256
     if (owner := host.owner_name(facts)) is not None:
         job.details["file_owner"] = owner
+    if job.command:
+        job.details["programs"] = crontab.programs_run(job.command)
     return job
 
 
@@ -175,6 +221,8 @@ def _cron(host: _Host) -> None:
     for directory in CRON_D_DIRS:
         files += [(p, True, None) for p in host.listdir(directory) if p.is_file()]
     for directory in USER_CRONTAB_DIRS:
+        if _links_to_listed(host, directory, USER_CRONTAB_DIRS):
+            continue  # Alpine: /var/spool/cron/crontabs -> /etc/crontabs, read once under its real name
         files += [(p, False, p.name) for p in host.listdir(directory) if p.is_file()]
     access = _access_lists(host)
     for path, user_column, owner in files:
@@ -203,6 +251,18 @@ def _cron(host: _Host) -> None:
                     except crontab.CrontabError as exc:
                         job.errors.append(f"next run: {exc}")
             host.jobs.append(_finish(host, job, facts))
+
+
+def _links_to_listed(host: _Host, directory: str, listed: tuple[str, ...]) -> bool:
+    path = host.path(directory)
+    try:
+        if not path.is_symlink():
+            return False
+        target = str(path.readlink())
+    except Exception:
+        return False
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(directory), target))
+    return resolved != directory and resolved in listed
 
 
 def _gap_line(host: _Host, problem: str) -> None:
@@ -263,9 +323,23 @@ def _cron_scripts(host: _Host) -> None:
                 schedule=period,
                 command=str(path),
                 enabled=executable and name_ok,
-                details={"run_parts_name_ok": name_ok, "executable": executable, "interpreter": first_line if first_line.startswith("#!") else None},
+                details={"run_parts_name_ok": name_ok, "executable": executable, "interpreter": first_line if first_line.startswith("#!") else None,
+                         "script_commands": _script_commands(data)},
             )
             host.jobs.append(_finish(host, job, facts))
+
+
+SCRIPT_COMMAND_LINES = 200  # run-parts scripts are short; a longer one keeps its first lines and says so
+
+
+def _script_commands(data: bytes) -> list[str]:
+    """The command lines of a run-parts script (no comments, blanks or shebang), for the content rules:
+    the script is what the scheduled job runs."""
+    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
+    commands = [line for line in lines if line and not line.startswith("#")]
+    if len(commands) > SCRIPT_COMMAND_LINES:
+        return commands[:SCRIPT_COMMAND_LINES] + [f"# ... {len(commands) - SCRIPT_COMMAND_LINES} more line(s) not kept"]
+    return commands
 
 
 def _mode(path: Any) -> int | None:
@@ -378,6 +452,36 @@ def _timers(host: _Host) -> None:
                 continue
             done.add(str(path))
             _timer(host, scope, units, name, path)
+        _enabled_without_unit(host, scope, units)
+
+
+def _enabled_without_unit(host: _Host, scope: _Scope, units: dict[str, Any]) -> None:
+    """A ``*.wants``/``*.requires`` link to a timer whose unit file is in none of the scope's unit
+    folders: enabled, unit file missing (deleted after enabling, or not collected)."""
+    for directory in scope.dirs:
+        if scope.name.startswith("user:") and scope.name != "user:*" and directory != scope.dirs[0]:
+            continue  # global user folders are walked once, under "user:*"
+        for sub in host.listdir(directory):
+            if not sub.name.endswith((".wants", ".requires")) or not sub.is_dir():
+                continue
+            for link in host.listdir(str(sub)):
+                if not link.name.endswith(".timer") or link.name in units or "@" in link.name:
+                    continue
+                try:
+                    target = str(link.readlink()) if link.is_symlink() else None
+                except Exception:
+                    target = None
+                target_dir = target.rsplit("/", 1)[0] if target and "/" in target else None
+                collected = bool(target_dir and target_dir.startswith("/") and host.path(target_dir).is_dir())
+                job = UnixJob(
+                    kind="systemd_timer", entry=str(link),
+                    provenance=Provenance(artifact="systemd_wants_link", location=str(link), raw=target),
+                    user=scope.user, schedule=None, command=None, enabled=True,
+                    details={"scope": scope.name, "service": link.name[: -len(".timer")] + ".service", "status": "enabled, unit file missing",
+                             "unit_file_missing": True, "link_target": target, "enabled_by": [str(link)],
+                             "target_folder_collected": collected},
+                )
+                host.jobs.append(_finish(host, job, file_facts(link)))
 
 
 def _unit_files(host: _Host, dirs: tuple[str, ...]) -> dict[str, Any]:
@@ -472,13 +576,17 @@ def _logs(host: _Host) -> list[TaskEvent]:
     events: list[TaskEvent] = []
     seen = set()
     for directory, prefix, channel in LOG_PREFIXES:
+        chain = []
         for path in host.listdir(directory):
-            if not path.is_file() or not (path.name == prefix or re.match(rf"^{prefix}([.-]\d+.*)$", path.name)):
+            if not path.is_file() or not (path.name == prefix or re.match(rf"^{re.escape(prefix)}([.-]\d+.*)$", path.name)):
                 continue
             if str(path) in seen:
                 continue
             seen.add(str(path))
-            events += _log_file(host, path, channel)
+            chain.append(path)
+        files = [log for log in (_log_file(host, path) for path in sorted(chain, key=lambda p: _rotation_order(p.name, prefix))) if log]
+        for result in cronlog.parse_rotation_chain(files, channel=channel, tz=host.tz):
+            events += result.events
     events += _journal(host)
     for event in events:
         event.host = event.host or host.source.host.hostname
@@ -487,22 +595,40 @@ def _logs(host: _Host) -> list[TaskEvent]:
     return events
 
 
-def _log_file(host: _Host, path: Any, channel: str) -> list[TaskEvent]:
+_ROTATED = re.compile(r"^[.-](\d+)")
+
+
+def _rotation_order(name: str, prefix: str) -> tuple:
+    """Newest first: ``syslog``, ``syslog.1``, ``syslog.2.gz`` ...; dateext ``messages-20240114``
+    files newest date first."""
+    m = _ROTATED.match(name[len(prefix):])
+    if not m:
+        return (0, 0, name)
+    number = int(m.group(1))
+    return (1, -number if len(m.group(1)) == 8 else number, name)
+
+
+def _log_file(host: _Host, path: Any) -> cronlog.LogFile | None:
     read = host.read(path, limit=None)
     if read is None:
-        return []
+        return None
     facts, data = read
     if path.name.endswith(".gz"):
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
             host.gap(str(path), f"cannot decompress: {exc}")
-            return []
+            return None
     mtime = host.mtime(facts)
     if mtime is None:
         host.gap(str(path), "no modification time: syslog lines without a year keep only their local text")
-    result = cronlog.parse_log(data.decode("utf-8", "replace"), str(path), channel=channel, mtime=mtime, tz=host.tz)
-    return result.events
+    rotated_on = None
+    if m := re.search(r"-(\d{8})(?:\.gz)?$", path.name):
+        try:
+            rotated_on = datetime.strptime(m.group(1), "%Y%m%d")
+        except ValueError:
+            rotated_on = None
+    return cronlog.LogFile(data.decode("utf-8", "replace"), str(path), mtime, rotated_on)
 
 
 def _journal(host: _Host) -> list[TaskEvent]:
@@ -527,13 +653,21 @@ def _journal(host: _Host) -> list[TaskEvent]:
 
 # --- linking runs to entries -----------------------------------------------------------------
 
+# A run logged more than this after cron started is not an @reboot run.
+REBOOT_WINDOW = timedelta(minutes=10)
+ORPHAN_RUN_ACTIONS = ("cron_run", "anacron_run", "anacron_finished", "cron_script_run", "cron_script_finished")
+
+
 def _link(host: _Host, events: list[TaskEvent]) -> None:
     """Set ``task`` on each event to the entry that explains it; drop systemd lines about units no
-    timer starts; note runs and edits on the entries."""
+    timer starts; note runs and edits on the entries. A cron run is an entry's when user and command
+    match (whitespace collapsed, as cron and syslog write it) and the entry's schedule fires at that
+    minute; several such entries make the link ambiguous, and is said so. Runs no current entry
+    explains are named after what the log says ran ("ran, no longer defined")."""
     cron_jobs: dict[tuple[str | None, str], list[UnixJob]] = {}
     for job in host.jobs:
         if job.kind == "cron":
-            cron_jobs.setdefault((job.user, crontab.logged_command(job.command or "")), []).append(job)
+            cron_jobs.setdefault((job.user, crontab.normalise_command(crontab.logged_command(job.command or ""))), []).append(job)
     by_entry = {job.entry: job for job in host.jobs}
     anacron_ids = {job.details["job_identifier"]: job for job in host.jobs if job.kind == "anacron"}
     at_files = {job.entry.rsplit("/", 1)[-1]: job for job in host.jobs if job.kind == "at"}
@@ -547,14 +681,18 @@ def _link(host: _Host, events: list[TaskEvent]) -> None:
     crontab_by_user: dict[str, list[str]] = {}
     for location, user in sorted(host.crontab_files.items()):
         crontab_by_user.setdefault(user, []).append(location)
+    cron_starts = sorted(e.time.utc for e in events if e.action == "cron_reboot_jobs" and e.time.utc)
+    examined = _definitions_examined(host)
     kept = []
     for event in events:
         action = event.action
         candidates: list[UnixJob] = []
         reason = None
         if action == "cron_run":
-            candidates = cron_jobs.get((event.user, event.command_line or ""), [])
-            reason = "same user and command"
+            same = cron_jobs.get((event.user, crontab.normalise_command(event.command_line or "")), [])
+            candidates, reason = _fitting_cron_entries(host, same, event, cron_starts)
+            if same and not candidates:
+                event.fields["same_command_entries"] = sorted(j.entry for j in same)
         elif action in ("cron_script_run", "cron_script_finished"):
             candidates = [by_entry[event.command_line]] if event.command_line in by_entry else []
             reason = "run-parts script path"
@@ -593,13 +731,109 @@ def _link(host: _Host, events: list[TaskEvent]) -> None:
             event.task = chosen[0].entry
             event.fields["link"] = reason
             if len(chosen) > 1:
+                event.fields["link"] = f"ambiguous: {len(chosen)} entries fit ({reason}); shown under the first"
                 event.fields["other_matching_entries"] = [j.entry for j in chosen[1:]]
+                for other in chosen[1:]:
+                    other.details["ambiguous_runs"] = other.details.get("ambiguous_runs", 0) + 1
             if action in ("cron_run", "cron_script_run", "anacron_run", "at_run", "timer_service_start"):
                 _note_run(chosen[0], event)
+        elif action in ORPHAN_RUN_ACTIONS:
+            event.task = _orphan_name(event)
+            event.fields["link"] = "ran, no longer defined: " + (
+                "an entry with this user and command exists, but its schedule does not fire at this time"
+                if event.fields.get("same_command_entries") else "no entry read on this host holds it")
+            event.fields["definitions_examined"] = examined
+        elif action == "at_run":
+            event.fields["link"] = "no at job file (atd deletes a job's file when it runs it)"
         elif action not in ("cron_reboot_jobs",):
             event.fields["link"] = "no matching entry on this host"
         kept.append(event)
     events[:] = kept
+
+
+def _orphan_name(event: TaskEvent) -> str:
+    """The name a run with no entry goes by: what the log says ran, as the log says it."""
+    if event.action == "cron_run":
+        return f"cron log: ({event.user}) CMD ({crontab.normalise_command(event.command_line or '')})"
+    if event.action.startswith("anacron_"):
+        return f"anacron log: job {event.fields.get('job_identifier')}"
+    return event.command_line or "run-parts log: (unknown script)"
+
+
+def _definitions_examined(host: _Host) -> str | None:
+    """Whether every place a run's entry could be was read: the system crontab and cron.d, a user
+    crontab spool, the anacrontab and the run-parts folders. None when they were; else what was not
+    (a tree of logs alone holds no crontab, and its runs are not "no longer defined")."""
+    missing = []
+    if not host.path("/etc/crontab").is_file() and not host.path("/etc/cron.d").is_dir():
+        missing.append("/etc/crontab and /etc/cron.d not in the evidence")
+    if not any(host.path(d).is_dir() for d in USER_CRONTAB_DIRS):
+        missing.append("no user crontab spool (" + ", ".join(USER_CRONTAB_DIRS[:2]) + ") in the evidence")
+    unreadable = [g.location for g in host.ctx.gaps if g.evidence == host.evidence and not re.search(r":\d+$", g.location)
+                  and g.location.startswith(("/etc/crontab", "/etc/cron", "/var/spool/cron", "/etc/anacrontab"))]
+    if unreadable:
+        missing.append(f"{len(unreadable)} crontab place(s) unreadable, first {unreadable[0]}")
+    return "; ".join(missing) or None
+
+
+def _fitting_cron_entries(host: _Host, same: list[UnixJob], event: TaskEvent, cron_starts: list[str]) -> tuple[list[UnixJob], str]:
+    """The entries among ``same`` (same user and command) whose schedule fires when the run was logged."""
+    if not same:
+        return [], ""
+    fitting, unchecked = [], []
+    for job in same:
+        if job.schedule == "@reboot":
+            if not cron_starts or event.time.utc is None:
+                unchecked.append(job)
+            elif _after_cron_start(event.time.utc, cron_starts):
+                fitting.append(job)
+            continue
+        zone = _zone(job.details.get("environment", {}).get("CRON_TZ")) or host.tz
+        local, weekday_known = _wall_clock(event, zone)
+        if local is None:
+            unchecked.append(job)
+            continue
+        try:
+            if crontab.fires_within(job.schedule, local, late_minutes=_random_delay(job), weekday_known=weekday_known):
+                fitting.append(job)
+        except crontab.CrontabError:
+            unchecked.append(job)
+    if fitting:
+        return fitting, "same user and command; the schedule fires at this time"
+    if unchecked:
+        return unchecked, "same user and command; schedule not checked (time of the run or of the cron start unknown)"
+    return [], ""
+
+
+def _random_delay(job: UnixJob) -> int:
+    """cronie's RANDOM_DELAY (minutes) postpones the start; one minute of slack otherwise."""
+    value = job.details.get("environment", {}).get("RANDOM_DELAY", "")
+    return max(1, int(value)) if str(value).isdigit() else 1
+
+
+def _after_cron_start(utc: str, cron_starts: list[str]) -> bool:
+    when = datetime.fromisoformat(utc.replace("Z", "+00:00"))
+    for start in cron_starts:
+        began = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        if began <= when <= began + REBOOT_WINDOW:
+            return True
+    return False
+
+
+def _wall_clock(event: TaskEvent, zone: tzinfo | None) -> tuple[datetime | None, bool]:
+    """The run's wall-clock time in ``zone`` and whether its weekday is known; from UTC when
+    converted, else from the line as written (no year: weekday unknown)."""
+    if event.time.utc and zone is not None:
+        return datetime.fromisoformat(event.time.utc.replace("Z", "+00:00")).astimezone(zone).replace(tzinfo=None), True
+    written = event.time.as_written or ""
+    try:
+        return datetime.strptime(f"2000 {written[:15]}", "%Y %b %d %H:%M:%S"), False
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(written).replace(tzinfo=None), True
+    except ValueError:
+        return None, False
 
 
 def _manager_matches(job: UnixJob, event: TaskEvent) -> bool:

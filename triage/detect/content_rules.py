@@ -25,6 +25,7 @@ from sigma.rule import SigmaRule
 from sigma.types import CompareOperators, SigmaBool, SigmaCompareExpression, SigmaNull, SigmaNumber, SigmaRegularExpression, SigmaString
 
 from triage.detect import Hit, JudgeContext
+from triage.detect import unix_checks
 from triage.detect.baseline import is_unchanged_stock
 from triage.records import Entity, EvidenceItem, TaskDefinition, UnixJob
 
@@ -63,7 +64,9 @@ def definition_rows(definition: TaskDefinition) -> list[dict]:
 
 def unix_rows(job: UnixJob) -> list[dict]:
     return [{"JobKind": job.kind, "User": job.user, "Schedule": job.schedule, "Command": job.command,
-             "CommandLine": job.command, "TaskPath": job.entry}]
+             "CommandLine": job.command, "TaskPath": job.entry,
+             # the programs the command starts, one a line: a path matters where it is run, not as an argument
+             "Programs": "\n".join(job.details.get("programs", []))}]
 
 
 def _value_matches(expected, actual) -> bool:
@@ -139,7 +142,7 @@ def _techniques(rule: SigmaRule) -> list[str]:
 
 
 def check_content(entity: Entity, ctx: JudgeContext) -> list[Hit]:
-    if is_unchanged_stock(entity, ctx.baseline):
+    if is_unchanged_stock(entity, ctx.baseline) or unix_checks.is_unchanged_stock(entity):
         return []
     rows: list[tuple[dict, object]] = []
     for definition in entity.definitions:

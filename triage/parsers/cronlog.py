@@ -1,7 +1,7 @@
 """Cron, crontab, anacron, atd and systemd lines from syslog/cron/messages files and journal text.
 
 Recognised messages (program name case-insensitive, any user name including ``www-data``):
-- ``CRON[pid]: (user) CMD (command)`` / RHEL ``CROND[pid]: ...`` → ``cron_run``
+- ``CRON[pid]: (user) CMD (command)`` / RHEL ``CROND[pid]: ...`` / busybox ``crond[pid]: USER u pid N cmd command`` → ``cron_run``
 - ``CRON[pid]: (CRON) INFO (Running @reboot jobs)`` → ``cron_reboot_jobs``
 - ``cron[pid]: (user) RELOAD (crontabs/user)`` → ``crontab_reload``
 - ``crontab[pid]: (invoker) REPLACE|BEGIN EDIT|END EDIT|DELETE|LIST (owner)`` → ``crontab_replace`` ...
@@ -12,9 +12,9 @@ Recognised messages (program name case-insensitive, any user name including ``ww
   description only) → ``timer_service_starting`` / ``timer_service_start`` / ``timer_service_finished``;
   whether the unit belongs to a timer is for the caller to decide.
 
-Classic syslog lines carry no year. :func:`assign_years` walks the file backwards from the year of
-the file's last modification: a month later than the mtime's month means the previous year, and a
-month that goes up when walking backwards means a year boundary (December → January).
+Classic syslog lines carry no year. :func:`parse_rotation_chain` infers it per rotation chain
+(:func:`assign_years` walks each file backwards from an anchor: a month that goes up when walking
+backwards crosses a New Year) and marks every such stamp ``local, year inferred``, never silently.
 The times are the machine's local time and are converted with its zone.
 
 Nothing is raised: lines that are not one of the above are counted, not returned.
@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from triage.records import Provenance, Stamp, TaskEvent
 from triage.timeutil import iso, local_stamp
 
+YEAR_INFERRED = "local, year inferred"  # a classic syslog time: local wall clock, year not written
 _MONTHS = {m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())}
 _CLASSIC = re.compile(r"^([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))? (\S+) (.*)$")
 _ISO = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)? (\S+) (.*)$")
@@ -36,6 +37,10 @@ _ISO = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+
 _TAG = re.compile(r"^([^\s\[:(]+(?:\([^)]*\))?)(?:\[(\d+)\])?: ?(.*)$")
 
 _CRON_CMD = re.compile(r"^\((\S+)\) CMD \((.*)\)$", re.S)
+# busybox syslogd (Alpine) writes facility.priority between host and tag: "host cron.info crond[1]: ..."
+_FACILITY = re.compile(r"^(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7])\."
+                       r"(?:emerg|alert|crit|err|warn|warning|notice|info|debug) ")
+_BUSYBOX_CMD = re.compile(r"^USER (\S+) pid +(\d+) cmd (.*)$", re.S)  # busybox crond (Alpine)
 _CRON_INFO = re.compile(r"^\((\S+)\) (\S+) \((.*)\)$", re.S)
 _CRONTAB = re.compile(r"^\((\S+)\) (REPLACE|BEGIN EDIT|END EDIT|DELETE|LIST|AUTH|PAM ERROR) \((.*)\)$")
 _ANACRON = re.compile(r"^Job [`'](.+?)' (started|terminated)")
@@ -68,6 +73,8 @@ def classify(program: str, message: str) -> Message | None:
     if name in ("cron", "crond", "/usr/sbin/cron", "/usr/sbin/crond"):
         if m := _CRON_CMD.match(message):
             return Message("cron_run", user=m.group(1), command=m.group(2))
+        if m := _BUSYBOX_CMD.match(message):
+            return Message("cron_run", user=m.group(1), command=m.group(3), fields={"child_pid": int(m.group(2))})
         if m := _CRON_INFO.match(message):
             user, what, arg = m.groups()
             if what == "RELOAD":
@@ -112,7 +119,7 @@ class _Line:
     raw: str
     month: int
     naive: datetime | None  # without year for classic lines
-    stamp: Stamp | None  # already known (ISO lines)
+    iso: tuple | None  # (written, naive, offset, precision) for lines that carry their year (ISO)
     host: str
     program: str
     pid: int | None
@@ -126,9 +133,89 @@ class LogResult:
     unrecognised_timestamps: int = 0
 
 
+@dataclass
+class LogFile:
+    """One file of a rotation chain: its text, where it is, its modification time (aware or None) and,
+    for dateext names such as ``messages-20240114``, the rotation day the name carries."""
+
+    text: str
+    location: str
+    mtime: datetime | None = None
+    rotated_on: datetime | None = None
+
+
+# A rotated file's last line is written shortly before the file is rotated and last modified; a
+# modification time further than this after the last line is not the original one (a copy, a touch).
+PLAUSIBLE_MTIME_LAG = timedelta(days=8)
+
+
 def parse_log(text: str, location: str, *, channel: str, mtime: datetime | None, tz: tzinfo | None) -> LogResult:
     """Cron-related events of one text log. ``mtime``: the file's modification time (aware), which
     gives classic lines their year; ``tz``: the machine's zone."""
+    return parse_rotation_chain([LogFile(text, location, mtime)], channel=channel, tz=tz)[0]
+
+
+def parse_rotation_chain(files: list[LogFile], *, channel: str, tz: tzinfo | None) -> list[LogResult]:
+    """Cron-related events of a rotation chain, newest file first (``syslog``, ``syslog.1``,
+    ``syslog.2.gz`` ...), one result per file in the same order.
+
+    Classic syslog lines carry no year; it is inferred, and every such stamp says so (basis
+    ``local, year inferred``, the reasoning in the event's ``year_basis``). Per file, in this order:
+    the file's own modification time when its last line falls within a few days before it (the time
+    is original); else the year carried back from the newer file's first line (older files are
+    older); else the rotation day in a dateext name; else the modification time, said to be doubtful."""
+    results: list[LogResult] = []
+    carry: tuple[datetime, str] | None = None  # (first classic line of the newer file, with its year; that file)
+    for log in files:
+        result, found = _scan(log.text)
+        classic = [line for line in found if line.naive is not None]
+        anchor, basis = _year_anchor(log, classic, carry, tz)
+        years = assign_years([line.month if line.naive else None for line in found], anchor)
+        for line, year in zip(found, years):
+            result.events.append(_event(line, year, basis, log.location, channel, tz))
+        dated = [(line, year) for line, year in zip(found, years) if line.naive is not None and year is not None]
+        if dated:
+            first, first_year = dated[0]
+            try:
+                carry = (first.naive.replace(year=first_year), log.location) if first.naive else None
+            except ValueError:  # Feb 29 in a year that has none
+                carry = None
+        results.append(result)
+    return results
+
+
+def _year_anchor(log: LogFile, classic: list, carry: tuple[datetime, str] | None, tz: tzinfo | None) -> tuple[datetime | None, str]:
+    """The moment the file's last line can be no later than, and why."""
+    local_mtime = (log.mtime.astimezone(tz).replace(tzinfo=None) if tz else log.mtime.replace(tzinfo=None)) if log.mtime else None
+    mtime_text = iso(log.mtime) if log.mtime else "(none)"
+    if not classic:
+        return local_mtime, "no classic syslog lines"
+    last = classic[-1]
+    if local_mtime is not None:
+        year = assign_years([last.month], local_mtime)[0]
+        try:
+            lag = local_mtime - last.naive.replace(year=year)
+        except ValueError:
+            lag = None
+        if lag is not None and timedelta(hours=-1) <= lag <= PLAUSIBLE_MTIME_LAG:
+            return local_mtime, f"year from the file's modification time {mtime_text} (its last line is {_days(lag)} before it)"
+    if carry is not None:
+        return carry[0], f"year carried back from the first line of the newer rotated file {carry[1]} ({carry[0]:%Y-%m-%d}); " \
+                         f"this file's modification time {mtime_text} is not original"
+    if log.rotated_on is not None:
+        return log.rotated_on, f"year from the rotation day in the file name ({log.rotated_on:%Y-%m-%d})"
+    if local_mtime is not None:
+        return local_mtime, f"year from the file's modification time {mtime_text}, which is not just after its last line: " \
+                            "file times may not be original and the year may be wrong"
+    return None, "no year: the file has no modification time and no newer rotated file"
+
+
+def _days(lag: timedelta) -> str:
+    hours = lag.total_seconds() / 3600
+    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def _scan(text: str) -> tuple[LogResult, list[_Line]]:
     result = LogResult()
     found: list[_Line] = []
     offset = 0
@@ -139,11 +226,12 @@ def parse_log(text: str, location: str, *, channel: str, mtime: datetime | None,
         if not raw:
             continue
         result.lines += 1
-        parsed = _split(raw, tz)
+        parsed = _split(raw)
         if parsed is None:
             result.unrecognised_timestamps += 1
             continue
-        month, naive, stamp, host, tag_text = parsed
+        month, naive, iso_parts, host, tag_text = parsed
+        tag_text = _FACILITY.sub("", tag_text, count=1)
         tag = _TAG.match(tag_text)
         if not tag:
             continue
@@ -151,37 +239,42 @@ def parse_log(text: str, location: str, *, channel: str, mtime: datetime | None,
         message = classify(program, message_text)
         if message is None:
             continue
-        found.append(_Line(number, line_offset, raw, month, naive, stamp, host, program, int(pid) if pid else None, message))
-    years = assign_years([line.month if line.naive else None for line in found], mtime.astimezone(tz) if (mtime and tz) else mtime)
-    for line, year in zip(found, years):
-        stamp = line.stamp
-        if stamp is None:
-            written = line.raw[:15]
-            try:
-                dated = line.naive.replace(year=year) if year is not None else None
-            except ValueError:  # Feb 29 in a year that has none
-                dated = None
-            if dated is None:
-                stamp = Stamp(meaning="logged", utc=None, as_written=written, basis="local-unconverted", precision="1s")
-            else:
-                stamp = local_stamp(dated, "logged", written, tz)
-        msg = line.message
-        fields = dict(msg.fields)
-        fields["program"] = line.program
-        event = TaskEvent(
-            time=stamp,
-            channel=channel,
-            event_id=None,
-            action=msg.action,
-            provenance=Provenance(artifact="syslog", location=location, value_name=f"line {line.number}", offset=line.offset, raw=line.raw),
-            host=line.host,
-            user=msg.user,
-            process_id=line.pid,
-            command_line=msg.command,
-            fields=fields,
-        )
-        result.events.append(event)
-    return result
+        found.append(_Line(number, line_offset, raw, month, naive, iso_parts, host, program, int(pid) if pid else None, message))
+    return result, found
+
+
+def _event(line: _Line, year: int | None, basis: str, location: str, channel: str, tz: tzinfo | None) -> TaskEvent:
+    msg = line.message
+    fields = dict(msg.fields)
+    fields["program"] = line.program
+    if line.iso is not None:
+        stamp = _iso_stamp(line.iso, tz)
+    else:
+        written = line.raw[:15]
+        try:
+            dated = line.naive.replace(year=year) if (year is not None and line.naive is not None) else None
+        except ValueError:  # Feb 29 in a year that has none
+            dated = None
+        fields["year_basis"] = basis
+        if dated is None:
+            stamp = Stamp(meaning="logged", utc=None, as_written=written, basis="local-unconverted", precision="1s")
+        else:
+            fields["year_inferred"] = dated.year
+            stamp = local_stamp(dated, "logged", written, tz)
+            if stamp.utc is not None:
+                stamp.basis = YEAR_INFERRED
+    return TaskEvent(
+        time=stamp,
+        channel=channel,
+        event_id=None,
+        action=msg.action,
+        provenance=Provenance(artifact="syslog", location=location, value_name=f"line {line.number}", offset=line.offset, raw=line.raw),
+        host=line.host,
+        user=msg.user,
+        process_id=line.pid,
+        command_line=msg.command,
+        fields=fields,
+    )
 
 
 def journal_event(utc: datetime, program: str, pid: int | None, message: str, *, host: str | None, location: str, index: int) -> TaskEvent | None:
@@ -203,8 +296,8 @@ def journal_event(utc: datetime, program: str, pid: int | None, message: str, *,
     )
 
 
-def _split(raw: str, tz: tzinfo | None) -> tuple[int, datetime | None, Stamp | None, str, str] | None:
-    """(month, naive time with a placeholder year, or a ready Stamp, host, 'tag: message')."""
+def _split(raw: str) -> tuple[int, datetime | None, tuple | None, str, str] | None:
+    """(month, naive time with a placeholder year or None, ISO parts or None, host, 'tag: message')."""
     if m := _CLASSIC.match(raw):
         mon, day, hh, mm, ss, frac, host, rest = m.groups()
         if mon not in _MONTHS:
@@ -221,19 +314,20 @@ def _split(raw: str, tz: tzinfo | None) -> tuple[int, datetime | None, Stamp | N
         written = raw.split(" ", 1)[0]
         try:
             naive = datetime(int(y), int(mo), int(d), int(hh), int(mi), int(ss), int((frac or "0")[:6].ljust(6, "0")))
+            if offset:
+                datetime.fromisoformat(written)
         except ValueError:
             return None
-        precision = "1us" if frac else "1s"
-        if offset:
-            try:
-                aware = datetime.fromisoformat(written)
-            except ValueError:
-                return None
-            stamp = Stamp(meaning="logged", utc=iso(aware), as_written=written, basis="offset" if offset != "Z" else "utc", precision=precision)
-        else:
-            stamp = local_stamp(naive, "logged", written, tz, precision=precision)
-        return int(mo), None, stamp, host, rest
+        return int(mo), None, (written, naive, offset, "1us" if frac else "1s"), host, rest
     return None
+
+
+def _iso_stamp(parts: tuple, tz: tzinfo | None) -> Stamp:
+    written, naive, offset, precision = parts
+    if offset:
+        aware = datetime.fromisoformat(written)
+        return Stamp(meaning="logged", utc=iso(aware), as_written=written, basis="offset" if offset != "Z" else "utc", precision=precision)
+    return local_stamp(naive, "logged", written, tz, precision=precision)
 
 
 def assign_years(months: list[int | None], mtime: datetime | None) -> list[int | None]:

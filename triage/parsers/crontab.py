@@ -18,6 +18,7 @@ Only :class:`CrontabError` is raised, and only by :func:`next_run` / :func:`pars
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
@@ -237,6 +238,7 @@ class Schedule:
         return (dom and dow) if (self.dom_star or self.dow_star) else (dom or dow)
 
 
+@lru_cache(maxsize=1024)
 def parse_schedule(schedule: str) -> Schedule:
     """Expand ``"m h dom mon dow"`` or a nickname; raises CrontabError (also for @reboot)."""
     text = schedule.strip()
@@ -286,3 +288,133 @@ def _next_match(sched: Schedule, after: datetime, tz: tzinfo) -> datetime:
                         return aware.astimezone(timezone.utc)
         day += timedelta(days=1)
     raise CrontabError("schedule never fires")
+
+
+def normalise_command(command: str) -> str:
+    """A command as compared between a crontab and cron's log: runs of blanks as one space, none at
+    either end. Cron logs the command as read (a crontab line's trailing spaces stay in ``CMD (...)``)
+    and syslog daemons differ in what they keep; the parser strips the line. Comparing collapsed text
+    links both."""
+    return " ".join(command.split())
+
+
+def fires_within(schedule: str, local: datetime, *, late_minutes: int = 1, weekday_known: bool = True) -> bool:
+    """Whether cron starts ``schedule`` at the wall-clock minute ``local`` or up to ``late_minutes``
+    before it (a run is logged when it starts, in the minute it fires or, on a busy host or with
+    cronie's RANDOM_DELAY, a little later). ``weekday_known``: False when the year (and so the
+    weekday) of a syslog line is unknown; the day-of-week field is then not checked.
+    Raises CrontabError for @reboot and invalid schedules."""
+    sched = parse_schedule(schedule)
+    minute = local.replace(second=0, microsecond=0, tzinfo=None)
+    for back in range(max(0, late_minutes) + 1):
+        moment = minute - timedelta(minutes=back)
+        if moment.minute not in sched.minutes or moment.hour not in sched.hours or moment.month not in sched.months:
+            continue
+        if weekday_known:
+            if sched.day_matches(moment.date()):
+                return True
+        elif not sched.dow_star or sched.dom_star or moment.day in sched.days:
+            return True  # a restricted day of week might match: with the weekday unknown, do not exclude
+    return False
+
+
+# Programs that run the command given after their own options (``flock -e LOCK CMD``, ``nice -n 5 CMD``).
+_WRAPPERS = {
+    "nice": {"-n", "--adjustment"}, "ionice": {"-c", "-n", "-p", "-t", "--class", "--classdata"},
+    "nohup": set(), "setsid": set(), "chronic": set(), "exec": set(), "command": set(), "time": set(),
+    "timeout": {"-s", "-k", "--signal", "--kill-after"}, "flock": {"-w", "-E", "--timeout", "--conflict-exit-code"},
+    "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"}, "su": set(), "env": {"-u", "-C", "--unset", "--chdir"},
+    "run-one": set(), "cronic": set(), "xargs": set(),
+}
+_SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"}
+_INTERPRETERS = _SHELLS | {"python", "python2", "python3", "perl", "php", "ruby", "node", "nodejs", "lua"}
+_NOT_PROGRAMS = {"cd", "test", "[", "[[", "true", "false", ":", "export", "set", "if", "then", "else", "fi", "do",
+                 "done", "while", "for", "!", "{", "}", "(", ")", "echo", "sleep", "exit", "return", "umask", "."}
+_SEPARATORS = {";", "&&", "||", "|", "&", "\n", "(", ")", "{", "}", "then", "do", "else"}
+
+
+def programs_run(command: str) -> list[str]:
+    """The programs (and scripts handed to an interpreter) a cron or unit command starts, as written.
+
+    Only these are where a path matters: ``flock -e /tmp/x.lock /opt/app/x.sh`` runs /opt/app/x.sh;
+    the lock file is an argument. ``sh -c '...'`` is read into; redirections and assignments are
+    skipped. A best-effort shell reading, never raising: unparseable quoting falls back to splitting
+    on blanks."""
+    import shlex
+
+    out: list[str] = []
+    _programs(command, out, depth=0, shlex=shlex)
+    seen: list[str] = []
+    for program in out:
+        if program not in seen:
+            seen.append(program)
+    return seen
+
+
+_FD_DUP = re.compile(r"\d*[<>]&(?:\d+|-)")
+_REDIRECT = re.compile(r"(?:&>>?|\d*>>?&?|\d*<)\s*[^\s;&|()]+")
+
+
+def _tokens(text: str, shlex) -> list[str]:
+    """Shell words with redirections removed (their targets are files written, not programs run)."""
+    text = _REDIRECT.sub(" ", _FD_DUP.sub(" ", text))
+    try:
+        lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|()")
+        lexer.whitespace_split = True
+        lexer.commenters = ""
+        return list(lexer)
+    except ValueError:
+        return text.replace(";", " ; ").replace("&&", " && ").replace("||", " || ").replace("|", " | ").split()
+
+
+def _programs(text: str, out: list[str], depth: int, shlex) -> None:
+    if depth > 3:
+        return
+    tokens = _tokens(text, shlex)
+    start = True
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in _SEPARATORS or set(token) <= set(";&|()"):
+            start = True
+            i += 1
+            continue
+        if not start:
+            i += 1
+            continue
+        if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", token) or re.match(r"^\d*[<>]", token):
+            if re.match(r"^\d*[<>]+&?$", token):
+                i += 1  # the redirection's target is the next word
+            i += 1
+            continue
+        name = token.rsplit("/", 1)[-1]
+        if name in _NOT_PROGRAMS:
+            start = False
+            i += 1
+            continue
+        if name in _WRAPPERS:
+            takes_value = _WRAPPERS[name]
+            i += 1
+            while i < len(tokens) and tokens[i].startswith("-"):
+                i += 2 if tokens[i] in takes_value else 1
+            if name == "flock" and i < len(tokens) and tokens[i] not in _SEPARATORS:
+                i += 1  # the lock file or directory
+            if name == "timeout" and i < len(tokens):
+                i += 1  # the duration
+            if name == "su" and i < len(tokens):
+                i += 1  # the user
+            continue
+        out.append(token)
+        start = False
+        i += 1
+        if name.rstrip("0123456789.") in _INTERPRETERS or name in _INTERPRETERS:
+            while i < len(tokens) and tokens[i].startswith("-") and tokens[i] not in ("-c", "-e", "-r"):
+                i += 1
+            if i < len(tokens) and tokens[i] in ("-c", "-e", "-r"):
+                if name in _SHELLS or name.rstrip("0123456789.") in _SHELLS:
+                    if i + 1 < len(tokens):
+                        _programs(tokens[i + 1], out, depth + 1, shlex)
+                i += 2
+            elif i < len(tokens) and tokens[i] not in _SEPARATORS:
+                out.append(tokens[i])  # the script handed to the interpreter
+                i += 1

@@ -351,7 +351,10 @@ class SigmaEvaluator:
     """Feed events one by one (:meth:`add`), collect matches at the end (:meth:`matches`)."""
 
     def __init__(self, rules: RuleSet, batch_size: int = BATCH_SIZE):
-        self.rules = rules
+        # A rule given twice (shipped SigmaHQ rules and the same checkout via --sigma) runs once: first wins.
+        seen: set[str] = set()
+        unique = [r for r in rules.loaded if not (r.rule_id in seen or seen.add(r.rule_id))]
+        self.rules = RuleSet(loaded=unique, unsupported=rules.unsupported)
         self.batch_size = batch_size
         self.events_seen = 0
         self.errors: dict[str, str] = {}  # rule id → runtime error (e.g. a regex Python rejects)

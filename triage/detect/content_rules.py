@@ -91,7 +91,7 @@ def _script_outside_system(action: Action) -> bool:
     """Whether the action runs a script file that lives outside Windows and Program Files (any user may write there)."""
     tokens = split_command_line(action.command_line)
     for token in list(tokens):
-        if " " in token:  # cmd /c "C:\x\run.bat arg": the payload is one argument
+        if " " in token and not _SCRIPT.search(token.strip()):  # cmd /c "C:\\x\\run.bat arg": one argument
             tokens += split_command_line("x " + token)[1:]
     for token in tokens:
         path = token.strip().strip("'")

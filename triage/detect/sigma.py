@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sigma.backends.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
@@ -41,6 +42,7 @@ from triage.records import EvidenceItem, TaskEvent
 
 BATCH_SIZE = 2000
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules"
+FILTERS = SHIPPED_RULES / "sigmahq_filters.yml"
 
 SYSMON = "microsoft-windows-sysmon/operational"
 SECURITY = "security"
@@ -404,8 +406,10 @@ class SigmaEvaluator:
         """Every rule that fired, most severe first, each with its events in time order."""
         self._flush()
         out = []
+        filters = _filters()
         for rule in self.rules.loaded:
-            hits = self._hits.get(rule.rule_id)
+            hits = [(fields, ref) for fields, ref in self._hits.get(rule.rule_id, [])
+                    if not any(_filtered(f, fields) for f in filters.get(rule.rule_id, ()))]
             if not hits:
                 continue
             events = []
@@ -420,6 +424,20 @@ class SigmaEvaluator:
                                   tags=rule.tags, path=rule.path, events=events))
         out.sort(key=lambda m: (_LEVEL_ORDER.get(m.level, 9), m.title.lower(), m.rule_id))
         return out
+
+
+@lru_cache(maxsize=1)
+def _filters() -> dict[str, list[dict[str, set[str]]]]:
+    """``triage/rules/sigmahq_filters.yml``: benign events a shipped rule's own filter misses (see that file)."""
+    out: dict[str, list[dict[str, set[str]]]] = {}
+    for entry in yaml.safe_load(FILTERS.read_text(encoding="utf-8")) or []:
+        out.setdefault(entry["rule_id"], []).append(
+            {name: {str(v).lower() for v in values} for name, values in entry["match"].items()})
+    return out
+
+
+def _filtered(rule_filter: dict[str, set[str]], fields: Mapping[str, Any]) -> bool:
+    return all(str(fields.get(name) or "").strip().lower() in values for name, values in rule_filter.items())
 
 
 def evaluate(rules: RuleSet, events: Iterable[tuple[Mapping[str, Any], EventRef]]) -> list[SigmaMatch]:

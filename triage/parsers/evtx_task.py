@@ -400,7 +400,10 @@ def _fill_subject(built: TaskEvent, event: Mapping[str, Any]) -> None:
 
 
 def _task(value: Any) -> str | None:
+    """The task path as logged; ``NT TASK\\...`` (how some TaskScheduler events name it) is the same task."""
     text = _text(value)
+    if text and text[:8].lower() == "nt task\\":
+        text = text[7:]
     return display_task_path(text) if text else None
 
 

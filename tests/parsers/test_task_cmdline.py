@@ -124,3 +124,21 @@ def test_atomic_quoted_name_is_read_as_windows_reads_it():
     names = {e.task for e in _events("AutomatedTestingTools/PanacheSysmon_vs_AtomicRedTeam01.evtx") if e.task}
     assert names == {r"\Atomic task", r"\spawn"}
     assert not any(name.endswith('"') for name in names)
+
+
+@pytest.mark.parametrize("unit", ['\\\\\\"', '"', "cmd /c ", "/tn ", "-e AAAA ", "$a = New-ScheduledTaskAction -Execute x\n"])
+def test_work_grows_linearly_with_hostile_input(unit):
+    """Ten times the input may cost at most about ten times the work (quadratic would be a hundred)."""
+    import time
+
+    def cost(size: int) -> float:
+        text = "schtasks /create /tn " + unit * (size // len(unit)) + " Register-ScheduledTask -TaskName x"
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            parse_task_command(text), parse_powershell_task(text), decode_powershell("powershell " + text)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    small, large = cost(20_000), cost(200_000)
+    assert large / max(small, 1e-6) < 30

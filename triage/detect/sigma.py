@@ -43,6 +43,7 @@ from triage.records import EvidenceItem, TaskEvent
 BATCH_SIZE = 2000
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules"
 FILTERS = SHIPPED_RULES / "sigmahq_filters.yml"
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 SYSMON = "microsoft-windows-sysmon/operational"
 SECURITY = "security"
@@ -198,7 +199,9 @@ def _load_file(file: Path, backend: _ConditionBackend, probe: sqlite3.Connection
     where = str(file)
     try:
         text = file.read_text(encoding="utf-8")
-        collection = SigmaCollection.from_yaml(text, collect_errors=True)
+        # pySigma's from_yaml is from_dicts(yaml.safe_load_all(...)); libyaml's safe loader builds the same
+        # values about five times faster, which matters with a hundred shipped rules per run.
+        collection = SigmaCollection.from_dicts(list(yaml.load_all(text, Loader=_SAFE_LOADER)), collect_errors=True)
     except Exception as exc:  # YAML errors, unreadable files: one unsupported entry, never a crash
         rules.unsupported.append(UnsupportedRule(where, None, None, "unreadable", f"not a readable Sigma file: {_describe(exc)}"))
         return

@@ -255,6 +255,8 @@ def test_stock_action_of_another_release_is_judged_by_the_host_release():
     assert is_stock_name(r"\Microsoft\Windows\Server Manager\ServerManager", HOST, load_baseline(server))
     windows10 = [HostInfo(hostname=HOST, os="Windows 10 Pro (NT 10.0) 19045.1")]
     assert not is_stock_name(r"\Microsoft\Windows\Server Manager\ServerManager", HOST, load_baseline(windows10))
+    # event logs name the host by FQDN, the registry by its short name: the same host, the same release
+    assert not is_stock_name(r"\Microsoft\Windows\Server Manager\ServerManager", f"{HOST}.corp.example", load_baseline(windows10))
     assert is_stock_name(r"\Microsoft\Windows\Server Manager\ServerManager", HOST, load_baseline([]))  # unknown: union
 
 

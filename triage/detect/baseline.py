@@ -115,8 +115,15 @@ def load_baseline(hosts: list[HostInfo] | tuple = ()) -> dict:
     return {"tasks": windows["tasks"], "vendors": vendors, "host_releases": releases, "covered": sorted(covered)}
 
 
+def _release(host: str | None, baseline: dict) -> str | None:
+    """The host's release; event logs name the host by FQDN where the registry has the short name."""
+    releases = baseline.get("host_releases", {})
+    name = (host or "").lower()
+    return releases.get(name, releases.get(name.split(".")[0]))
+
+
 def _variants(entry: dict, host: str | None, baseline: dict) -> list[dict]:
-    release = baseline.get("host_releases", {}).get((host or "").lower())
+    release = _release(host, baseline)
     chosen = [v for v in entry["variants"] if release is None or release in v["releases"]]
     return chosen or entry["variants"]
 
@@ -132,7 +139,7 @@ def is_stock_name(task: str, host: str | None, baseline: dict) -> bool:
     entry = baseline.get("tasks", {}).get(normalise_task_path(task))
     if entry is None:
         return False
-    release = baseline.get("host_releases", {}).get((host or "").lower())
+    release = _release(host, baseline)
     return release is None or any(release in v["releases"] for v in entry["variants"])
 
 

@@ -301,3 +301,16 @@ def test_attack_samples_found_from_logs_alone():
     assert {name for name, tasks in loud.items() if tasks} == set(DETECTED)
     assert all(task in loud[name] for name, task in DETECTED.items())
     assert all(not loud[name] for name in QUIET)
+
+
+def test_task_registered_in_a_network_logon_session_is_remote_creation_on_the_real_logs():
+    """4702 written in the session a 4624 type 3 logon opened (same logon id): changed from another computer."""
+    case = run([str(ATTACK / "Lateral Movement/remote task update 4624 4702 same logonid.evtx")], Context(quiet=True),
+               hunt_date="20260101")
+    finding = _one(case.findings, r"\LMST")
+    assert "remote_task_creation" in _rules(finding)
+    [entity] = [e for e in case.entities if e.task == r"\LMST"]
+    session = next(d.details["created_over_network_logon"] for d in entity.definitions if d.source == "evtx_4702")
+    assert session["logon_id"] and session["source_address"] and session["account"]
+    local = run([str(ATTACK / "Execution/temp_scheduled_task_4698_4699.evtx")], Context(quiet=True), hunt_date="20260101")
+    assert "remote_task_creation" not in _rules(_one(local.findings, r"\CYAlyNSS"))  # no 4624 in that log

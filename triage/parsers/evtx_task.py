@@ -364,6 +364,38 @@ def _command_provenance(built: TaskEvent, field_name: str) -> Provenance:
     )
 
 
+class NetworkLogons:
+    """Security 4624 network logons (LogonType 3) of one log, so a 4698/4702 made in such a session is
+    known as made from another computer (the way atexec and remote schtasks register tasks).
+
+    Feed every event to :meth:`see` in log order; :meth:`annotate` a task event after. Only the logon id,
+    source address and account are kept per logon, never the event itself.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, tuple[str, str]] = {}
+
+    def see(self, event: Mapping[str, Any]) -> None:
+        if str(event.get("EventID")) != "4624" or str(event.get("LogonType")) != "3" or channel_of(event).lower() != SECURITY:
+            return
+        logon_id = _text(event.get("TargetLogonId"))
+        if logon_id:
+            account = "\\".join(p for p in (_text(event.get("TargetDomainName")), _text(event.get("TargetUserName"))) if p)
+            self._by_id[logon_id.lower()] = (_text(event.get("IpAddress")) or "", account)
+
+    def annotate(self, built: TaskEvent) -> None:
+        if built.event_id not in (4698, 4702) or not built.logon_id or built.channel.lower() != SECURITY:
+            return
+        found = self._by_id.get(built.logon_id.lower())
+        if found is None:
+            return
+        address, account = found
+        built.fields = {**built.fields, "triage_network_logon": f"4624 type 3 from {address or 'unknown address'} as {account}"}
+        if built.definition is not None:
+            built.definition.details["created_over_network_logon"] = {"logon_id": built.logon_id, "source_address": address,
+                                                                      "account": account}
+
+
 def unlink_task_folders(events: list[TaskEvent], definitions: list[TaskDefinition]) -> int:
     """Sysmon 11 names a file under ``\\Tasks\\``; when that path is the folder of another known task it is a
     folder, not a task: the event keeps its place on the timeline but names no task. Returns how many."""

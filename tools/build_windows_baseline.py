@@ -24,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from triage.detect.baseline import canonical_principal, normalise_action  # noqa: E402
-from triage.evtx_reader import EvtxReader  # noqa: E402
-from triage.parsers.task_xml import TaskXmlError, parse_task_xml  # noqa: E402
-from triage.records import Provenance  # noqa: E402
-from triage.taskpath import display_task_path, normalise_task_path  # noqa: E402
+from triage.detect.baseline import canonical_principal, normalise_action
+from triage.evtx_reader import EvtxReader
+from triage.parsers.task_xml import TaskXmlError, parse_task_xml
+from triage.records import Provenance
+from triage.taskpath import display_task_path, normalise_task_path
 
 APT_FOLDER = "AndrewRathbun__DFIRArtifactMuseum/Windows/ScheduledTasks/Win10/APTSimulatorVM"
 BELKASOFT_LOG = ("AndrewRathbun__DFIRArtifactMuseum/Windows/EventLogs/Win10/BelkasoftCTF_InsiderThreat/"

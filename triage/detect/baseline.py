@@ -29,13 +29,13 @@ from triage.taskpath import normalise_task_path
 _DEFINITION_SOURCES = ("task_xml", "job", "gpp", "taskcache", "evtx_4698", "evtx_4702", "memory_taskcache", "command_line")
 
 _ENV = [
-    (re.compile(r"%(?:windir|systemroot)%", re.I), r"c:\\windows"),
-    (re.compile(r"%programfiles\(x86\)%", re.I), r"c:\\program files (x86)"),
-    (re.compile(r"%programfiles%", re.I), r"c:\\program files"),
-    (re.compile(r"%programdata%", re.I), r"c:\\programdata"),
-    (re.compile(r"%systemdrive%", re.I), "c:"),
+    (re.compile(r"%(?:windir|systemroot)%", re.IGNORECASE), r"c:\\windows"),
+    (re.compile(r"%programfiles\(x86\)%", re.IGNORECASE), r"c:\\program files (x86)"),
+    (re.compile(r"%programfiles%", re.IGNORECASE), r"c:\\program files"),
+    (re.compile(r"%programdata%", re.IGNORECASE), r"c:\\programdata"),
+    (re.compile(r"%systemdrive%", re.IGNORECASE), "c:"),
 ]
-_DEFENDER_PLATFORM = re.compile(r"(\\windows defender\\platform\\)[^\\]+(\\)", re.I)
+_DEFENDER_PLATFORM = re.compile(r"(\\windows defender\\platform\\)[^\\]+(\\)", re.IGNORECASE)
 
 # Well-known principals by every name Windows writes them with (XML names, TaskCache SIDs, schtasks output).
 _PRINCIPALS = {
@@ -79,7 +79,7 @@ def release_of(os_text: str | None) -> str | None:
     build_match = re.search(r"\b(\d{4,5})(?:\.\d+)?\s*$", text) or re.search(r"\b(7600|7601|9200|9600|1\d{4}|2\d{4})\b", text)
     build = int(build_match.group(1)) if build_match else None
     server = "server" in text.lower()
-    named = re.search(r"Server (2008 R2|2012 R2|2012|2016|2019|2022|2025)", text, re.I)
+    named = re.search(r"Server (2008 R2|2012 R2|2012|2016|2019|2022|2025)", text, re.IGNORECASE)
     if server:
         if named:
             return named.group(1).upper().replace(" ", "")
@@ -99,8 +99,8 @@ def _data() -> tuple[dict, list]:
     windows = json.loads(folder.joinpath("baseline_windows.json").read_text(encoding="utf-8"))
     vendors = json.loads(folder.joinpath("baseline_vendors.json").read_text(encoding="utf-8"))
     for vendor in vendors["tasks"]:
-        vendor["_task"] = re.compile(vendor["task_pattern"], re.I)
-        vendor["_command"] = re.compile(vendor["command_pattern"], re.I)
+        vendor["_task"] = re.compile(vendor["task_pattern"], re.IGNORECASE)
+        vendor["_command"] = re.compile(vendor["command_pattern"], re.IGNORECASE)
     return windows, vendors["tasks"]
 
 

@@ -166,7 +166,8 @@ def test_real_windows10_task_folder_raises_only_the_apt_simulator_task(tmp_path)
 
 def test_sigma_folder_rules_are_counted_in_the_manifest(committed_windows_e01, tmp_path):
     """--sigma with the 127 task-related SigmaHQ rules: 104 load, 23 are listed as unsupported with a
-    reason (non-Windows log sources and file_access); with triage's own 12 rules, 116 run."""
+    reason (non-Windows log sources and file_access); the 104 are the ones triage ships, so with triage's
+    own 12 rules 116 run, each once."""
     corpus = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"
     rules = corpus / "SigmaHQ__sigma/rules-task-related"
     main([str(committed_windows_e01), "-o", str(tmp_path), "--hunt-date", HUNT_DATE, "-q", "--sigma", str(rules)])

@@ -106,8 +106,10 @@ def _actions_text(entity) -> str:
     for job in entity.unix_jobs:
         if job.command and job.command not in seen:
             seen.append(job.command)
-    if not seen:
-        seen = sorted({e.command_line for e in entity.events if e.command_line})
+    if not seen:  # a schtasks/at command that created the task is evidence, not the task's action
+        from triage.parsers.task_cmdline import parse_task_command
+
+        seen = sorted({e.command_line for e in entity.events if e.command_line and parse_task_command(e.command_line) is None})
     return _clip(" | ".join(seen), 70)
 
 

@@ -10,8 +10,18 @@ from triage.collect import Context, Source
 from triage.collect import binaries, eventlogs, memory, taskcache, unix_jobs, windows_tasks
 from triage.correlate import correlate, timeline_sort_key, unattached_timeline
 from triage.detect import Hit, JudgeContext, build_findings
-from triage.detect import baseline, content_rules, memory_checks, sigma, stealth, timeline_checks, unix_checks
+from triage.detect import (
+    baseline,
+    content_rules,
+    memory_checks,
+    sigma,
+    stealth,
+    timeline_checks,
+    tradecraft,
+    unix_checks,
+)
 from triage.evidence import open_evidence
+from triage.parsers.evtx_task import unlink_task_folders
 from triage.records import (
     Entity,
     EvidenceRef,
@@ -41,6 +51,7 @@ CHECKS = (
     timeline_checks.check_timeline,
     baseline.check_baseline,
     unix_checks.check_unix,
+    tradecraft.check_tradecraft,
     content_rules.check_content,
 )
 
@@ -92,10 +103,11 @@ def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = ()
             record.host = known_host
     if case.processes:  # disk events and definitions of the same host link memory processes to tasks
         memory.link_task_processes(case.processes, case.events, case.definitions)
+    unlink_task_folders(case.events, case.definitions)  # Sysmon 11 on a task folder names no task
     case.entities, case.timeline = correlate(case.definitions, case.events, case.processes, case.unix_jobs)
     case.timeline = sorted(case.timeline + unattached_timeline(case.events, case.processes), key=timeline_sort_key)
     judge = JudgeContext(hunt_date=hunt_date or datetime.now(timezone.utc).strftime("%Y%m%d"), gaps=ctx.gaps,
-                         baseline=baseline.load_baseline(), options=ctx.options,
+                         baseline=baseline.load_baseline(case.hosts), options=ctx.options,
                          taskcache_read=stealth.taskcache_read(case.definitions))
     judged = [(entity, [hit for check in CHECKS for hit in check(entity, judge)]) for entity in case.entities]
     judged = _add_sigma_hits(judged, evaluator, case)

@@ -62,5 +62,6 @@ def test_collector_feeds_every_event_to_sigma_in_the_same_pass(tmp_path):
         "Scheduled Task Runs cmd /C With Output Redirected to Windows\\Temp (atexec Pattern)",
         "Remote Access to the atsvc Named Pipe",
         "Scheduled Task Created With the Hidden Setting",
+        "Scheduled Task Deletion",  # SigmaHQ win_security_scheduled_task_deletion, shipped since issue 19
         "Scheduled Task Deleted",
     ]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from triage.detect.sigma import EventRef, SigmaEvaluator, evaluate, load_rules, shipped_rules
+from triage.detect.sigma import SHIPPED_RULES, EventRef, SigmaEvaluator, evaluate, load_rules, shipped_rules
 
 from evtx_corpus import ATTACK, CORPUS, SIGMA, VELO, read
 
@@ -69,8 +69,21 @@ def test_match_is_findings_ready(sigmahq):
     assert item.location == f"{evtx} record 155709" and "TaskCache\\Tree\\MaliciousTask\\SD" in item.value
 
 
-def test_shipped_rules_all_load_and_fire_on_the_corpus_attacks():
+def test_shipped_sigmahq_rules_load_without_sigma_option_with_licence_and_attribution():
+    """The 104 Windows SigmaHQ task rules ship inside the package (DRL 1.1): 12 + 104 load, none unsupported."""
     rules = shipped_rules()
+    assert (len(rules.loaded), rules.unsupported) == (116, [])
+    shipped = SHIPPED_RULES / "sigmahq"
+    assert sum(1 for r in rules.loaded if r.path.startswith(str(shipped))) == 104
+    assert (shipped / "LICENSE").read_bytes() == (TASK_RULES / "LICENSE").read_bytes()
+    assert "8eaafff1f2845a696050e05e72ba1140ee190698" in (shipped / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    for rule in rules.loaded:  # byte-identical copies of the pinned SigmaHQ files
+        if rule.path.startswith(str(shipped)):
+            assert Path(rule.path).read_bytes() == (TASK_RULES / Path(rule.path).relative_to(shipped)).read_bytes()
+
+
+def test_own_rules_all_load_and_fire_on_the_corpus_attacks():
+    rules = load_rules(sorted(SHIPPED_RULES.glob("sigma_*.yml")))
     assert (len(rules.loaded), rules.unsupported) == (12, [])
     assert all(r.tags and r.level and r.rule_id.count("-") == 4 for r in rules.loaded)
     logs = sorted(CORPUS.rglob("*.evtx"))

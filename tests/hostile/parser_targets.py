@@ -17,7 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from triage.parsers import anacrontab, atjob, cronlog, crontab, evtx_task, gpp, job, schedlgu, security_descriptor
-from triage.parsers import systemd_unit, task_xml, taskcache
+from triage.parsers import systemd_unit, task_cmdline, task_xml, taskcache
 from triage.records import Provenance
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -254,6 +254,30 @@ class NeverRaised(Exception):
     """For parsers that document they raise nothing at all."""
 
 
+@functools.cache
+def task_cmdline_seeds() -> list[bytes]:
+    """Every command line and script block the corpus logs hold (4688, Sysmon 1, 4104), as logged."""
+    from triage.evtx_reader import EvtxReader
+
+    seen: list[bytes] = []
+    for path in sorted(CORPUS.rglob("*.evtx")):
+        with path.open("rb") as fh:
+            for record in EvtxReader(fh, str(path), on_problem=lambda *_: None):
+                for key in ("CommandLine", "ParentCommandLine", "ScriptBlockText"):
+                    value = record.fields.get(key)
+                    if isinstance(value, str) and value and value.encode() not in seen:
+                        seen.append(value.encode("utf-8"))
+    return seen
+
+
+def call_task_cmdline(data: bytes) -> object:
+    text = _text(data)
+    found = task_cmdline.parse_task_command(text)
+    defined = task_cmdline.to_definition(found, provenance=PROVENANCE, host="h", creating_user="u") if found else None
+    script = task_cmdline.parse_powershell_task(text)
+    return found, defined, script, task_cmdline.decode_powershell(text), task_cmdline.split_action(text)
+
+
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("task_xml", call_task_xml, task_xml.TaskXmlError, task_xml_seeds),
     Target("gpp", call_gpp, gpp.GppError, gpp_seeds),
@@ -270,6 +294,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("atjob", call_atjob, atjob.AtJobError, atjob_seeds),
     Target("systemd_unit", call_systemd, NeverRaised, systemd_seeds),
     Target("cronlog", call_cronlog, NeverRaised, cronlog_seeds),
+    Target("task_cmdline", call_task_cmdline, NeverRaised, task_cmdline_seeds),
 )}
 
 

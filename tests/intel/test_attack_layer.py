@@ -46,7 +46,9 @@ def test_findings_carry_technique_sub_technique_and_tactic_names(plain_windows_c
     assert names["T1027"] == "Obfuscated Files or Information"
     assert names["T1564"] == "Hide Artifacts"
     assert names["T1059.001"] == "Command and Scripting Interpreter: PowerShell"
-    assert [t["name"] for t in encoded["tactics"]] == ["Execution", "Persistence", "Privilege Escalation", "Defense Evasion"]
+    # the decoded -EncodedCommand is a download cradle: Command and Control too
+    assert [t["name"] for t in encoded["tactics"]] == ["Execution", "Persistence", "Privilege Escalation", "Defense Evasion",
+                                                      "Command and Control"]
     hidden = findings[r"\Microsoft\Windows\WinUpdate\WinUpdate"].details
     assert {a["id"]: a["name"] for a in hidden["attack"]}["T1070.009"] == "Indicator Removal: Clear Persistence"
     assert all(f.details["attack"] and f.details["tactics"] for f in plain_windows_case.findings)
@@ -95,8 +97,8 @@ def test_case_folder_layer_follows_the_navigator_layer_format(plain_windows_case
     by_id = {t["techniqueID"]: t for t in layer["techniques"]}
     assert set(by_id) <= set(attack_data()["techniques"])
     # scored by the worst finding carrying it: Critical 4 ... Low 1, comments naming every Hunt ID
-    assert by_id["T1486"]["score"] == 4 and by_id["T1486"]["comment"] == \
-        "2 finding(s): TH-HUNTIN-20240314-001, TH-HUNTIN-20240314-004"
-    assert by_id["T1027"]["score"] == 3 and by_id["T1027"]["comment"] == "1 finding(s): TH-HUNTIN-20240314-021"
+    assert by_id["T1490"]["score"] == 4 and by_id["T1490"]["comment"] == "1 finding(s): TH-HUNTIN-20240314-003"
+    assert "T1486" not in by_id  # no rule claims encryption from a word in a path (issue 19)
+    assert by_id["T1027"]["score"] == 3 and by_id["T1027"]["comment"] == "1 finding(s): TH-HUNTIN-20240314-024"
     assert by_id["T1053.005"]["comment"].startswith(f"{len(plain_windows_case.findings)} finding(s): TH-HUNTIN-20240314-001, ")
     assert by_id["T1036"]["showSubtechniques"] is True

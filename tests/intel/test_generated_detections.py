@@ -33,7 +33,7 @@ def test_every_generated_rule_loads_in_pysigma_and_converts_with_each_backend(pl
     index = json.loads((detections / "index.json").read_text(encoding="utf-8"))
     rule_files = sorted(detections.glob("*.yml"))
     windows = [f for f in plain_windows_case.findings if f.task.startswith("\\")]
-    assert len(rule_files) == len(index["rules"]) == 157
+    assert len(rule_files) == len(index["rules"]) == 167
     assert {r["hunt_id"] for r in index["rules"]} == {f.hunt_id for f in windows}
     for path in rule_files:
         converters = backends()  # fresh backend objects per rule: the written files owe nothing to earlier rules
@@ -73,7 +73,7 @@ def test_same_case_writes_the_same_detection_bytes(plain_windows_case, image_cas
     write_case(plain_windows_case, again, Context(quiet=True), argv=["triage"])
     first = {p.relative_to(image_case_folder): p.read_bytes() for p in (image_case_folder / "detections").rglob("*") if p.is_file()}
     second = {p.relative_to(again): p.read_bytes() for p in (again / "detections").rglob("*") if p.is_file()}
-    assert first == second and len(first) == 157 * 5 + 1
+    assert first == second and len(first) == 167 * 5 + 1
     assert (again / "attack-layer.json").read_bytes() == (image_case_folder / "attack-layer.json").read_bytes()
 
 

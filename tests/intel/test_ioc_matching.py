@@ -111,11 +111,13 @@ def test_event_command_lines_match_on_corpus_logs(tmp_path):
                           VELOCIRAPTOR / "SecurityTasks.evtx"], [iocs])
     found = sorted((m.task, m.observed.field, m.indicator.value)
                    for m in match_records(case.entities, case.events, case.processes, load_iocs([iocs]).indicators))
-    assert found == [("\\msoffice_", "event command line", "MSOFFICE_"),
+    assert found == [("\\msoffice_", "action 1 arguments", "hotelesms.com"),  # the /tr rebuilt as a definition
+                     ("\\msoffice_", "event command line", "MSOFFICE_"),
                      ("\\msoffice_", "event command line", "hotelesms.com"),
                      ("\\msoffice_", "event task name", "MSOFFICE_"),  # Sysmon 1 (schtasks) and 11 (task file)
                      ("\\msoffice_", "event task name", "MSOFFICE_"),
-                     ("\\msoffice_", "task name", "MSOFFICE_")]
+                     ("\\msoffice_", "task name", "MSOFFICE_"),
+                     ("\\msoffice_", "task path", "MSOFFICE_")]
 
 
 def test_cron_lines_at_jobs_and_timers_match_the_c2_address(tmp_path):

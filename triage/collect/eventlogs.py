@@ -18,7 +18,7 @@ from triage.collect import Context, Source
 from triage.collect.filefacts import read_error
 from triage.detect.sigma import EventRef
 from triage.evtx_reader import EvtxReader
-from triage.parsers.evtx_task import EvtxTaskError, task_event
+from triage.parsers.evtx_task import EvtxTaskError, NetworkLogons, task_event
 from triage.records import TaskEvent
 
 LOGS_DIR = "Windows/System32/winevt/Logs"
@@ -53,8 +53,10 @@ def read_log(fh: BinaryIO, location: str, source: Source, ctx: Context) -> Itera
         ctx.note(source.name, f"{location} ({where})", text)
 
     reader = EvtxReader(fh, location, on_problem=problem, on_note=note)
+    logons = NetworkLogons()  # a task registered in a network logon session was registered remotely
     try:
         for record in reader:
+            logons.see(record.fields)
             try:
                 event = task_event(record.fields, location=location, evidence=ref.evidence,
                                    evidence_sha256=ref.evidence_sha256, local_tz=ref.local_tz)
@@ -64,6 +66,7 @@ def read_log(fh: BinaryIO, location: str, source: Source, ctx: Context) -> Itera
             if evaluator is not None:
                 evaluator.add(record.fields, ref)
             if event is not None:
+                logons.annotate(event)
                 yield event
     except Exception as exc:  # a damaged container fails the read with the library's own error types
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else read_error(exc)

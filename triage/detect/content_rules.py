@@ -3,8 +3,15 @@
 Each definition is flattened to one row per action (so the second, malicious Exec of a task is
 judged on its own) with Sigma-style field names: TaskPath, TaskName, Author, UserId, RunLevel,
 LogonType, Hidden, ActionType, Command, Arguments, CommandLine, WorkingDirectory, ClassId, ComDll,
-TriggerTypes, RepetitionSeconds, Source; Unix jobs give JobKind, User, Schedule, Command,
-CommandLine. Rules are parsed by pySigma and evaluated here in-process (case-insensitive, as
+TriggerTypes, RepetitionSeconds, Source, plus what triage derives: DecodedCommand (the text of a
+PowerShell ``-EncodedCommand``, also appended to CommandLine so every rule sees it), CommandPath (the
+program with environment variables expanded), ScriptOutsideSystem (a .cmd/.bat/.ps1/.vbs/.js/.hta/.wsf
+the action runs from outside Windows and Program Files), RemoteTarget / RemoteTargetIsOtherHost
+(``schtasks /s``), CreatedOverNetworkLogon (4698/4702 in a 4624 type 3 session), CreatedByCommand, CpasswordDecrypted (a GPP cpassword that decrypted). Unix jobs give
+JobKind, User, Schedule, Command, CommandLine.
+
+A rule with ``raises_other_reasons: 1`` (very short repetition) raises every other content-rule reason
+on the same task by one level when it matches. Rules are parsed by pySigma and evaluated here in-process (case-insensitive, as
 Sigma specifies), so analysts read and extend them as ordinary Sigma files.
 """
 
@@ -26,8 +33,9 @@ from sigma.types import CompareOperators, SigmaBool, SigmaCompareExpression, Sig
 
 from triage.detect import Hit, JudgeContext
 from triage.detect import unix_checks
-from triage.detect.baseline import is_unchanged_stock
-from triage.records import Entity, EvidenceItem, TaskDefinition, UnixJob
+from triage.detect.baseline import is_unchanged_stock, normalise_action
+from triage.parsers.task_cmdline import decode_powershell, split_command_line
+from triage.records import Action, Entity, EvidenceItem, TaskDefinition, UnixJob
 
 LEVEL_TO_RISK = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low", "informational": "Low"}
 
@@ -49,17 +57,54 @@ def _trigger_fields(definition: TaskDefinition) -> dict:
 
 
 def definition_rows(definition: TaskDefinition) -> list[dict]:
+    details = definition.details or {}
     base = {
         "TaskPath": definition.task, "TaskName": definition.task.rsplit("\\", 1)[-1], "Author": definition.author,
         "UserId": definition.user_id or definition.group_id, "RunLevel": definition.run_level,
         "LogonType": definition.logon_type, "Hidden": definition.hidden, "Source": definition.source,
+        "RemoteTarget": details.get("remote_target"), "RemoteTargetIsOtherHost": details.get("remote_target_is_other_host"),
+        "CreatedByCommand": details.get("created_by_command"),
+        "CreatedOverNetworkLogon": True if details.get("created_over_network_logon") else None,
+        "CpasswordDecrypted": bool(details.get("cpassword_decrypted")) if "cpassword" in details else None,
         **_trigger_fields(definition),
     }
     if not definition.actions:
         return [base]
-    return [{**base, "ActionType": a.kind, "Command": a.command, "Arguments": a.arguments, "CommandLine": a.command_line,
-             "WorkingDirectory": a.working_directory, "ClassId": a.class_id, "ComDll": a.resolved_dll}
-            for a in definition.actions]
+    return [{**base, **_action_fields(a)} for a in definition.actions]
+
+
+def _action_fields(action: Action) -> dict:
+    command_line = action.command_line
+    decoded = decode_powershell(command_line) if action.kind == "exec" else None
+    return {
+        "ActionType": action.kind, "Command": action.command, "Arguments": action.arguments,
+        "CommandLine": f"{command_line}\n{decoded}" if decoded else command_line, "DecodedCommand": decoded,
+        "CommandPath": normalise_action(action.command, None) if action.command else None,
+        "ScriptOutsideSystem": _script_outside_system(action) if action.kind == "exec" else None,
+        "WorkingDirectory": action.working_directory, "ClassId": action.class_id, "ComDll": action.resolved_dll,
+    }
+
+
+_SCRIPT = re.compile(r"\.(?:cmd|bat|ps1|psm1|vbs|vbe|js|jse|hta|wsf|wsh)$", re.I)
+_SYSTEM_PLACES = ("c:\\windows\\", "c:\\program files\\", "c:\\program files (x86)\\")
+
+
+def _script_outside_system(action: Action) -> bool:
+    """Whether the action runs a script file that lives outside Windows and Program Files (any user may write there)."""
+    tokens = split_command_line(action.command_line)
+    for token in list(tokens):
+        if " " in token and not _SCRIPT.search(token.strip()):  # cmd /c "C:\\x\\run.bat arg": one argument
+            tokens += split_command_line("x " + token)[1:]
+    for token in tokens:
+        path = token.strip().strip("'")
+        if not _SCRIPT.search(path):
+            continue
+        if "\\" not in path and "/" not in path and action.working_directory:
+            path = action.working_directory.rstrip("\\") + "\\" + path
+        where = normalise_action(path, None)
+        if not where.startswith(_SYSTEM_PLACES):
+            return True
+    return False
 
 
 def unix_rows(job: UnixJob) -> list[dict]:
@@ -150,6 +195,7 @@ def check_content(entity: Entity, ctx: JudgeContext) -> list[Hit]:
     for job in entity.unix_jobs:
         rows.extend((row, job) for row in unix_rows(job))
     hits = []
+    raisers = []
     for rule in load_rules():
         category = rule.logsource.category
         matched = [(row, record) for row, record in rows
@@ -164,9 +210,30 @@ def check_content(entity: Entity, ctx: JudgeContext) -> list[Hit]:
                                 evidence_sha256=record.provenance.evidence_sha256)
             if item not in evidence:
                 evidence.append(item)
-        hits.append(Hit(
+        hit = Hit(
             rule=rule.name or str(rule.id), title=rule.title, risk=LEVEL_TO_RISK[rule.level.name.lower()],
             evidence=evidence, techniques=_techniques(rule),
             action=str(rule.custom_attributes.get("recommended_action", "")).replace("{task}", entity.task),
-        ))
+        )
+        hits.append(hit)
+        if rule.custom_attributes.get("raises_other_reasons"):
+            raisers.append(hit)
+    return _raise_others(hits, raisers)
+
+
+_RISKS = ["Low", "Medium", "High", "Critical"]
+
+
+def _raise_others(hits: list[Hit], raisers: list[Hit]) -> list[Hit]:
+    """Very short repetition makes every other reason on the task one level worse (a beacon, not a chore)."""
+    if not raisers:
+        return hits
+    raised_by = ", ".join(h.rule for h in raisers)
+    for hit in hits:
+        if hit in raisers or "repetition" in hit.rule:
+            continue
+        level = _RISKS.index(hit.risk)
+        if level < len(_RISKS) - 1:
+            hit.risk = _RISKS[level + 1]
+            hit.title = f"{hit.title} (raised: {raised_by})"
     return hits

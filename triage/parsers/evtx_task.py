@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
 
+from triage.parsers.task_cmdline import parse_powershell_task, parse_task_command, to_definition
 from triage.parsers.task_xml import TaskXmlError, parse_task_xml
 from triage.records import Provenance, Stamp, TaskDefinition, TaskEvent
 from triage.taskpath import display_task_path
@@ -58,7 +59,6 @@ TASK_TOOLS = {"schtasks.exe", "at.exe"}
 TASK_HOSTS = {"taskeng.exe", "taskhostw.exe"}
 _TOOL_IN_COMMAND = re.compile(r"(?:^|[\\/\s\"'&|(])(?:schtasks(?:\.exe)?|at\.exe|at)\s+(?:[/\\-]|\d{1,2}:\d{2})", re.I)
 _SCHEDULE_SERVICE = re.compile(r"-s\s+Schedule\b", re.I)
-_TASK_NAME_ARG = re.compile(r"[/-]tn\s+(?:\"([^\"]*)\"|'([^']*)'|(\S+))", re.I)
 _PS_TASK_CMDLETS = re.compile(
     r"\b(?:Register|New|Set|Unregister|Start|Stop|Enable|Disable|Get)-ScheduledTask\w*\b|PS_ScheduledTask|Schedule\.Service|\bschtasks\b",
     re.I,
@@ -238,7 +238,14 @@ def _build(event: Mapping[str, Any], location: str, evidence: str | None, sha256
         return _sysmon(event, eid, location, evidence, sha256)
     built = _base(event, location, evidence, sha256, "script_block")
     _fill_subject(built, event)
-    built.task = _task_from_ps(str(event.get("ScriptBlockText") or ""))
+    script = str(event.get("ScriptBlockText") or "")
+    built.task = _task_from_ps(script)
+    registered = parse_powershell_task(script)
+    if registered is not None:
+        built.definition = to_definition(registered, provenance=_command_provenance(built, "ScriptBlockText"),
+                                         host=built.host, creating_user=built.user)
+        if built.definition is not None:
+            built.task = built.definition.task
     return built
 
 
@@ -258,7 +265,7 @@ def _security(event, eid, location, evidence, sha256, local_tz) -> TaskEvent:
         built.parent_image = _text(event.get("ParentProcessName"))
         built.command_line = _text(event.get("CommandLine"))
         built.process_id = _int(event.get("NewProcessId"))
-        built.task = _task_from_command(built.command_line)
+        _attach_command_task(built)
         return built
     built = _base(event, location, evidence, sha256, "share_access")
     _fill_subject(built, event)
@@ -305,7 +312,7 @@ def _sysmon(event, eid, location, evidence, sha256) -> TaskEvent:
         built.command_line = _text(event.get("CommandLine"))
         built.process_id = _int(event.get("ProcessId"))
         built.logon_id = _text(event.get("LogonId"))
-        built.task = _task_from_command(built.command_line)
+        _attach_command_task(built)
         return built
     if eid == 11:
         built = _base(event, location, evidence, sha256, "file_created")
@@ -338,12 +345,73 @@ def _task_from_taskcache(target: str, event_type: str) -> str | None:
     return display_task_path("\\".join(parts)) if parts else None
 
 
-def _task_from_command(command: str | None) -> str | None:
-    match = _TASK_NAME_ARG.search(command or "")
-    if not match:
-        return None
-    name = next(g for g in match.groups() if g is not None).strip()
-    return display_task_path(name) if name else None
+def _attach_command_task(built: TaskEvent) -> None:
+    """A schtasks/at/PowerShell command line names its task (Windows quoting rules) and, when it
+    creates or changes one, rebuilds it as a ``command_line`` definition; the command stays the event's."""
+    found = parse_task_command(built.command_line)
+    if found is None or not found.task:
+        return
+    built.task = display_task_path(found.task)
+    built.definition = to_definition(found, provenance=_command_provenance(built, "CommandLine"),
+                                     host=built.host, creating_user=built.user)
+
+
+def _command_provenance(built: TaskEvent, field_name: str) -> Provenance:
+    return Provenance(
+        artifact="evtx", location=built.provenance.location, evidence=built.provenance.evidence,
+        evidence_sha256=built.provenance.evidence_sha256, value_name=field_name, offset=built.provenance.offset,
+        raw=built.command_line if field_name == "CommandLine" else None,
+    )
+
+
+class NetworkLogons:
+    """Security 4624 network logons (LogonType 3) of one log, so a 4698/4702 made in such a session is
+    known as made from another computer (the way atexec and remote schtasks register tasks).
+
+    Feed every event to :meth:`see` in log order; :meth:`annotate` a task event after. Only the logon id,
+    source address and account are kept per logon, never the event itself.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, tuple[str, str]] = {}
+
+    def see(self, event: Mapping[str, Any]) -> None:
+        if str(event.get("EventID")) != "4624" or str(event.get("LogonType")) != "3" or channel_of(event).lower() != SECURITY:
+            return
+        logon_id = _text(event.get("TargetLogonId"))
+        if logon_id:
+            account = "\\".join(p for p in (_text(event.get("TargetDomainName")), _text(event.get("TargetUserName"))) if p)
+            self._by_id[logon_id.lower()] = (_text(event.get("IpAddress")) or "", account)
+
+    def annotate(self, built: TaskEvent) -> None:
+        if built.event_id not in (4698, 4702) or not built.logon_id or built.channel.lower() != SECURITY:
+            return
+        found = self._by_id.get(built.logon_id.lower())
+        if found is None:
+            return
+        address, account = found
+        built.fields = {**built.fields, "triage_network_logon": f"4624 type 3 from {address or 'unknown address'} as {account}"}
+        if built.definition is not None:
+            built.definition.details["created_over_network_logon"] = {"logon_id": built.logon_id, "source_address": address,
+                                                                      "account": account}
+
+
+def unlink_task_folders(events: list[TaskEvent], definitions: list[TaskDefinition]) -> int:
+    """Sysmon 11 names a file under ``\\Tasks\\``; when that path is the folder of another known task it is a
+    folder, not a task: the event keeps its place on the timeline but names no task. Returns how many."""
+    from triage.taskpath import normalise_task_path
+
+    known = {normalise_task_path(d.task) for d in definitions if d.task}
+    known |= {normalise_task_path(e.task) for e in events if e.task}
+    folders = {path.rsplit("\\", depth)[0] for path in known for depth in range(1, path.count("\\"))}
+    unlinked = 0
+    for event in events:
+        if event.event_id == 11 and event.task and normalise_task_path(event.task) in folders \
+                and event.channel.lower() == SYSMON:
+            event.fields = {**event.fields, "triage_folder": event.task}
+            event.task = None
+            unlinked += 1
+    return unlinked
 
 
 def _task_from_ps(script: str) -> str | None:
@@ -364,7 +432,10 @@ def _fill_subject(built: TaskEvent, event: Mapping[str, Any]) -> None:
 
 
 def _task(value: Any) -> str | None:
+    """The task path as logged; ``NT TASK\\...`` (how some TaskScheduler events name it) is the same task."""
     text = _text(value)
+    if text and text[:8].lower() == "nt task\\":
+        text = text[7:]
     return display_task_path(text) if text else None
 
 

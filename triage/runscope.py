@@ -40,23 +40,31 @@ def _raise(signum, _frame) -> None:
 
 
 @contextlib.contextmanager
-def run_scope(prefix: str = "triage-run") -> Iterator[Path]:
-    """The run's temporary directory, with SIGINT/SIGTERM turned into :class:`Interrupted` meanwhile."""
-    saved_handlers = {sig: signal.getsignal(sig) for sig in HANDLED}
-    saved_tempdir = tempfile.tempdir
+def run_scope(prefix: str = "triage-run", *, signals: bool = True) -> Iterator[Path]:
+    """The run's temporary directory, with SIGINT/SIGTERM turned into :class:`Interrupted` meanwhile.
+
+    ``signals=False`` where handlers cannot be installed (a Dask worker's task thread); child
+    processes started meanwhile (a local Dask cluster) inherit ``TMPDIR`` pointing into the directory."""
+    saved_handlers = {sig: signal.getsignal(sig) for sig in HANDLED} if signals else {}
+    saved_tempdir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
     run_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-"))
-    tempfile.tempdir = str(run_dir)
-    for sig in HANDLED:
+    tempfile.tempdir = os.environ["TMPDIR"] = str(run_dir)
+    for sig in saved_handlers:
         signal.signal(sig, _raise)
     try:
         yield run_dir
     finally:
-        for sig in HANDLED:
+        for sig in saved_handlers:
             signal.signal(sig, signal.SIG_IGN)
         tempfile.tempdir = saved_tempdir
-        for folder in list(LIVE_TEMP):  # an unfinished case folder (temporary sibling of -o)
-            remove_own_tree(folder)
-            LIVE_TEMP.discard(folder)
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+        if signals:
+            for folder in list(LIVE_TEMP):  # an unfinished case folder (temporary sibling of -o)
+                remove_own_tree(folder)
+                LIVE_TEMP.discard(folder)
         remove_own_tree(run_dir)
         for sig, handler in saved_handlers.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

@@ -381,6 +381,13 @@ class VolatilitySession:
         self._saved: dict[str, Any] = {}
 
     def __enter__(self) -> "VolatilitySession":
+        try:
+            return self._open()
+        except BaseException:  # missing symbols, not a memory image, interrupted: settings back, cache gone
+            self.__exit__(None, None, None)
+            raise
+
+    def _open(self) -> "VolatilitySession":
         import volatility3.plugins
         import volatility3.schemas
         import volatility3.symbols

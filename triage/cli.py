@@ -22,9 +22,12 @@ from tabulate import tabulate
 from triage.export.safe import escape_controls
 
 EXIT_OK, EXIT_GAPS, EXIT_USAGE = 0, 1, 2
-EXIT_CODES = ("exit codes: 0 done, all evidence read; 1 done, some evidence not read (gaps listed); "
-              "2 bad usage, case folder not writable or refused, or no evidence opened; "
-              "130 interrupted (SIGINT), 143 terminated (SIGTERM): partial work removed")
+EXIT_CODES = """exit codes:
+  0    done, all evidence read
+  1    done, some evidence could not be read (each listed as a gap)
+  2    bad usage, a case folder that cannot be written or is refused, or no evidence opened
+  130  interrupted (SIGINT, Ctrl-C): partial work and temporary files removed
+  143  terminated (SIGTERM): partial work and temporary files removed"""
 VERSIONED = ("dissect.target", "volatility3", "pySigma")
 
 
@@ -51,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="triage",
         description="Hunt scheduled-task persistence (T1053) in disk images, collections, event logs and memory.",
-        epilog="Other commands: 'triage verify CASE_DIR' re-checks a case folder's hashes; "
-               "'triage hunt EVIDENCE... -o DIR' triages a fleet and stacks tasks across hosts. " + EXIT_CODES,
+        epilog="other commands:\n  triage verify CASE_DIR   re-check a case folder's hashes\n"
+               "  triage hunt EVIDENCE... -o DIR   triage a fleet and stack tasks across hosts\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("evidence", nargs="*", help="E01/raw/VMDK/VHD(X)/QCOW2 image, KAPE or Velociraptor collection, directory, .evtx file or folder")
     parser.add_argument("-o", "--output", metavar="DIR",
@@ -293,10 +297,11 @@ def find_task(entities: list, wanted: str) -> tuple[object | None, list[str]]:
     """The entity ``--task`` names (full path, or a leaf name that is unique), else close names to suggest."""
     from triage.taskpath import normalise_task_path
 
-    key = normalise_task_path(wanted) if wanted.startswith("\\") or "/" not in wanted else wanted
-    entity = next((e for e in entities if e.key in (key, wanted)), None)
-    if entity is not None:
-        return entity, []
+    if "\\" in wanted or "/" in wanted:  # a path: exactly that task
+        key = normalise_task_path(wanted) if wanted.startswith("\\") or "/" not in wanted else wanted
+        entity = next((e for e in entities if e.key in (key, wanted)), None)
+        if entity is not None:
+            return entity, []
     leaf = wanted.replace("/", "\\").rsplit("\\", 1)[-1].lower()
     same_leaf = [e for e in entities if e.task.replace("/", "\\").rsplit("\\", 1)[-1].lower() == leaf]
     if len(same_leaf) == 1:

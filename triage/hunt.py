@@ -64,9 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--since", metavar="TIME", help="each case's timeline rows at or after this time (ISO 8601; UTC when no offset)")
     parser.add_argument("--until", metavar="TIME", help="each case's timeline rows at or before this time (ISO 8601; UTC when no offset)")
     add_common_options(parser)  # --memory (each image an item of its own), --symbols, --sigma, --ioc, --examiner, --case, ...
-    parser.epilog = ("Exit codes: 0 every item triaged and fully read; 1 some items failed or have gaps; 2 bad usage, "
-                     "hunt folder not writable or refused, or no item triaged; 130/143 interrupted (SIGINT/SIGTERM): "
-                     "partial work removed.")
+    parser.epilog = ("exit codes:\n  0    every item triaged and fully read\n  1    some items failed or have gaps\n"
+                     "  2    bad usage, a hunt folder that cannot be written or is refused, or no item triaged\n"
+                     "  130  interrupted (SIGINT), 143 terminated (SIGTERM): partial work and temporary files removed")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 

@@ -330,8 +330,9 @@ def verify_main(argv: list[str]) -> int:
     """``triage verify DIR``: 0 all hashes match, 1 something changed, missing or added, 2 bad usage."""
     parser = argparse.ArgumentParser(
         prog="triage verify", description="Re-check a case folder: output files and evidence against manifest.json.",
-        epilog="Exit codes: 0 everything matches; 1 a file changed, is missing, or was added, or evidence is gone; "
-               "2 bad usage or no readable manifest.")
+        epilog="exit codes:\n  0  everything matches\n  1  a file changed, is missing or was added, evidence is gone, "
+               "or the manifest does not match its noted hash\n  2  bad usage or no readable manifest",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("case_dir", help="the case folder written with -o")
     parser.add_argument("--manifest-sha256", metavar="HEX",
                         help="the manifest's SHA-256 noted when the case was written: catches an edited manifest")

@@ -94,3 +94,13 @@ def test_volatility_settings_are_restored_when_a_memory_session_fails_or_is_inte
     assert (constants.CACHE_PATH, constants.OFFLINE, list(volatility3.symbols.__path__)) == saved
     assert not os.path.exists(session._cache) and not run_dir.exists()
     assert tempfile.tempdir != str(run_dir)
+
+
+def test_signal_during_a_hunt_leaves_no_hunt_folder_and_no_temporary_file(tmp_path):
+    out = tmp_path / "hunt"
+    child, lines, held = _interrupt(tmp_path, ["hunt", E01, "-o", out, "--workers", "1", "--hunt-date", HUNT_DATE],
+                                    "triage hunt: 0/1 finished", signal.SIGTERM)
+    assert child.returncode == 143, lines
+    assert lines[-1] == "triage hunt: interrupted by SIGTERM: partial work and temporary files removed"
+    assert held and all(name.startswith("triage-hunt-") for name in held)
+    assert sorted(os.listdir(tmp_path)) == ["tmp"] and os.listdir(tmp_path / "tmp") == []

@@ -435,6 +435,12 @@ class VolatilitySession:
         constants.CACHE_PATH = self._cache
         volatility3.schemas.cached_validation_filepath = str(Path(self._cache) / "valid_isf.hashcache")
         constants.OFFLINE = True
+        # volatility's "download" step opens <symbols>/windows/<pdb>/<guid>-<age>.json.xz for writing in
+        # the examiner's --symbols folder even offline, then deletes it: an ISF it could not use is lost
+        from volatility3.framework.symbols.windows import pdbutil
+
+        self._saved["download"] = pdbutil.PDBUtility.__dict__["download_pdb_isf"]
+        pdbutil.PDBUtility.download_pdb_isf = classmethod(lambda cls, *args, **kwargs: None)
         volatility3.symbols.__path__ = [str(Path(d).resolve()) for d in self.symbol_dirs] + list(constants.SYMBOL_BASEPATHS)
         if str(PLUGIN_DIR) not in volatility3.plugins.__path__:
             volatility3.plugins.__path__.append(str(PLUGIN_DIR))
@@ -485,6 +491,10 @@ class VolatilitySession:
         constants.OFFLINE = self._saved.get("offline", constants.OFFLINE)
         if "symbols" in self._saved:
             volatility3.symbols.__path__ = self._saved["symbols"]
+        if "download" in self._saved:
+            from volatility3.framework.symbols.windows import pdbutil
+
+            pdbutil.PDBUtility.download_pdb_isf = self._saved["download"]
         shutil.rmtree(self._cache, ignore_errors=True)
 
 

@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         say(f"triage: interrupted by {exc.name}: partial work and temporary files removed", err=True)
         return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were in place: nothing was written yet
+        say("triage: interrupted by SIGINT: nothing was written", err=True)
+        return 130
 
 
 def _triage(args, argv: list[str], since: datetime | None, until: datetime | None) -> int:

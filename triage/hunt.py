@@ -373,6 +373,9 @@ def hunt_main(argv: list[str]) -> int:
     except Interrupted as exc:
         _say(f"triage hunt: interrupted by {exc.name}: partial work and temporary files removed")
         return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were in place: nothing was written yet
+        _say("triage hunt: interrupted by SIGINT: nothing was written")
+        return 130
 
 
 def _hunt(paths: list[str], memory_paths: frozenset[str], out: Path, args, options: dict, argv: list[str]) -> int:

@@ -169,3 +169,24 @@ def test_output_write_failure_is_exit_2_with_no_partial_case(tmp_path):
     errors = [line for line in result.stderr.decode().splitlines() if line.startswith("triage: error")]
     assert len(errors) == 1 and "File too large" in errors[0] and "nothing was left behind" in errors[0]
     assert sorted(os.listdir(tmp_path)) == ["tmp"] and os.listdir(tmp_path / "tmp") == []
+
+
+def test_two_runs_into_one_folder_one_wins_whole(tmp_path):
+    """Started together into the same -o: exactly one case is put in place, the other run says so
+    (exit 2) and leaves nothing; the case in place verifies."""
+    import subprocess
+    import sys
+
+    from tests.safety.helpers import PROJECT, child_env
+
+    out = tmp_path / "case"
+    runs = [subprocess.Popen([sys.executable, "-m", "triage", "-q", str(evidence), "-o", str(out), "--hunt-date", HUNT_DATE],
+                             cwd=PROJECT, env=child_env(tmp_path / "tmp"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for evidence in (PROJECT / E01, EVTX / "SecurityTasks.evtx")]
+    codes = [(run.wait(timeout=300), run.stderr.read().decode()) for run in runs]
+    winners = [code for code, _ in codes if code in (0, 1)]
+    losers = [err for code, err in codes if code == 2]
+    assert len(winners) == 1 and len(losers) == 1, codes
+    assert "is not empty" in losers[0]
+    assert sorted(os.listdir(tmp_path)) == ["case", "tmp"] and os.listdir(tmp_path / "tmp") == []
+    assert triage_cli("verify", out, "-q", tmpdir=tmp_path / "tmp").returncode == 0

@@ -104,3 +104,28 @@ def test_signal_during_a_hunt_leaves_no_hunt_folder_and_no_temporary_file(tmp_pa
     assert lines[-1] == "triage hunt: interrupted by SIGTERM: partial work and temporary files removed"
     assert held and all(name.startswith("triage-hunt-") for name in held)
     assert sorted(os.listdir(tmp_path)) == ["tmp"] and os.listdir(tmp_path / "tmp") == []
+
+
+def test_dirty_hive_replay_copies_live_in_the_run_folder(monkeypatch):
+    """The E01's SOFTWARE hive is dirty: its replay copy (triage-regf-*) is made inside the run's one
+    temporary folder, so the clean-up on any exit (signals included) removes it."""
+    import tempfile
+
+    from triage.collect import Context
+    from triage.run import run
+    from triage.runscope import run_scope
+
+    made = []
+    original = tempfile.TemporaryDirectory.__init__
+
+    def recording(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self.name)
+
+    monkeypatch.setattr(tempfile.TemporaryDirectory, "__init__", recording)
+    with run_scope(signals=False) as run_dir:
+        case = run([str(PROJECT / E01)], Context(quiet=True), hunt_date=HUNT_DATE)
+    assert case.opened == 1
+    replays = [name for name in made if os.path.basename(name).startswith("triage-regf-")]
+    assert replays and all(name.startswith(str(run_dir) + os.sep) for name in replays)
+    assert not run_dir.exists()

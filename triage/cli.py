@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 from tabulate import tabulate
@@ -94,8 +94,8 @@ def parse_time(text: str, option: str, *, end_of_day: bool = False) -> datetime:
     if len(value) <= 10 and "T" not in value.upper():  # a date alone
         parsed = datetime.combine(parsed.date(), time.max if end_of_day else time.min)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def parse_hunt_date(text: str | None, prog: str = "triage") -> str | None:

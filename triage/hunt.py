@@ -34,11 +34,19 @@ import re
 import sys
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from triage.cli import UsageError, add_common_options, check_input_paths, filter_rows, parse_hunt_date, parse_time
+from triage.cli import (
+    UsageError,
+    add_common_options,
+    check_input_paths,
+    filter_rows,
+    parse_hunt_date,
+    parse_time,
+)
 from triage.export.safe import escape_controls
 
 EXIT_OK, EXIT_GAPS, EXIT_USAGE = 0, 1, 2
@@ -357,9 +365,9 @@ def hunt_main(argv: list[str]) -> int:
         _say(f"triage hunt: error: {exc}")
         return EXIT_USAGE
     if not args.hunt_date:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        args.hunt_date = datetime.now(timezone.utc).strftime("%Y%m%d")
+        args.hunt_date = datetime.now(UTC).strftime("%Y%m%d")
     options = {"symbols": args.symbols, "sigma": args.sigma, "iocs": iocs, "examiner": args.examiner,
                "case_id": args.case_id, "since": since, "until": until}
     try:

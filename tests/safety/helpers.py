@@ -36,7 +36,7 @@ def child_env(tmpdir: Path) -> dict[str, str]:
 
 def triage_cli(*args: str, tmpdir: Path, cwd: Path = PROJECT, **kwargs) -> subprocess.CompletedProcess:
     """``python -m triage ARGS`` from the project root (this worktree's copy), private TMPDIR."""
-    return subprocess.run([sys.executable, "-m", "triage", *map(str, args)], cwd=cwd, env=child_env(tmpdir),
+    return subprocess.run([sys.executable, "-m", "triage", *map(str, args)], cwd=cwd, env=child_env(tmpdir), check=False,
                           capture_output=True, **kwargs)
 
 

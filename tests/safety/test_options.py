@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from importlib import metadata
 
 import pytest
@@ -76,8 +76,8 @@ def test_since_until_are_compared_as_times_with_offsets(full_timeline, tmp_path,
         low, high = start, end
     else:  # a date alone: from the start of the first day to the end of the last
         since, until = start.date().isoformat(), end.date().isoformat()
-        low = datetime.combine(start.date(), datetime.min.time(), timezone.utc)
-        high = datetime.combine(end.date(), datetime.max.time(), timezone.utc)
+        low = datetime.combine(start.date(), datetime.min.time(), UTC)
+        high = datetime.combine(end.date(), datetime.max.time(), UTC)
     expected = sorted(json.dumps(r, sort_keys=True) for r in full_timeline if low <= _utc(r["utc"]) <= high)
     assert 0 < len(expected) < len(full_timeline)
     out = tmp_path / "case"

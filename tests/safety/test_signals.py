@@ -3,9 +3,7 @@ temporary file, end with one line and exit 130 / 143; a re-run with --force keep
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys

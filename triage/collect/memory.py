@@ -420,7 +420,7 @@ class VolatilitySession:
             self.__exit__(None, None, None)
             raise
 
-    def _open(self) -> "VolatilitySession":
+    def _open(self) -> VolatilitySession:
         import volatility3.plugins
         import volatility3.schemas
         import volatility3.symbols

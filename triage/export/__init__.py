@@ -14,7 +14,12 @@ from pathlib import Path
 
 from triage.collect import Context
 from triage.export import detections, html, jsonl, manifest, markdown, timeline_csv
-from triage.export.casefolder import MANIFEST_HASH_NAME, CaseBuilder, CaseFolderError, check_output
+from triage.export.casefolder import (
+    MANIFEST_HASH_NAME,
+    CaseBuilder,
+    CaseFolderError,
+    check_output,
+)
 from triage.records import TimelineEvent
 
 OUTPUT_FILES = ("tasks.jsonl", "timeline.jsonl", "timeline_undated.jsonl", "timeline.csv", "findings.json",

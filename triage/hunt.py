@@ -438,8 +438,6 @@ def write_hunt_manifest(builder, summaries: list[dict], failures: dict[str, str]
         for name in sorted(filenames):
             path = Path(dirpath) / name
             data = path.read_bytes()
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
             outputs.append({"file": path.relative_to(root).as_posix(), "size": len(data),
                             "sha256": hashlib.sha256(data).hexdigest()})
     cases = []

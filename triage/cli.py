@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"triage: error: {exc}", err=True)
         return EXIT_USAGE
     except Interrupted as exc:
-        say(f"triage: interrupted by {exc.name}: partial work and temporary files removed", err=True)
+        done = f"; the case folder {args.written} was already complete" if getattr(args, "written", None) else ""
+        say(f"triage: interrupted by {exc.name}: partial work and temporary files removed{done}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:  # Ctrl-C before the handlers were in place: nothing was written yet
         say("triage: interrupted by SIGINT: nothing was written", err=True)
@@ -218,8 +219,8 @@ def _triage(args, argv: list[str], since: datetime | None, until: datetime | Non
         from triage.export import write_case
         from triage.export.manifest import MANIFEST_NAME
 
-        written = write_case(case, args.output, ctx, argv=["triage", *argv], examiner=args.examiner,
-                             case_id=args.case_id, force=args.force)
+        written = args.written = write_case(case, args.output, ctx, argv=["triage", *argv], examiner=args.examiner,
+                                            case_id=args.case_id, force=args.force)
         digest = (written / "manifest.sha256").read_text(encoding="ascii").split()[0]
         say(f"triage: case folder {written}: {MANIFEST_NAME} SHA-256 {digest} (note it: "
             f"'triage verify {written} --manifest-sha256 {digest}' catches any later edit)", err=True)

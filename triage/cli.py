@@ -1,42 +1,142 @@
 """The ``triage`` command: arguments, terminal tables, exit codes.
 
 Exit codes: 0 completed and everything was read; 1 completed but some evidence could not be read
-(each listed as a gap); 2 bad usage, or no evidence could be opened at all.
+(each listed as a gap); 2 bad usage, a case folder that cannot be written, or no evidence could be
+opened at all; 130 / 143 interrupted by SIGINT (Ctrl-C) / SIGTERM (partial work removed).
+
+Every line printed goes through :func:`triage.export.safe.escape_controls`: evidence chooses host
+names, task names, titles and file names, and none of its control, escape or bidi characters
+reaches the terminal raw.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import difflib
 import sys
+from datetime import UTC, datetime, time
+from pathlib import Path
 
 from tabulate import tabulate
 
+from triage.export.safe import escape_controls
+
 EXIT_OK, EXIT_GAPS, EXIT_USAGE = 0, 1, 2
+EXIT_CODES = """exit codes:
+  0    done, all evidence read
+  1    done, some evidence could not be read (each listed as a gap)
+  2    bad usage, a case folder that cannot be written or is refused, or no evidence opened
+  130  interrupted (SIGINT, Ctrl-C): partial work and temporary files removed
+  143  terminated (SIGTERM): partial work and temporary files removed"""
+VERSIONED = ("dissect.target", "volatility3", "pySigma")
+
+
+class UsageError(Exception):
+    """A bad option value: one line, exit 2, before any evidence is read."""
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Options ``triage`` and ``triage hunt`` share (each item of a hunt is triaged with them)."""
+    parser.add_argument("--memory", action="append", default=[], metavar="IMAGE", help="a memory image of the same host (repeatable)")
+    parser.add_argument("--symbols", metavar="DIR", help="volatility3 symbol tables for memory images")
+    parser.add_argument("--sigma", action="append", default=[], metavar="DIR", help="extra Sigma rules to run on the events")
+    parser.add_argument("--ioc", action="append", default=[], metavar="FILE",
+                        help="indicators to match: STIX 2.1 bundle, MISP event JSON, or CSV type,value[,comment] (repeatable)")
+    parser.add_argument("--hunt-date", metavar="YYYYMMDD", help="date used in Hunt IDs (default: today, UTC)")
+    parser.add_argument("--examiner", help="examiner name for the manifest")
+    parser.add_argument("--case", dest="case_id", help="case id for the manifest")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing output folder, only if it holds nothing but a previous triage case's files")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="triage",
         description="Hunt scheduled-task persistence (T1053) in disk images, collections, event logs and memory.",
-        epilog="Other commands: 'triage verify CASE_DIR' re-checks a case folder's hashes; "
-               "'triage hunt EVIDENCE... -o DIR' triages a fleet and stacks tasks across hosts.",
+        epilog="other commands:\n  triage verify CASE_DIR   re-check a case folder's hashes\n"
+               "  triage hunt EVIDENCE... -o DIR   triage a fleet and stack tasks across hosts\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("evidence", nargs="*", help="E01/raw/VMDK/VHD(X)/QCOW2 image, KAPE or Velociraptor collection, directory, .evtx file or folder")
-    parser.add_argument("-o", "--output", metavar="DIR", help="write the case folder (tasks.jsonl, findings, timeline, report, manifest)")
-    parser.add_argument("--memory", action="append", default=[], metavar="IMAGE", help="a memory image of the same host (repeatable)")
-    parser.add_argument("--symbols", metavar="DIR", help="volatility3 symbol tables for memory images")
-    parser.add_argument("--sigma", action="append", default=[], metavar="DIR", help="extra Sigma rules to run on the events")
-    parser.add_argument("--ioc", action="append", default=[], metavar="FILE",
-                        help="indicators to match: STIX 2.1 bundle, MISP event JSON, or CSV type,value[,comment] (repeatable)")
-    parser.add_argument("--task", metavar="PATH", help="show one task's full story (entity and timeline)")
-    parser.add_argument("--since", metavar="UTC", help="timeline rows at or after this UTC time (ISO 8601)")
-    parser.add_argument("--until", metavar="UTC", help="timeline rows at or before this UTC time (ISO 8601)")
-    parser.add_argument("--hunt-date", metavar="YYYYMMDD", help="date used in Hunt IDs (default: today, UTC)")
-    parser.add_argument("--examiner", help="examiner name for the manifest")
-    parser.add_argument("--case", dest="case_id", help="case id for the manifest")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    parser.add_argument("-o", "--output", metavar="DIR",
+                        help="write the case folder (a new or empty folder; built aside and renamed into place when complete)")
+    parser.add_argument("--task", metavar="PATH", help="show one task's full story (full path, or its name when unique)")
+    parser.add_argument("--since", metavar="TIME", help="timeline rows at or after this time (ISO 8601; UTC when no offset is given)")
+    parser.add_argument("--until", metavar="TIME", help="timeline rows at or before this time (ISO 8601; UTC when no offset is given; "
+                                                        "a date alone means to the end of that day)")
+    parser.add_argument("--version", action="store_true", help="print the versions of triage, dissect.target, volatility3 and pySigma")
+    add_common_options(parser)
     return parser
+
+
+def say(text: str = "", *, err: bool = False) -> None:
+    """Print one line (or a table) with every control, escape and bidi character of evidence shown escaped."""
+    lines = str(text).split("\n")
+    print("\n".join(escape_controls(line) for line in lines), file=sys.stderr if err else sys.stdout, flush=err)
+
+
+def version_text() -> str:
+    from triage.export.manifest import dependency_versions, tool_version
+
+    versions = dependency_versions()
+    return f"triage {tool_version()} (" + ", ".join(f"{name} {versions.get(name, 'not installed')}" for name in VERSIONED) + ")"
+
+
+def parse_time(text: str, option: str, *, end_of_day: bool = False) -> datetime:
+    """An ISO 8601 time as an aware UTC datetime; without an offset it is UTC; a date alone is its day's start (or end)."""
+    value = text.strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not an ISO 8601 time (e.g. 2024-03-14T08:58:02Z or "
+                         f"2024-03-14T09:58:02+01:00)") from None
+    if len(value) <= 10 and "T" not in value.upper():  # a date alone
+        parsed = datetime.combine(parsed.date(), time.max if end_of_day else time.min)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_hunt_date(text: str | None, prog: str = "triage") -> str | None:
+    if text is None:
+        return None
+    try:
+        datetime.strptime(text, "%Y%m%d")
+        if len(text) != 8 or not text.isdigit():
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--hunt-date {text!r} is not a calendar date written YYYYMMDD") from None
+    return text
+
+
+def check_input_paths(args) -> None:
+    """Sigma folders, IOC files, memory images and symbols given must exist: a typo is not silently ignored."""
+    for option, paths in (("--sigma", args.sigma), ("--ioc", args.ioc), ("--memory", args.memory),
+                          ("--symbols", [args.symbols] if args.symbols else [])):
+        for path in paths:
+            if not Path(path).exists():
+                raise UsageError(f"{option} {path}: no such file or folder")
+
+
+def _utc_of(row) -> datetime | None:
+    try:
+        return datetime.fromisoformat(row.utc) if row.utc else None
+    except ValueError:
+        return None
+
+
+def filter_rows(rows: list, since: datetime | None, until: datetime | None) -> list:
+    """Rows whose UTC time lies in [since, until], compared as times; rows without a UTC time are left out."""
+    if since is None and until is None:
+        return rows
+    kept = []
+    for row in rows:
+        when = _utc_of(row)
+        if when is None or (since and when < since) or (until and when > until):
+            continue
+        kept.append(row)
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,27 +154,56 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
+    if args.version:
+        say(version_text())
+        return EXIT_OK
     if not args.evidence and not args.memory:
         parser.print_usage(sys.stderr)
-        print("triage: error: give at least one evidence path", file=sys.stderr)
+        say("triage: error: give at least one evidence path", err=True)
         return EXIT_USAGE
-    if args.hunt_date and not re.fullmatch(r"\d{8}", args.hunt_date):
-        print("triage: error: --hunt-date must be YYYYMMDD", file=sys.stderr)
+    try:
+        args.hunt_date = parse_hunt_date(args.hunt_date)
+        since = parse_time(args.since, "--since") if args.since else None
+        until = parse_time(args.until, "--until", end_of_day=True) if args.until else None
+        if since and until and since > until:
+            raise UsageError(f"--since {args.since} is after --until {args.until}")
+        check_input_paths(args)
+    except UsageError as exc:
+        say(f"triage: error: {exc}", err=True)
         return EXIT_USAGE
-    return _triage(args, argv)
+    if (since or until) and not args.quiet:
+        say(f"triage: timeline limited to {since.isoformat() if since else 'the start'} .. "
+            f"{until.isoformat() if until else 'the end'} (UTC)", err=True)
+    from triage.export.casefolder import CaseFolderError, check_output
+    from triage.runscope import Interrupted, run_scope
+
+    try:
+        if args.output:
+            inputs = [*args.evidence, *args.memory, *args.sigma, *args.ioc, *([args.symbols] if args.symbols else [])]
+            check_output(args.output, inputs, force=args.force)
+        with run_scope():
+            return _triage(args, argv, since, until)
+    except CaseFolderError as exc:
+        say(f"triage: error: {exc}", err=True)
+        return EXIT_USAGE
+    except Interrupted as exc:
+        done = f"; the case folder {args.written} was already complete" if getattr(args, "written", None) else ""
+        say(f"triage: interrupted by {exc.name}: partial work and temporary files removed{done}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were in place: nothing was written yet
+        say("triage: interrupted by SIGINT: nothing was written", err=True)
+        return 130
 
 
-def _triage(args, argv: list[str]) -> int:
+def _triage(args, argv: list[str], since: datetime | None, until: datetime | None) -> int:
     from triage.collect import Context
-    from triage.correlate import filter_timeline
-    from triage.run import run
-
     from triage.intel import IocError, load_iocs
+    from triage.run import run
 
     try:
         iocs = load_iocs(args.ioc)
     except IocError as exc:
-        print(f"triage: error: {exc}", file=sys.stderr)
+        say(f"triage: error: {exc}", err=True)
         return EXIT_USAGE
     ctx = Context(quiet=args.quiet, options={"symbols": args.symbols, "sigma": args.sigma, "iocs": iocs})
     if args.ioc:
@@ -83,15 +212,20 @@ def _triage(args, argv: list[str]) -> int:
             ctx.progress(f"ioc: skipped {line}")
     case = run(args.evidence, ctx, memory_paths=args.memory, hunt_date=args.hunt_date)
     if case.opened == 0:
-        print("triage: error: no evidence could be opened", file=sys.stderr)
+        say("triage: error: no evidence could be opened", err=True)
         return EXIT_USAGE
-    case.timeline = filter_timeline(case.timeline, since=args.since, until=args.until)
+    case.timeline = filter_rows(case.timeline, since, until)
     if args.output:
         from triage.export import write_case
+        from triage.export.manifest import MANIFEST_NAME
 
-        write_case(case, args.output, ctx, argv=["triage", *argv], examiner=args.examiner, case_id=args.case_id)
+        written = args.written = write_case(case, args.output, ctx, argv=["triage", *argv], examiner=args.examiner,
+                                            case_id=args.case_id, force=args.force)
+        digest = (written / "manifest.sha256").read_text(encoding="ascii").split()[0]
+        say(f"triage: case folder {written}: {MANIFEST_NAME} SHA-256 {digest} (note it: "
+            f"'triage verify {written} --manifest-sha256 {digest}' catches any later edit)", err=True)
     if args.task:
-        return _show_task(case, args.task, ctx)
+        return _show_task(case, args.task, ctx, since, until)
     _print_summary(case, ctx)
     return EXIT_GAPS if ctx.gaps else EXIT_OK
 
@@ -127,34 +261,34 @@ def _triggers_text(entity) -> str:
 
 
 def _clip(text: str, width: int) -> str:
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    text = escape_controls(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _print_summary(case, ctx) -> None:
-    rows = [[_clip(e.task, 60), e.host or "", ",".join(e.sources), _actions_text(e), _triggers_text(e), e.status or ""]
+    rows = [[_clip(e.task, 60), escape_controls(e.host or ""), ",".join(e.sources), _actions_text(e), _triggers_text(e), e.status or ""]
             for e in case.entities]
-    print(f"Scheduled tasks and jobs: {len(case.entities)}")
-    print(tabulate(rows, headers=["Task", "Host", "Sources", "Actions", "Triggers", "Status"], tablefmt="simple"))
-    print()
-    print(f"Findings: {len(case.findings)}")
+    say(f"Scheduled tasks and jobs: {len(case.entities)}")
+    say(tabulate(rows, headers=["Task", "Host", "Sources", "Actions", "Triggers", "Status"], tablefmt="simple"))
+    say()
+    say(f"Findings: {len(case.findings)}")
     if case.findings:
         rows = [[f.hunt_id, f.risk_level, f.confidence, f.technique, _clip(f.task, 50), _clip(f.title, 70)] for f in case.findings]
-        print(tabulate(rows, headers=["Hunt ID", "Risk", "Confidence", "Technique", "Task", "Finding"], tablefmt="simple"))
+        say(tabulate(rows, headers=["Hunt ID", "Risk", "Confidence", "Technique", "Task", "Finding"], tablefmt="simple"))
     if ctx.gaps:
-        print()
-        print(f"Gaps (not read): {len(ctx.gaps)}")
+        say()
+        say(f"Gaps (not read): {len(ctx.gaps)}")
         for gap in ctx.gaps:
-            print(f"  - {_clip(gap.line(), 200)}")
-    print()
-    print(tabulate(_summary_rows(case, ctx), headers=["Summary", ""], tablefmt="simple"))
+            say(f"  - {_clip(gap.line(), 200)}")
+    say()
+    say(tabulate(_summary_rows(case, ctx), headers=["Summary", ""], tablefmt="simple"))
 
 
 def _summary_rows(case, ctx) -> list[list[str]]:
     risks = {level: sum(f.risk_level == level for f in case.findings) for level in ("Critical", "High", "Medium", "Low")}
     hosts = sorted({h.hostname for h in case.hosts if h.hostname})
     systems = sorted({h.os for h in case.hosts if h.os})
-    return [
+    return [[name, escape_controls(value)] for name, value in [
         ["Evidence", ", ".join(f"{e.path} ({e.kind})" for e in case.evidence)],
         ["Host", ", ".join(hosts) or "unknown"],
         ["OS", ", ".join(systems) or "unknown"],
@@ -162,29 +296,50 @@ def _summary_rows(case, ctx) -> list[list[str]]:
         ["Timeline rows", str(len(case.timeline))],
         ["Findings", f"{len(case.findings)} (" + ", ".join(f"{n} {level}" for level, n in risks.items()) + ")"],
         ["Gaps", str(len(ctx.gaps))],
-    ]
+    ]]
 
 
-def _show_task(case, wanted: str, ctx) -> int:
+def find_task(entities: list, wanted: str) -> tuple[object | None, list[str]]:
+    """The entity ``--task`` names (full path, or a leaf name that is unique), else close names to suggest."""
     from triage.taskpath import normalise_task_path
 
-    key = normalise_task_path(wanted) if wanted.startswith("\\") or "/" not in wanted else wanted
-    entity = next((e for e in case.entities if e.key in (key, wanted)), None)
+    if "\\" in wanted or "/" in wanted:  # a path: exactly that task
+        key = normalise_task_path(wanted) if wanted.startswith("\\") or "/" not in wanted else wanted
+        entity = next((e for e in entities if e.key in (key, wanted)), None)
+        if entity is not None:
+            return entity, []
+    leaf = wanted.replace("/", "\\").rsplit("\\", 1)[-1].lower()
+    same_leaf = [e for e in entities if e.task.replace("/", "\\").rsplit("\\", 1)[-1].lower() == leaf]
+    if len(same_leaf) == 1:
+        return same_leaf[0], []
+    if same_leaf:
+        return None, sorted(e.task for e in same_leaf)
+    names = {e.task.lower(): e.task for e in entities}
+    leaves = {e.task.replace("/", "\\").rsplit("\\", 1)[-1].lower(): e.task for e in entities}
+    close = difflib.get_close_matches(wanted.lower(), list(names), n=5, cutoff=0.6)
+    close += [leaves[c] for c in difflib.get_close_matches(leaf, list(leaves), n=5, cutoff=0.6)]
+    return None, sorted({names.get(c, c) for c in close})
+
+
+def _show_task(case, wanted: str, ctx, since: datetime | None = None, until: datetime | None = None) -> int:
+    entity, suggestions = find_task(case.entities, wanted)
     if entity is None:
-        print(f"triage: error: no task {wanted!r} in the evidence", file=sys.stderr)
+        hint = f"; did you mean: {', '.join(suggestions)}" if suggestions else ""
+        say(f"triage: error: no task {wanted!r} in the evidence{hint}", err=True)
         return EXIT_USAGE
-    print(f"Task: {entity.task}")
-    print(f"Host: {entity.host or ''}")
-    print(f"Sources: {', '.join(entity.sources)}")
-    print(f"Status: {entity.status or ''}")
-    print(f"Actions: {_actions_text(entity)}")
-    print(f"Triggers: {_triggers_text(entity)}")
+    say(f"Task: {entity.task}")
+    say(f"Host: {entity.host or ''}")
+    say(f"Sources: {', '.join(entity.sources)}")
+    say(f"Status: {entity.status or ''}")
+    say(f"Actions: {_actions_text(entity)}")
+    say(f"Triggers: {_triggers_text(entity)}")
     for finding in (f for f in case.findings if f.task == entity.task):
-        print(f"Finding {finding.hunt_id}: [{finding.risk_level}/{finding.confidence}] {finding.title}")
-    print()
-    rows = [[r.utc or f"{r.as_written} (local, zone unknown)", _clip(r.what, 60), r.source, _clip(r.provenance.location, 70)]
-            for r in entity.timeline]
-    print(tabulate(rows, headers=["UTC", "What", "Source", "Where"], tablefmt="simple"))
+        say(f"Finding {finding.hunt_id}: [{finding.risk_level}/{finding.confidence}] {finding.title}")
+    say()
+    rows = [[_clip(r.utc or f"{r.as_written} (local, zone unknown)", 40), _clip(r.what, 60), _clip(r.source, 20),
+             _clip(r.provenance.location, 70)]
+            for r in filter_rows(entity.timeline, since, until)]
+    say(tabulate(rows, headers=["UTC", "What", "Source", "Where"], tablefmt="simple"))
     return EXIT_GAPS if ctx.gaps else EXIT_OK
 
 

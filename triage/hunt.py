@@ -34,9 +34,20 @@ import re
 import sys
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
 
 from distributed.diagnostics.plugin import WorkerPlugin
+
+from triage.cli import (
+    UsageError,
+    add_common_options,
+    check_input_paths,
+    filter_rows,
+    parse_hunt_date,
+    parse_time,
+)
+from triage.export.safe import escape_controls
 
 EXIT_OK, EXIT_GAPS, EXIT_USAGE = 0, 1, 2
 START_TOPIC = "triage-hunt-start"
@@ -58,8 +69,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="rare: on at most P%% of hosts ... (default 5)")
     parser.add_argument("--threshold-hosts", type=int, default=3, metavar="N",
                         help="... or at most N hosts, whichever is larger (default 3)")
-    parser.add_argument("--hunt-date", metavar="YYYYMMDD", help="date used in Hunt IDs (default: today, UTC)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--since", metavar="TIME", help="each case's timeline rows at or after this time (ISO 8601; UTC when no offset)")
+    parser.add_argument("--until", metavar="TIME", help="each case's timeline rows at or before this time (ISO 8601; UTC when no offset)")
+    add_common_options(parser)  # --memory (each image an item of its own), --symbols, --sigma, --ioc, --examiner, --case, ...
+    parser.epilog = ("exit codes:\n  0    every item triaged and fully read\n  1    some items failed or have gaps\n"
+                     "  2    bad usage, a hunt folder that cannot be written or is refused, or no item triaged\n"
+                     "  130  interrupted (SIGINT), 143 terminated (SIGTERM): partial work and temporary files removed")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
@@ -101,21 +117,31 @@ def case_folder_name(path: str) -> str:
 def triage_item(path: str, case_dir: str, hunt_date: str, options: dict) -> dict:
     """One evidence item, triaged in a Dask worker exactly as ``triage PATH -o CASE_DIR`` would.
 
-    Returns a small picklable summary; warnings the run prints go into ``gaps`` instead of the
-    worker's stderr."""
+    ``options``: symbols, sigma, iocs, examiner, case_id, since, until (UTC datetimes), memory (the
+    item is a memory image). Returns a small picklable summary; warnings the run prints go into
+    ``gaps`` instead of the worker's stderr. Temporary files live in one folder removed at the end."""
     _report_start(path)
     from triage.collect import Context
     from triage.export import write_case
+    from triage.export.casefolder import CaseFolderError
     from triage.run import run
+    from triage.runscope import run_scope
     from triage.stacking import stack_keys
 
-    with contextlib.redirect_stderr(io.StringIO()):
-        ctx = Context(quiet=True, options=options)
-        case = run([path], ctx, hunt_date=hunt_date)
-        hashes = _binary_hashes(path, case, ctx) if case.opened else {}
+    with contextlib.redirect_stderr(io.StringIO()), run_scope("triage-item", signals=False):
+        ctx = Context(quiet=True, options={k: options.get(k) for k in ("symbols", "sigma", "iocs")})
+        memory = bool(options.get("memory"))
+        case = run([] if memory else [path], ctx, memory_paths=[path] if memory else [], hunt_date=hunt_date)
+        case.timeline = filter_rows(case.timeline, options.get("since"), options.get("until"))
+        hashes = _binary_hashes(path, case, ctx) if case.opened and not memory else {}
         written = None
         if case.opened:
-            written = write_case(case, case_dir, ctx, argv=["triage", path, "-o", case_dir, "--hunt-date", hunt_date])
+            argv = ["triage", *(["--memory"] if memory else []), path, "-o", case_dir, "--hunt-date", hunt_date]
+            try:
+                written = write_case(case, case_dir, ctx, argv=argv, examiner=options.get("examiner"),
+                                     case_id=options.get("case_id"))
+            except CaseFolderError as exc:
+                ctx.gap(path, case_dir, f"case folder not written: {exc}")
     host = next((h.hostname for h in case.hosts if h.hostname), None)
     # A folder copied to the examiner's host has inode-change times of the copy, not of the machine.
     copied = {ref.path for ref in case.evidence if ref.kind == "dir"}
@@ -217,7 +243,8 @@ def _client(args):
     return Client(cluster), cluster
 
 
-def run_items(paths: list[str], cases_dir: Path, args) -> tuple[dict[str, dict], dict[str, str]]:
+def run_items(paths: list[str], cases_dir: Path, args, options: dict | None = None,
+              memory_paths: frozenset[str] = frozenset()) -> tuple[dict[str, dict], dict[str, str]]:
     """Submit every item, wait with per-item timeouts; returns (summaries, failures) keyed by path."""
     from distributed import wait
 
@@ -230,7 +257,7 @@ def run_items(paths: list[str], cases_dir: Path, args) -> tuple[dict[str, dict],
         with lock:
             started[keys_by_path[message["path"]]] = (time.monotonic(), message["worker"])
 
-    options = {"symbols": None, "sigma": []}
+    options = dict(options or {"symbols": None, "sigma": []})
     hunt_date = args.hunt_date
     keys_by_path = {path: f"triage-item-{case_folder_name(path)}" for path in paths}
     summaries: dict[str, dict] = {}
@@ -239,7 +266,8 @@ def run_items(paths: list[str], cases_dir: Path, args) -> tuple[dict[str, dict],
     try:
         client.subscribe_topic(START_TOPIC, on_start)
         client.register_plugin(WarmUp())
-        futures = {client.submit(triage_item, path, str(cases_dir / case_folder_name(path)), hunt_date, options,
+        futures = {client.submit(triage_item, path, str(cases_dir / case_folder_name(path)), hunt_date,
+                                 dict(options, memory=path in memory_paths),
                                  key=keys_by_path[path], retries=1, pure=False): path for path in paths}
         pending = set(futures)
         while pending:
@@ -267,7 +295,8 @@ def run_items(paths: list[str], cases_dir: Path, args) -> tuple[dict[str, dict],
                 pending.discard(future)
                 failures[futures[future]] = f"timed out after {args.timeout:g} s (worker restarted)"
                 if not args.quiet:
-                    print(f"triage hunt: timed out: {futures[future]} on worker {worker}", file=sys.stderr, flush=True)
+                    print(escape_controls(f"triage hunt: timed out: {futures[future]} on worker {worker}"),
+                          file=sys.stderr, flush=True)
                 with contextlib.suppress(Exception):  # a worker without a nanny cannot be restarted
                     client.restart_workers([worker], raise_for_error=False)
             with lock:
@@ -280,48 +309,159 @@ def run_items(paths: list[str], cases_dir: Path, args) -> tuple[dict[str, dict],
     return summaries, failures
 
 
+def _say(line: str) -> None:
+    print(escape_controls(line), file=sys.stderr, flush=True)
+
+
+def check_scheduler(address: str) -> None:
+    """A well-formed ``tcp://HOST:PORT`` (or tls://, ws://, wss://) that answers, checked before any work."""
+    import socket
+
+    match = re.fullmatch(r"(tcp|tls|ws|wss)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})", address)
+    if not match or not 0 < int(match.group(3)) < 65536:
+        raise UsageError(f"--scheduler {address!r} is not an address like tcp://HOST:PORT")
+    host = match.group(2).strip("[]")
+    try:
+        socket.create_connection((host, int(match.group(3))), timeout=10).close()
+    except OSError as exc:
+        raise UsageError(f"--scheduler {address}: no Dask scheduler answers there ({exc.strerror or exc})") from None
+
+
 def hunt_main(argv: list[str]) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
-    if args.hunt_date and not re.fullmatch(r"\d{8}", args.hunt_date):
-        print("triage hunt: error: --hunt-date must be YYYYMMDD", file=sys.stderr)
-        return EXIT_USAGE
-    if args.timeout <= 0 or args.threshold_hosts < 1 or not 0 <= args.threshold_percent <= 100:
-        print("triage hunt: error: --timeout must be > 0, --threshold-hosts >= 1, --threshold-percent 0-100",
-              file=sys.stderr)
+    from triage.export.casefolder import CaseFolderError, check_output
+    from triage.runscope import Interrupted, run_scope
+
+    try:
+        args.hunt_date = parse_hunt_date(args.hunt_date)
+        since = parse_time(args.since, "--since") if args.since else None
+        until = parse_time(args.until, "--until", end_of_day=True) if args.until else None
+        if since and until and since > until:
+            raise UsageError(f"--since {args.since} is after --until {args.until}")
+        if args.timeout <= 0 or args.threshold_hosts < 1 or not 0 <= args.threshold_percent <= 100:
+            raise UsageError("--timeout must be > 0, --threshold-hosts >= 1, --threshold-percent 0-100")
+        check_input_paths(args)
+        if args.scheduler:
+            check_scheduler(args.scheduler)
+        try:
+            paths = expand_evidence(args.evidence)
+        except OSError as exc:
+            raise UsageError(f"cannot read evidence list: {exc.strerror or exc}") from None
+        memory_paths = [os.path.abspath(m) for m in args.memory]
+        paths = sorted(set(paths) | set(memory_paths))
+        if not paths:
+            raise UsageError("no evidence matched")
+        from triage.intel import IocError, load_iocs
+
+        try:
+            iocs = load_iocs(args.ioc)
+        except IocError as exc:
+            raise UsageError(str(exc)) from None
+    except UsageError as exc:
+        _say(f"triage hunt: error: {exc}")
         return EXIT_USAGE
     if not args.hunt_date:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        args.hunt_date = datetime.now(timezone.utc).strftime("%Y%m%d")
+        args.hunt_date = datetime.now(UTC).strftime("%Y%m%d")
+    options = {"symbols": args.symbols, "sigma": args.sigma, "iocs": iocs, "examiner": args.examiner,
+               "case_id": args.case_id, "since": since, "until": until}
     try:
-        paths = expand_evidence(args.evidence)
+        out = check_output(args.output, [*paths, *args.sigma, *args.ioc, *([args.symbols] if args.symbols else [])],
+                           force=args.force)
+        with run_scope("triage-hunt"):
+            return _hunt(paths, frozenset(memory_paths), out, args, options, argv)
+    except CaseFolderError as exc:
+        _say(f"triage hunt: error: {exc}")
+        return EXIT_USAGE
+    except Interrupted as exc:
+        _say(f"triage hunt: interrupted by {exc.name}: partial work and temporary files removed")
+        return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were in place: nothing was written yet
+        _say("triage hunt: interrupted by SIGINT: nothing was written")
+        return 130
+
+
+def _hunt(paths: list[str], memory_paths: frozenset[str], out: Path, args, options: dict, argv: list[str]) -> int:
+    """Triage every item into a temporary sibling of the hunt folder, write the fleet outputs and the
+    hunt manifest there, and rename it into place."""
+    from triage.export.casefolder import CaseBuilder, CaseFolderError, remove_own_tree
+
+    try:
+        builder = CaseBuilder(out, force=args.force)
     except OSError as exc:
-        print(f"triage hunt: error: cannot read evidence list: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if not paths:
-        print("triage hunt: error: no evidence matched", file=sys.stderr)
-        return EXIT_USAGE
-    out = Path(args.output).resolve()
-    cases_dir = out / "cases"
-    cases_dir.mkdir(parents=True, exist_ok=True)
-    if not args.quiet:
-        engine = args.scheduler or f"local cluster, {args.workers or os.cpu_count()} worker processes"
-        print(f"triage hunt: {len(paths)} evidence items on {engine}", file=sys.stderr, flush=True)
-    summaries, failures = run_items(paths, cases_dir, args)
-    for path, problem in sorted(failures.items()):
-        print(f"triage hunt: failed: {path}: {problem}", file=sys.stderr)
-    if not summaries:
-        print("triage hunt: error: no evidence item could be triaged", file=sys.stderr)
-        return EXIT_USAGE
-    write_fleet(out, [summaries[p] for p in sorted(summaries)], failures, args)
-    if not args.quiet:
-        print(f"triage hunt: wrote {out}", file=sys.stderr)
+        raise CaseFolderError(f"cannot create the hunt folder beside {out}: {exc.strerror or exc}") from None
+    try:
+        cases_dir = builder.tmp / "cases"
+        cases_dir.mkdir()
+        if not args.quiet:
+            engine = args.scheduler or f"local cluster, {args.workers or os.cpu_count()} worker processes"
+            _say(f"triage hunt: {len(paths)} evidence items on {engine}")
+        summaries, failures = run_items(paths, cases_dir, args, options, memory_paths)
+        for leftover in cases_dir.glob(".*.triage-tmp-*"):  # a case half-written by a worker that was killed
+            remove_own_tree(leftover)
+        for path, problem in sorted(failures.items()):
+            _say(f"triage hunt: failed: {path}: {problem}")
+        if not summaries:
+            _say("triage hunt: error: no evidence item could be triaged")
+            builder.discard()
+            return EXIT_USAGE
+        write_fleet(builder.tmp, [summaries[p] for p in sorted(summaries)], failures, args)
+        digest = write_hunt_manifest(builder, [summaries[p] for p in sorted(summaries)], failures, args, argv)
+        builder.commit()
+    except OSError as exc:
+        builder.discard()
+        raise CaseFolderError(f"cannot write the hunt folder {out}: {exc.strerror or exc} "
+                              f"({exc.filename or out}); nothing was left behind") from None
+    except BaseException:
+        builder.discard()
+        raise
+    _say(f"triage hunt: wrote {out}: manifest.json SHA-256 {digest}")
     has_gaps = any(s["gaps"] for s in summaries.values())
     return EXIT_GAPS if failures or has_gaps else EXIT_OK
+
+
+def write_hunt_manifest(builder, summaries: list[dict], failures: dict[str, str], args, argv: list[str]) -> str:
+    """``manifest.json`` of the hunt folder: every file in it (each case's files included) with its
+    SHA-256, and each case's own manifest hash; ``manifest.sha256`` beside it. Returns the hash."""
+    from triage.export import manifest
+    from triage.export.casefolder import MANIFEST_HASH_NAME
+
+    root = builder.tmp
+    outputs = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            data = path.read_bytes()
+            outputs.append({"file": path.relative_to(root).as_posix(), "size": len(data),
+                            "sha256": hashlib.sha256(data).hexdigest()})
+    cases = []
+    for summary in summaries:
+        case_dir = Path(summary["case_dir"]) if summary["case_dir"] else None
+        noted = (case_dir / MANIFEST_HASH_NAME).read_text(encoding="ascii").split()[0] if case_dir else None
+        cases.append({"evidence": summary["evidence"], "host": summary["host"],
+                      "case_dir": case_dir.relative_to(root).as_posix() if case_dir else None,
+                      "manifest_sha256": noted})
+    record = {
+        "tool": {"name": "triage", "version": manifest.tool_version()},
+        "kind": "hunt",
+        "dependencies": manifest.dependency_versions(),
+        "command_line": ["triage", "hunt", *argv],
+        "examiner": args.examiner,
+        "case_id": args.case_id,
+        "hunt_date": args.hunt_date,
+        "cases": cases,
+        "failed": [{"evidence": path, "problem": problem} for path, problem in sorted(failures.items())],
+        "outputs": sorted(outputs, key=lambda o: o["file"]),
+    }
+    digest = builder.write(manifest.MANIFEST_NAME, manifest.manifest_text(record).encode("utf-8"))
+    builder.write(MANIFEST_HASH_NAME, manifest.manifest_hash_line(digest).encode("ascii"))
+    return digest
 
 
 # ---------------------------------------------------------------------------------------------

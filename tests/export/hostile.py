@@ -30,7 +30,7 @@ HOSTILE_XML = """<?xml version="1.0" encoding="UTF-16"?>
 # on Windows), a path-traversal name, an HTML tag and terminal escape sequences.
 HOSTILE_NAMES = ("=cmd|' /C calc'!A0", "..\\..\\escape", "<script>alert(4)</script", "ansi\x1b[2J\x07bell")
 OUTPUT_NAMES = {"tasks.jsonl", "timeline.jsonl", "timeline_undated.jsonl", "timeline.csv", "findings.json",
-                "findings.md", "report.html", "manifest.json", "attack-layer.json", "detections"}
+                "findings.md", "report.html", "manifest.json", "manifest.sha256", "attack-layer.json", "detections"}
 
 
 def build_hostile_target(root: Path) -> Path:

@@ -46,15 +46,15 @@ def image_case(request, tmp_path_factory):
 def test_image_case_folder_passes_verify(image_case, capsys):
     _, _, _, (out, _) = image_case
     assert {p.name for p in out.iterdir()} == OUTPUT_NAMES
-    files = [p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"]
+    files = [p for p in out.rglob("*") if p.is_file() and p.name not in ("manifest.json", "manifest.sha256")]
     assert verify_main([str(out)]) == 0
     assert f"{len(files)} output file(s), 1 evidence file(s) checked: all match" in capsys.readouterr().out
 
 
 def test_image_case_folder_is_byte_identical_twice(image_case):
     _, _, _, (one, two) = image_case
-    names = sorted(p.relative_to(one).as_posix() for p in one.rglob("*") if p.is_file() and p.name != "manifest.json")
-    assert names == sorted(p.relative_to(two).as_posix() for p in two.rglob("*") if p.is_file() and p.name != "manifest.json")
+    names = sorted(p.relative_to(one).as_posix() for p in one.rglob("*") if p.is_file() and p.name not in ("manifest.json", "manifest.sha256"))
+    assert names == sorted(p.relative_to(two).as_posix() for p in two.rglob("*") if p.is_file() and p.name not in ("manifest.json", "manifest.sha256"))
     for name in names:
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
     first, second = (json.loads((d / "manifest.json").read_text(encoding="utf-8")) for d in (one, two))

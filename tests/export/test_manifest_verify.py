@@ -6,9 +6,12 @@ import hashlib
 import json
 import shutil
 
+import pytest
+
 from triage.cli import main as triage_main
 from triage.collect import Context
 from triage.export import write_case
+from triage.export.casefolder import CaseFolderError
 from triage.export.manifest import DEPENDENCIES, verify_main
 
 
@@ -26,7 +29,7 @@ def test_manifest_records_tool_command_examiner_and_dependencies(case_run):
 def test_manifest_hashes_every_output_file(case_run):
     manifest = json.loads(case_run.text("manifest.json"))
     listed = {entry["file"]: entry for entry in manifest["outputs"]}
-    assert set(listed) == {p.relative_to(case_run.out).as_posix() for p in case_run.out.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(listed) == {p.relative_to(case_run.out).as_posix() for p in case_run.out.rglob("*") if p.is_file()} - {"manifest.json", "manifest.sha256"}
     for name, entry in listed.items():
         data = (case_run.out / name).read_bytes()
         assert entry["size"] == len(data)
@@ -63,7 +66,7 @@ def test_verify_through_the_cli_reports_one_changed_byte(case_copy, capsys):
     lines = capsys.readouterr().out.splitlines()
     changed = [line for line in lines if line.startswith(("CHANGED", "MISSING"))]
     assert len(changed) == 1 and changed[0].startswith("CHANGED output timeline.csv: SHA-256 was ")
-    assert lines[-2].endswith("1 changed or missing")
+    assert lines[-2].endswith("1 changed, missing or added")
 
 
 def test_verify_reports_a_deleted_output(case_copy, capsys):
@@ -79,6 +82,7 @@ def test_verify_reports_changed_and_removed_evidence(case_copy, case_run, tmp_pa
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["evidence"][0]["absolute_path"] = str(evidence)  # as if the examiner ran triage on this copy
     manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    (case_copy / "manifest.sha256").write_text(f"{hashlib.sha256(manifest_path.read_bytes()).hexdigest()}  manifest.json\n")
     assert verify_main([str(case_copy)]) == 0
     capsys.readouterr()
     game_over = evidence / "Windows" / "System32" / "Tasks" / "GameOver"
@@ -88,7 +92,8 @@ def test_verify_reports_changed_and_removed_evidence(case_copy, case_run, tmp_pa
     assert verify_main([str(case_copy)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert f"CHANGED evidence {game_over}: SHA-256 was {before}, now {hashlib.sha256(game_over.read_bytes()).hexdigest()}" in out
-    assert f"NOT PRESENT evidence {evidence}/Windows/System32/Tasks/MicrosoftEdgeUpdateTaskMachineUA: not checked" in out
+    assert (f"MISSING evidence {evidence}/Windows/System32/Tasks/MicrosoftEdgeUpdateTaskMachineUA: "
+            "no longer at its recorded path, not checked") in out
 
 
 def test_verify_refuses_output_names_that_leave_the_case_folder(case_copy, capsys):
@@ -112,7 +117,9 @@ def test_hostile_task_names_are_in_the_manifest_only_as_escaped_json(case_run):
 
 
 def test_case_folder_inside_a_directory_evidence_item_is_refused(case_run):
-    ctx = Context(quiet=True)
-    assert write_case(case_run.case, case_run.target / "case", ctx, argv=["triage"]) is None
-    assert not (case_run.target / "case").exists()
-    assert ctx.gaps[-1].problem == f"refusing to write the case folder into evidence item {case_run.target}: evidence is never written"
+    before = sorted(p.name for p in case_run.target.iterdir())
+    with pytest.raises(CaseFolderError) as refused:
+        write_case(case_run.case, case_run.target / "case", Context(quiet=True), argv=["triage"])
+    assert str(refused.value) == (f"the output folder {case_run.target}/case is inside the evidence folder {case_run.target}: "
+                                  "evidence is never written; choose another -o")
+    assert sorted(p.name for p in case_run.target.iterdir()) == before

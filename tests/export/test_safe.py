@@ -45,6 +45,7 @@ def test_html_escapes_markup_and_quotes():
 def test_markdown_markup_and_html_from_evidence_render_as_text():
     assert md_text("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
     assert md_text("[click](http://evil.example)") == "\\[click\\](http\\://evil.example)"
+    assert md_text("AT&T <b> www.evil.example bob@evil.example") == "AT\\&T &lt;b&gt; www\\.evil.example bob\\@evil.example"
     assert md_text("**bold** _it_ `code` a|b ~~s~~ $x$") == "\\*\\*bold\\*\\* \\_it\\_ \\`code\\` a\\|b \\~\\~s\\~\\~ \\$x\\$"
 
 

@@ -103,6 +103,8 @@ def _invisible(text: str) -> set[str]:
 def test_each_gap_is_one_stderr_line_with_the_newline_in_the_file_name_escaped(hostile_run):
     assert hostile_run["code"] == EXIT_GAPS
     lines = hostile_run["stderr"].splitlines()
+    case_line = lines.pop()  # the manifest's hash is printed even with -q
+    assert case_line.startswith(f"triage: case folder {hostile_run['case']}: manifest.json SHA-256 ")
     assert all(line.startswith("triage: warning: ") for line in lines)
     assert len(lines) == len(hostile_run["manifest"]["gaps"]) == 4
     prefix = f"triage: warning: {hostile_run['root']}: "
@@ -124,7 +126,8 @@ def test_terminal_table_shows_no_control_or_bidi_character(hostile_run):
     stdout = hostile_run["stdout"]
     assert not _invisible(stdout)
     shown = {line.split()[0] for line in stdout.splitlines() if line.startswith("\\")}
-    assert {"\\Line1?Line2", "\\Invoice?txt.exe", "\\T1053?005?powershell", "\\back\\slash", "\\..\\..\\Windows\\evil",
+    assert {r"\Line1\x0aLine2", r"\Invoice\u202etxt.exe", r"\T1053\u202e005\x00powershell", "\\back\\slash",
+            "\\..\\..\\Windows\\evil",
             "\\Hidden", "\\NulValue"} <= shown
 
 

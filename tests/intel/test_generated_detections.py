@@ -134,7 +134,7 @@ def test_rewriting_a_case_folder_leaves_no_rule_of_an_earlier_case(tmp_path):
     write_case(earlier, out, Context(quiet=True), argv=["triage"])
     assert "MaliciousTask" in (out / "detections/TH-HUNTIN-20240314-001_taskcache-registry.yml").read_text(encoding="utf-8")
     case, ctx = triage_run([VELOCIRAPTOR / "SecurityTasks.evtx"])
-    write_case(case, out, ctx, argv=["triage"])
+    write_case(case, out, ctx, argv=["triage"], force=True)  # --force: the earlier case is replaced whole
     index = json.loads((out / "detections/index.json").read_text(encoding="utf-8"))
     written = {p.relative_to(out / "detections").as_posix() for p in (out / "detections").rglob("*") if p.is_file()}
     expected = {"index.json"} | {r["rule"] for r in index["rules"]} | {

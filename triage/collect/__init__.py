@@ -62,5 +62,7 @@ class Context:
         return gap
 
     def progress(self, message: str) -> None:
-        if not self.quiet:
-            print(f"triage: {message}", file=sys.stderr)
+        if not self.quiet:  # progress names evidence files: escaped like every line triage prints
+            from triage.export.safe import escape_controls
+
+            print(f"triage: {escape_controls(message)}", file=sys.stderr)

@@ -458,21 +458,54 @@ def _parent_key(proc: TaskProcess, processes: list[TaskProcess]) -> tuple[int, s
 # ---------------------------------------------------------------------------------------------------
 
 class MissingKernelSymbols(Exception):
-    """The image's kernel was found but no symbol table (ISF) for its PDB is available."""
+    """The image's kernel was found but no usable symbol table (ISF) for its PDB: missing, or present
+    at the expected path but unreadable, not an ISF, or made for another kernel build."""
 
     def __init__(self, pdb_name: str | None, guid: str | None, age: int | None, symbol_dirs: list[str]):
         self.pdb_name, self.guid, self.age = pdb_name, guid, age
         if guid:
-            where = " or ".join(f"{d}/windows/{pdb_name}/{guid}-{age}.json.xz" for d in symbol_dirs) or \
-                f"DIR/windows/{pdb_name}/{guid}-{age}.json.xz"
-            message = (f"no symbols for the kernel {pdb_name} GUID {guid} age {age}: put its ISF at {where} "
-                       f"and pass --symbols DIR (build it where there is network with "
-                       f"`python -m volatility3.framework.symbols.windows.pdbconv -p {pdb_name} -g {guid}{age}`); "
-                       "memory analysis skipped")
+            paths = [Path(d) / "windows" / pdb_name / f"{guid}-{age}.json.xz" for d in symbol_dirs]
+            present = [p for p in paths if p.exists()]
+            kernel = f"the kernel {pdb_name} GUID {guid} age {age}"
+            if present:
+                message = (f"symbols for {kernel} are at {present[0]} but {_isf_problem(present[0], guid, age)}: "
+                           f"replace that file with the ISF built by `python -m volatility3.framework.symbols.windows.pdbconv "
+                           f"-p {pdb_name} -g {guid}{age}`; memory analysis skipped")
+            else:
+                where = " or ".join(map(str, paths)) or f"DIR/windows/{pdb_name}/{guid}-{age}.json.xz"
+                message = (f"no symbols for {kernel}: put its ISF at {where} "
+                           f"and pass --symbols DIR (build it where there is network with "
+                           f"`python -m volatility3.framework.symbols.windows.pdbconv -p {pdb_name} -g {guid}{age}`); "
+                           "memory analysis skipped")
         else:
             message = ("no Windows kernel found in the image (no DTB or ntkrnlmp/ntoskrnl PDB signature): "
                        "not a supported x64 Windows memory image; memory analysis skipped")
         super().__init__(message)
+
+
+MAX_ISF_BYTES = 512 * 1024 * 1024
+
+
+def _isf_problem(path: Path, guid: str, age: int) -> str:
+    """Why volatility could not use the ISF file that is where it belongs."""
+    import json
+    import lzma
+
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_ISF_BYTES + 1)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    try:
+        decompressor = lzma.LZMADecompressor()
+        text = decompressor.decompress(raw, max_length=MAX_ISF_BYTES)
+        isf = json.loads(text)
+        pdb = isf["metadata"]["windows"]["pdb"]
+    except (lzma.LZMAError, ValueError, KeyError, TypeError, EOFError) as exc:
+        return f"it is not a valid xz-compressed ISF JSON file ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
+    if str(pdb.get("GUID", "")).upper() != guid.upper() or pdb.get("age") != age:
+        return f"it was made for another kernel build (GUID {pdb.get('GUID')} age {pdb.get('age')})"
+    return "volatility could not use it (an ISF format version this volatility3 does not read?)"
 
 
 class VolatilitySession:
@@ -486,6 +519,14 @@ class VolatilitySession:
         self._saved: dict[str, Any] = {}
 
     def __enter__(self) -> "VolatilitySession":
+        try:
+            return self._open()
+        except BaseException:  # missing symbols, not a memory image, interrupted: settings back, cache gone
+            self.__exit__(None, None, None)
+            raise
+
+    def _open(self) -> VolatilitySession:
+        import volatility3.plugins
         import volatility3.schemas
         import volatility3.symbols
         from volatility3 import framework
@@ -499,6 +540,12 @@ class VolatilitySession:
         constants.CACHE_PATH = self._cache
         volatility3.schemas.cached_validation_filepath = str(Path(self._cache) / "valid_isf.hashcache")
         constants.OFFLINE = True
+        # volatility's "download" step opens <symbols>/windows/<pdb>/<guid>-<age>.json.xz for writing in
+        # the examiner's --symbols folder even offline, then deletes it: an ISF it could not use is lost
+        from volatility3.framework.symbols.windows import pdbutil
+
+        self._saved["download"] = pdbutil.PDBUtility.__dict__["download_pdb_isf"]
+        pdbutil.PDBUtility.download_pdb_isf = classmethod(lambda cls, *args, **kwargs: None)
         volatility3.symbols.__path__ = [str(Path(d).resolve()) for d in self.symbol_dirs] + list(constants.SYMBOL_BASEPATHS)
         from triage import volplugins
         from triage.volplugins import taskprocs
@@ -548,6 +595,10 @@ class VolatilitySession:
         constants.OFFLINE = self._saved.get("offline", constants.OFFLINE)
         if "symbols" in self._saved:
             volatility3.symbols.__path__ = self._saved["symbols"]
+        if "download" in self._saved:
+            from volatility3.framework.symbols.windows import pdbutil
+
+            pdbutil.PDBUtility.download_pdb_isf = self._saved["download"]
         shutil.rmtree(self._cache, ignore_errors=True)
 
 

@@ -14,6 +14,12 @@ from pathlib import Path
 
 from triage.collect import Context
 from triage.export import detections, html, jsonl, manifest, markdown, timeline_csv
+from triage.export.casefolder import (
+    MANIFEST_HASH_NAME,
+    CaseBuilder,
+    CaseFolderError,
+    check_output,
+)
 from triage.records import TimelineEvent
 
 OUTPUT_FILES = ("tasks.jsonl", "timeline.jsonl", "timeline_undated.jsonl", "timeline.csv", "findings.json",
@@ -44,18 +50,12 @@ def _counts(case, rows: list[TimelineEvent], undated: int, gaps: int) -> dict:
 
 
 def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | None = None,
-               case_id: str | None = None) -> Path | None:
-    """Write the case folder; returns its path, or None (with a gap line) when it cannot be written."""
-    out = Path(out_dir)
-    inside = _evidence_holding(out, case.evidence)
-    if inside is not None:
-        ctx.gap(str(out), str(out), f"refusing to write the case folder into evidence item {inside}: evidence is never written")
-        return None
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        ctx.gap(str(out), str(out), f"cannot create the case folder: {exc.strerror or exc}")
-        return None
+               case_id: str | None = None, force: bool = False) -> Path:
+    """Build the case folder in a temporary sibling and rename it into place; returns its path.
+
+    Raises :class:`CaseFolderError` (nothing left behind) when it cannot be written: a bad or
+    non-empty ``-o`` (``force`` replaces a previous triage case only), evidence inside it, disk full."""
+    out = check_output(out_dir, [ref.path for ref in case.evidence], force=force)
     evidence = manifest.describe_evidence(case.evidence, ctx)
     rows = sorted(case.timeline, key=_row_order)
     names = {entity.key: entity.task for entity in case.entities}
@@ -73,40 +73,32 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
         "report.html": lambda: html.report_html(case, gaps=ctx.gaps, evidence=evidence, counts=counts, rows=rows,
                                                 examiner=examiner, case_id=case_id, version=version),
     }
-    outputs = []
-    for name in OUTPUT_FILES:
-        ctx.progress(f"writing {name} ...")
-        data = renderers[name]().encode("utf-8", "backslashreplace")
-        if not _write(out / name, data, ctx):
-            return None
-        outputs.append({"file": name, "size": len(data), "sha256": manifest.sha256_of(out / name)})
-    extra = detections.write_detections(case, out, ctx)  # attack-layer.json and detections/ (Sigma + SIEM queries)
-    if extra is None:
-        return None
-    outputs += extra
-    ctx.progress(f"writing {manifest.MANIFEST_NAME} ...")
-    record = manifest.build_manifest(case, ctx, argv=argv, examiner=examiner, case_id=case_id, evidence=evidence,
-                                     outputs=outputs, counts=counts)
-    if not _write(out / manifest.MANIFEST_NAME, manifest.manifest_text(record).encode("utf-8"), ctx):
-        return None
-    ctx.progress(f"case folder {out}: manifest.json SHA-256 {manifest.sha256_of(out / manifest.MANIFEST_NAME)}")
-    return out
-
-
-def _evidence_holding(out: Path, evidence) -> str | None:
-    """The evidence item the output folder would be written into (or over), if any."""
-    target = out.resolve()
-    for ref in evidence:
-        item = Path(ref.path).resolve()
-        if target == item or (item.is_dir() and target.is_relative_to(item)):
-            return ref.path
-    return None
-
-
-def _write(path: Path, data: bytes, ctx: Context) -> bool:
     try:
-        path.write_bytes(data)
+        builder = CaseBuilder(out, force=force)
     except OSError as exc:
-        ctx.gap(str(path.parent), path.name, f"cannot write output file: {exc.strerror or exc}")
-        return False
-    return True
+        raise CaseFolderError(f"cannot create the case folder beside {out}: {exc.strerror or exc}") from None
+    try:
+        outputs = []
+        for name in OUTPUT_FILES:
+            ctx.progress(f"writing {name} ...")
+            data = renderers[name]().encode("utf-8", "backslashreplace")
+            outputs.append({"file": name, "size": len(data), "sha256": builder.write(name, data)})
+        ctx.progress(f"writing {detections.LAYER_NAME} and {detections.DETECTIONS}/ ...")
+        for name, text in detections.detection_files(case).items():  # attack-layer.json, detections/ (Sigma + SIEM)
+            data = text.encode("utf-8")
+            outputs.append({"file": name, "size": len(data), "sha256": builder.write(name, data)})
+        ctx.progress(f"writing {manifest.MANIFEST_NAME} ...")
+        record = manifest.build_manifest(case, ctx, argv=argv, examiner=examiner, case_id=case_id, evidence=evidence,
+                                         outputs=outputs, counts=counts)
+        digest = builder.write(manifest.MANIFEST_NAME, manifest.manifest_text(record).encode("utf-8"))
+        builder.write(MANIFEST_HASH_NAME, manifest.manifest_hash_line(digest).encode("ascii"))
+        builder.commit()
+    except OSError as exc:
+        builder.discard()
+        where = exc.filename or out
+        raise CaseFolderError(f"cannot write the case folder {out}: {exc.strerror or exc} ({where}); "
+                              "nothing was left behind") from None
+    except BaseException:  # interrupted (signal) or refused at commit: no partial case survives
+        builder.discard()
+        raise
+    return out

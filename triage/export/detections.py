@@ -21,14 +21,12 @@ backend made of it (a backend that cannot convert a rule says why there).
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from pathlib import Path, PureWindowsPath
+from pathlib import PureWindowsPath
 
 import yaml
 
 from triage import attack
-from triage.collect import Context
 from triage.export.safe import escape_controls, json_text
 from triage.records import Entity, Finding
 
@@ -283,29 +281,3 @@ def detection_files(case) -> dict[str, str]:
     files[f"{DETECTIONS}/index.json"] = json_text(index, indent=2) + "\n"
     files[LAYER_NAME] = json_text(attack.navigator_layer(case.findings), indent=2) + "\n"
     return dict(sorted(files.items()))
-
-
-def write_detections(case, out: Path, ctx: Context) -> list[dict] | None:
-    """Write ``attack-layer.json`` and ``detections/``; return their manifest entries (None on a write error)."""
-    ctx.progress(f"writing {LAYER_NAME} and {DETECTIONS}/ ...")
-    files = detection_files(case)
-    # a folder written before holds rules of other findings: they must not pass for this case's
-    for old in sorted((out / DETECTIONS).rglob("*")) if (out / DETECTIONS).is_dir() else []:
-        if old.is_file() and old.relative_to(out).as_posix() not in files:
-            try:
-                old.unlink()
-            except OSError as exc:
-                ctx.gap(str(out), old.relative_to(out).as_posix(), f"cannot remove an earlier detection file: {exc.strerror or exc}")
-                return None
-    entries = []
-    for name, text in files.items():
-        data = text.encode("utf-8")
-        path = out / name
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        except OSError as exc:
-            ctx.gap(str(out), name, f"cannot write output file: {exc.strerror or exc}")
-            return None
-        entries.append({"file": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-    return entries

@@ -6,8 +6,10 @@ file with size and SHA-256 (E01 segments and the files of a directory item one b
 images the MD5/SHA-1 the acquisition tool stored inside the image and whether the media data still
 hashes to them, every output file with SHA-256, and every gap (what could not be read).
 
-``triage verify DIR`` re-hashes every output file listed and every evidence file still present at
-its path, prints one line per changed or missing file, and exits 0 when everything matches.
+``triage verify DIR`` re-hashes every output file listed and every evidence file, prints one line
+per changed, missing or added file (evidence no longer at its path counts), checks the manifest
+against ``manifest.sha256`` and ``--manifest-sha256`` (the hash noted when the case was written),
+always prints the manifest's own SHA-256, and exits 0 only when everything matches.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
@@ -27,10 +30,10 @@ from dissect.cstruct import cstruct
 
 from triage.evidence import sha256_file
 from triage.collect import Context
+from triage.export.casefolder import MANIFEST_HASH_NAME, MANIFEST_NAME
 from triage.export.safe import escape_controls, json_text
 from triage.records import EvidenceRef, to_dict
 
-MANIFEST_NAME = "manifest.json"
 _CHUNK = 4 << 20
 EXIT_MATCH, EXIT_CHANGED, EXIT_USAGE = 0, 1, 2
 
@@ -270,6 +273,11 @@ def manifest_text(manifest: dict[str, Any]) -> str:
     return json_text(manifest, indent=2) + "\n"
 
 
+def manifest_hash_line(digest: str) -> str:
+    """``manifest.sha256``: the manifest's own hash in ``sha256sum`` format (``sha256sum -c`` checks it)."""
+    return f"{digest}  {MANIFEST_NAME}\n"
+
+
 # --- triage verify -------------------------------------------------------------------------------
 
 def _plain_name(name: Any) -> bool:
@@ -305,29 +313,63 @@ def _evidence_files(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     return unique
 
 
+def _case_entries(case_dir: Path) -> tuple[list[str], list[str]]:
+    """(regular files, other entries: links, special files, empty folders) in the case folder; links not followed."""
+    files, others = [], []
+    for dirpath, dirnames, filenames in os.walk(case_dir, followlinks=False):
+        dirnames.sort()
+        if not dirnames and not filenames and Path(dirpath) != case_dir:
+            others.append(Path(dirpath).relative_to(case_dir).as_posix() + "/")
+        for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            path = Path(dirpath) / name
+            rel = path.relative_to(case_dir).as_posix()
+            (files if not path.is_symlink() and path.is_file() else others).append(rel)
+    return files, others
+
+
 def verify_main(argv: list[str]) -> int:
-    """``triage verify DIR``: 0 all hashes match, 1 something changed or is missing, 2 bad usage."""
-    parser = argparse.ArgumentParser(prog="triage verify",
-                                     description="Re-check a case folder: output files and evidence against manifest.json.")
+    """``triage verify DIR``: 0 all hashes match, 1 something changed, missing or added, 2 bad usage."""
+    parser = argparse.ArgumentParser(
+        prog="triage verify", description="Re-check a case folder: output files and evidence against manifest.json.",
+        epilog="exit codes:\n  0  everything matches\n  1  a file changed, is missing or was added, evidence is gone, "
+               "or the manifest does not match its noted hash\n  2  bad usage or no readable manifest",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("case_dir", help="the case folder written with -o")
+    parser.add_argument("--manifest-sha256", metavar="HEX",
+                        help="the manifest's SHA-256 noted when the case was written: catches an edited manifest")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only problems, the verdict and the manifest hash")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_MATCH
+    noted = (args.manifest_sha256 or "").strip().lower()
+    if args.manifest_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", noted):
+        print("triage verify: error: --manifest-sha256 must be 64 hex digits", file=sys.stderr)
+        return EXIT_USAGE
     case_dir = Path(args.case_dir)
+    manifest_path = case_dir / MANIFEST_NAME
     try:
-        manifest = json.loads((case_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+        raw = manifest_path.read_bytes()
+        manifest = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError) as exc:
-        print(f"triage verify: error: cannot read {escape_controls(case_dir / MANIFEST_NAME)}: "
+        print(f"triage verify: error: cannot read {escape_controls(manifest_path)}: "
               f"{escape_controls(getattr(exc, 'strerror', None) or exc)}", file=sys.stderr)
         return EXIT_USAGE
+    manifest_sha256 = hashlib.sha256(raw).hexdigest()
     outputs = manifest.get("outputs") if isinstance(manifest, dict) else None
     if not isinstance(outputs, list):
-        print(f"triage verify: error: {escape_controls(case_dir / MANIFEST_NAME)} is not a triage manifest (no outputs list)",
+        print(f"triage verify: error: {escape_controls(manifest_path)} is not a triage manifest (no outputs list)",
               file=sys.stderr)
         return EXIT_USAGE
 
     problems = 0
+    if noted and noted != manifest_sha256:
+        print(f"CHANGED {MANIFEST_NAME}: SHA-256 is {manifest_sha256}, the noted hash is {noted}")
+        problems += 1
+    noted_beside = _hash_file_digest(case_dir / MANIFEST_HASH_NAME)
+    if noted_beside is not None and noted_beside != manifest_sha256:
+        print(f"CHANGED {MANIFEST_NAME}: SHA-256 is {manifest_sha256}, {MANIFEST_HASH_NAME} says {escape_controls(noted_beside)}")
+        problems += 1
     listed = set()
     for entry in outputs:
         name = entry.get("file") if isinstance(entry, dict) else None
@@ -337,7 +379,7 @@ def verify_main(argv: list[str]) -> int:
             continue
         listed.add(name)
         path = case_dir / name
-        if not path.is_file():
+        if path.is_symlink() or not path.is_file():
             print(f"MISSING output {escape_controls(name)}")
             problems += 1
             continue
@@ -346,12 +388,12 @@ def verify_main(argv: list[str]) -> int:
             print(f"CHANGED output {escape_controls(name)}: SHA-256 was {escape_controls(entry.get('sha256'))}, now {now}")
             problems += 1
 
-    checked = absent = 0
+    checked = 0
     for path_text, digest in _evidence_files(manifest):
         path = Path(path_text)
-        if not path.is_file():
-            print(f"NOT PRESENT evidence {escape_controls(path_text)}: not checked")
-            absent += 1
+        if path.is_symlink() or not path.is_file():
+            print(f"MISSING evidence {escape_controls(path_text)}: no longer at its recorded path, not checked")
+            problems += 1
             continue
         checked += 1
         now = sha256_of(path)
@@ -359,12 +401,23 @@ def verify_main(argv: list[str]) -> int:
             print(f"CHANGED evidence {escape_controls(path_text)}: SHA-256 was {escape_controls(digest)}, now {now}")
             problems += 1
 
-    present = sorted(p.relative_to(case_dir).as_posix() for p in case_dir.rglob("*") if p.is_file())
-    for extra in (name for name in present if name != MANIFEST_NAME and name not in listed):
-        print(f"NOT IN MANIFEST {escape_controls(extra)}: not part of the case folder as written, not checked")
+    files, others = _case_entries(case_dir)
+    for extra in [f for f in files if f not in listed and f not in (MANIFEST_NAME, MANIFEST_HASH_NAME)] + others:
+        print(f"ADDED {escape_controls(extra)}: not part of the case folder as written")
+        problems += 1
 
-    verdict = "all match" if problems == 0 else f"{problems} changed or missing"
-    print(f"triage verify: {len(listed)} output file(s), {checked} evidence file(s) checked"
-          f"{f', {absent} not present' if absent else ''}: {verdict}")
-    print(f"triage verify: manifest.json SHA-256 {sha256_of(case_dir / MANIFEST_NAME)}")
+    verdict = "all match" if problems == 0 else f"{problems} changed, missing or added"
+    if problems or not args.quiet:
+        print(f"triage verify: {len(listed)} output file(s), {checked} evidence file(s) checked: {verdict}")
+    print(f"triage verify: {MANIFEST_NAME} SHA-256 {manifest_sha256}"
+          f"{' (matches the noted hash)' if noted and noted == manifest_sha256 else ''}")
     return EXIT_MATCH if problems == 0 else EXIT_CHANGED
+
+
+def _hash_file_digest(path: Path) -> str | None:
+    """The hash ``manifest.sha256`` records, or None when there is no such file."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return (text.split() or [""])[0].lower()

@@ -95,25 +95,28 @@ def html_text(value: Any) -> str:
 
 
 def md_text(value: Any) -> str:
-    """Markdown-inert text: markup characters backslash-escaped, ``& < >`` as entities, controls escaped.
+    """Markdown-inert text: markup characters backslash-escaped, controls escaped, no link from evidence.
 
-    A backslash is doubled only where the renderer would otherwise read it as an escape (before
-    ASCII punctuation), so task paths like ``\\Microsoft\\Windows`` stay readable in the raw file.
+    ``&`` is backslash-escaped (``\\&``), not written ``&amp;``, so the raw file reads as the value
+    did; ``< >`` become ``&lt; &gt;`` so no raw HTML or ``<autolink>`` is in the file. Links are
+    broken both ways GFM makes them: ``:`` before ``//`` (URLs), and the extended autolinks: the
+    ``.`` after ``www`` and every ``@`` (e-mail addresses). A backslash is
+    doubled only where the renderer would otherwise read it as an escape (before ASCII
+    punctuation), so task paths like ``\\Microsoft\\Windows`` stay readable in the raw file.
     """
     text = escape_controls(value)
     out = []
     for index, ch in enumerate(text):
-        if ch == "&":
-            out.append("&amp;")
-        elif ch == "<":
-            out.append("&lt;")
+        if ch == "<":
+            out.append("&lt;")  # an entity, not an escape: no raw "<" (HTML, <autolink>) in the file at all
         elif ch == ">":
             out.append("&gt;")
         elif ch == "\\":
             following = text[index + 1] if index + 1 < len(text) else ""
             out.append("\\\\" if following in _MD_PUNCTUATION or following == "" else "\\")
-        elif ch in _MD_SPECIAL or (ch == ":" and text.startswith("//", index + 1)):
-            out.append("\\" + ch)  # ":" before "//": no auto-linked URL from evidence
+        elif (ch in _MD_SPECIAL or ch in "&@" or (ch == ":" and text.startswith("//", index + 1))
+              or (ch == "." and text[max(0, index - 3):index].lower() == "www")):
+            out.append("\\" + ch)
         else:
             out.append(ch)
     return "".join(out)

@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from triage.hunt import case_folder_name, expand_evidence, hunt_main
 
 HUNT_DATE = "20240314"
 HOSTS = 50
-TIMEOUT = "5"
+TIMEOUT = "10"  # a host item takes about a second; the stuck one always runs out
 OUTPUTS = ("stacks.csv", "stacks.jsonl", "fleet_findings.json", "fleet_report.html")
 
 
@@ -82,9 +81,8 @@ def _hunt(fleet: dict, out: Path, *extra: str) -> int:
 @pytest.fixture(scope="module")
 def external_run(fleet, scheduler, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("hunt-external")
-    started = time.monotonic()
     code = _hunt(fleet, out, "--scheduler", scheduler)
-    return {"out": out, "code": code, "seconds": time.monotonic() - started}
+    return {"out": out, "code": code}
 
 
 @pytest.fixture(scope="module")

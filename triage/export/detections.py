@@ -273,7 +273,7 @@ def backend_versions() -> dict[str, str]:
 
 def detection_files(case) -> dict[str, str]:
     """Relative path → text of every file under ``detections/``, plus the ATT&CK layer. Pure and sorted."""
-    by_task = {}
+    by_task: dict[str, Entity] = {}
     for entity in case.entities:
         by_task.setdefault(entity.task, entity)
     files: dict[str, str] = {}

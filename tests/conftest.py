@@ -20,6 +20,30 @@ CORPUS_MISSING = (f"needs the shared sample corpus ../shared/corpus next to the 
 COMMITTED_WINDOWS_E01: Path = COMMITTED_E01
 
 
+def _caused_by_missing_corpus(error: BaseException | None) -> bool:
+    """The error, or one it arose from, is a corpus file not found (the builder copies corpus files too)."""
+    corpus = str(CORPUS.resolve())
+    while error is not None:
+        if isinstance(error, OSError) and error.filename and str(Path(error.filename).resolve()).startswith(corpus):
+            return True
+        if corpus in str(error) or "shared/corpus" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Without the corpus, a test (or fixture) that fails only because a corpus file is missing is reported
+    as skipped with the one reason, like the tests that ask for the ``corpus`` fixture; any other failure stays."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.excinfo is not None and not CORPUS.is_dir() \
+            and _caused_by_missing_corpus(call.excinfo.value):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {CORPUS_MISSING}")
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     """The corpus folder; the test is skipped, saying where the corpus belongs, when it is absent."""

@@ -13,9 +13,11 @@ from test_images.build import image_tasks
 from triage.cli import main
 from triage.collect import Context
 from triage.run import run
+from tests.conftest import CORPUS
+
+pytestmark = pytest.mark.usefixtures("corpus")  # real samples from ../shared/corpus
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / ".." / "shared" / "corpus"
 TASKSCHEDULER_EVTX = CORPUS / "Velocidex__velociraptor/artifacts/testdata/files/TaskScheduler.evtx"
 DISK_SOURCES = ("task_xml", "job", "gpp")
 

@@ -4,7 +4,6 @@ stealth case, nothing on stock tasks, stable Hunt IDs, one task's whole story.""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -149,12 +148,11 @@ def test_since_until_filter_the_timeline(committed_windows_e01, tmp_path):
     assert rows and all("2024-03-01" <= r["datetime"][:10] <= "2024-03-14" for r in rows)
 
 
-def test_real_windows10_task_folder_raises_only_the_apt_simulator_task(tmp_path):
+def test_real_windows10_task_folder_raises_only_the_apt_simulator_task(corpus, tmp_path):
     """The 202 real task files of a Windows 10 machine (DFIRArtifactMuseum APTSimulatorVM): only the
     APT simulator's GameOver (mimikatz) is Medium or higher; the stock tasks raise nothing."""
     import shutil
 
-    corpus = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"
     tasks = corpus / "AndrewRathbun__DFIRArtifactMuseum/Windows/ScheduledTasks/Win10/APTSimulatorVM"
     shutil.copytree(tasks, tmp_path / "Windows" / "System32" / "Tasks")
     case = run([str(tmp_path)], Context(quiet=True), hunt_date=HUNT_DATE)
@@ -164,11 +162,10 @@ def test_real_windows10_task_folder_raises_only_the_apt_simulator_task(tmp_path)
     assert "credential_dumping" in {r["rule"] for r in case.findings[0].details["reasons"]}
 
 
-def test_sigma_folder_rules_are_counted_in_the_manifest(committed_windows_e01, tmp_path):
+def test_sigma_folder_rules_are_counted_in_the_manifest(corpus, committed_windows_e01, tmp_path):
     """--sigma with the 127 task-related SigmaHQ rules: 104 load, 23 are listed as unsupported with a
     reason (non-Windows log sources and file_access); the 104 are the ones triage ships, so with triage's
     own 12 rules 116 run, each once."""
-    corpus = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"
     rules = corpus / "SigmaHQ__sigma/rules-task-related"
     main([str(committed_windows_e01), "-o", str(tmp_path), "--hunt-date", HUNT_DATE, "-q", "--sigma", str(rules)])
     sigma = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))["sigma"]

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench import bench_linux, bench_scale, bench_windows
+
+pytestmark = pytest.mark.bench_smoke  # the fast suite: pytest -m "not bench_smoke"
 
 # The three task files triage reads and dissect's tasks plugin does not: a dotted name (dissect only
 # takes files without a suffix), a truncated XML and one with a DTD (dissect skips both as invalid).

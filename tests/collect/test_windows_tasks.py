@@ -20,9 +20,11 @@ from triage.collect import Context, Source
 from triage.collect.filefacts import read_file
 from triage.collect.windows_tasks import collect
 from triage.records import EvidenceRef, TaskDefinition, TaskEvent, to_dict
+from tests.conftest import CORPUS
+
+pytestmark = pytest.mark.usefixtures("corpus")  # real samples from ../shared/corpus
 
 PROJECT = Path(__file__).resolve().parents[2]
-CORPUS = PROJECT / ".." / "shared" / "corpus"
 GAME_OVER = CORPUS / "AndrewRathbun__DFIRArtifactMuseum" / "Windows" / "ScheduledTasks" / "Win10" / "APTSimulatorVM" / "GameOver"
 BERLIN = ZoneInfo("Europe/Berlin")
 NS = 'xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task"'

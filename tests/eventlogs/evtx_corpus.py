@@ -7,8 +7,8 @@ from pathlib import Path
 
 from triage.evtx_reader import EvtxReader
 from triage.parsers.evtx_task import task_event
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
 VELO = CORPUS / "Velocidex__velociraptor" / "artifacts" / "testdata" / "files"
 ATTACK = CORPUS / "sbousseaden__EVTX-ATTACK-SAMPLES"
 SIGMA = CORPUS / "SigmaHQ__sigma"

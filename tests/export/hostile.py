@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
 WIN10_TASKS = CORPUS / "AndrewRathbun__DFIRArtifactMuseum" / "Windows" / "ScheduledTasks" / "Win10" / "APTSimulatorVM"
 HUNT_DATE = "20260101"
 

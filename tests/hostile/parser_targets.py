@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 from triage.parsers import anacrontab, atjob, cronlog, crontab, evtx_task, gpp, job, schedlgu, security_descriptor
 from triage.parsers import systemd_unit, task_cmdline, task_xml, taskcache
 from triage.records import Provenance
+from tests.conftest import CORPUS
 
 PROJECT = Path(__file__).resolve().parents[2]
-CORPUS = PROJECT / ".." / "shared" / "corpus"
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2024, 3, 14, 9, 12, 44, tzinfo=timezone.utc)
 PROVENANCE = Provenance(artifact="fuzz", location="fuzz-input")

@@ -18,7 +18,6 @@ import json
 import struct
 import unicodedata
 import zlib
-from pathlib import Path
 
 import pytest
 
@@ -26,8 +25,10 @@ from test_images.build import build_hive
 from test_images.taskcache_scenarios import TASKCACHE
 from test_images.windows_tree import LAST_SHUTDOWN, FileTimes, PlantedHive, RegKey, sz
 from triage.cli import EXIT_GAPS, main
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+pytestmark = pytest.mark.usefixtures("corpus")  # real samples from ../shared/corpus
+
 SECURITY_TASKS_EVTX = CORPUS / "Velocidex__velociraptor/artifacts/testdata/files/SecurityTasks.evtx"
 TASK = """<?xml version="1.0" encoding="UTF-16"?>
 <Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">

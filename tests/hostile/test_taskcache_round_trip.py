@@ -3,22 +3,29 @@ damaged byte by byte from the real Windows samples, re-encodes to exactly its ow
 
 from __future__ import annotations
 
-from pathlib import Path
+import functools
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from test_images.taskcache_blobs import encode_actions_blob, encode_triggers
+from tests.conftest import CORPUS
 from triage.parsers.taskcache import decode_actions, decode_triggers
 
-SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "taskcache-values"
-ACTIONS = sorted(p.read_bytes() for p in SAMPLES.rglob("*__Actions.bin"))
-TRIGGERS = sorted(p.read_bytes() for p in SAMPLES.rglob("*__Triggers.bin"))
+pytestmark = pytest.mark.usefixtures("corpus")
+SAMPLES = CORPUS / "taskcache-values"
 
 
-def _mutated(seeds: list[bytes]):
+@functools.cache
+def _samples(value: str) -> list[bytes]:
+    """The real values named ``value`` (Actions, Triggers), read when a test first needs them."""
+    return sorted(p.read_bytes() for p in SAMPLES.rglob(f"*__{value}.bin"))
+
+
+def _mutated(value: str):
     """A real sample with a few bytes overwritten: most mutations land in strings, padding and times."""
-    return st.sampled_from(seeds).flatmap(lambda data: st.lists(
+    return st.deferred(lambda: st.sampled_from(_samples(value))).flatmap(lambda data: st.lists(
         st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)), max_size=4,
     ).map(lambda edits: _apply(data, edits)))
 
@@ -31,11 +38,11 @@ def _apply(data: bytes, edits: list[tuple[int, int]]) -> bytes:
 
 
 def test_the_corpus_holds_samples_to_mutate():
-    assert (len(ACTIONS), len(TRIGGERS)) == (2, 13)
+    assert (len(_samples("Actions")), len(_samples("Triggers"))) == (2, 13)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_mutated(ACTIONS))
+@given(_mutated("Actions"))
 def test_clean_actions_decodes_re_encode_to_the_same_bytes(data):
     blob = decode_actions(data)
     if not blob.errors:
@@ -43,7 +50,7 @@ def test_clean_actions_decodes_re_encode_to_the_same_bytes(data):
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_mutated(TRIGGERS))
+@given(_mutated("Triggers"))
 def test_clean_triggers_decodes_re_encode_to_the_same_bytes(data):
     blob = decode_triggers(data)
     if not blob.errors:

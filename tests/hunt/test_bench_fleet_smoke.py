@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.bench_smoke  # the fast suite: pytest -m "not bench_smoke"
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

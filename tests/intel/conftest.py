@@ -15,9 +15,9 @@ from test_images.taskcache_scenarios import TASKS_ONLY_TASK
 from triage.collect import Context
 from triage.intel import load_iocs
 from triage.run import run
+from tests.conftest import CORPUS
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT / ".." / "shared" / "corpus"
 VELOCIRAPTOR = CORPUS / "Velocidex__velociraptor/artifacts/testdata/files"
 SAMPLES = CORPUS / "sbousseaden__EVTX-ATTACK-SAMPLES"
 SIGMA_REGRESSION = CORPUS / "SigmaHQ__sigma/regression_data/rules/windows/registry/registry_delete"
@@ -25,13 +25,11 @@ HUNT_DATE = "20240314"
 TREE_KEY = r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Schedule\TaskCache\Tree\Update.Service"
 
 
-def planted_file(path: str) -> bytes:
-    return next(f.data for f in tree.other_files(tree.at_jobs()) if f.path == path)
-
-
 BEACON_TASK_FILE_SHA256 = hashlib.sha256(next(t.data for t in tree.scenario_tasks() if t.name == tree.BEACON_TASK)).hexdigest()
-BEACON_DLL_SHA256 = hashlib.sha256(planted_file("Users/Public/Libraries/msedge_elf.dll")).hexdigest()
-COM_DLL_MD5 = hashlib.md5(planted_file(f"Users/{tree.USER}/AppData/Roaming/Microsoft/Themes/thmsync.dll")).hexdigest()
+# the bytes the builder plants (tree.other_files) for the beacon DLL and the COM-hijack DLL, made in memory:
+# other_files itself also copies corpus event logs, which must not be read at import time
+BEACON_DLL_SHA256 = hashlib.sha256(tree._stub(b"MZ", "beacon")).hexdigest()
+COM_DLL_MD5 = hashlib.md5(tree._stub(b"MZ", "thmsync")).hexdigest()
 C2_IP = "203.0.113.47"
 EXFIL_IP = tree.EXFIL_SHARE.split("\\")[2]  # 10.1.2.3
 

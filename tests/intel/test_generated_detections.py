@@ -5,7 +5,11 @@ engine, on the event logs of the finding they came from."""
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from sigma.collection import SigmaCollection
@@ -141,3 +145,36 @@ def test_rewriting_a_case_folder_leaves_no_rule_of_an_earlier_case(tmp_path):
         c["file"] for r in index["rules"] for c in r["conversions"].values()}
     assert written == expected and len(index["rules"]) == 16  # 3 tasks: 4 rules each + 4 actions
     assert "MaliciousTask" not in "".join(p.read_text(encoding="utf-8") for p in (out / "detections").rglob("*.yml"))
+
+
+def test_missing_siem_backends_are_said_once_with_the_exact_fix(tmp_path, committed_windows_e01):
+    """Without the --no-deps SIEM backends (a plain `pip install`), the Sigma rules are still written, and
+    index.json and one terminal line name the skipped conversions and the command that installs them."""
+    ROOT = Path(__file__).resolve().parents[2]
+    block = "; ".join(f"sys.modules['sigma.backends.{name}'] = None" for name in ("splunk", "kusto", "elasticsearch"))
+    out = tmp_path / "case"
+    run = subprocess.run([sys.executable, "-c", f"import sys; {block}; from triage.cli import main; "
+                          f"sys.exit(main([{str(committed_windows_e01)!r}, '-o', {str(out)!r}, '-q']))"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1, run.stderr  # the image's two unreadable task files, as always
+    pins = [line for line in (ROOT / "triage/data/sigma-backends.txt").read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")]
+    fix = "python3 -m pip install --no-deps " + " ".join(shlex.quote(pin) for pin in pins)
+    warnings = [line for line in run.stderr.splitlines() if "conversions skipped" in line]
+    assert warnings == [f"triage: warning: detections/: esql, kql, lucene, splunk conversions skipped "
+                        f"(SIEM backend packages not installed); fix: {fix}"]
+    index = json.loads((out / "detections/index.json").read_text(encoding="utf-8"))
+    assert index["skipped_conversions"]["backends"] == ["esql", "kql", "lucene", "splunk"]
+    assert index["skipped_conversions"]["fix"] == fix
+    assert index["rules"] and all(set(r["conversions"]) == set(BACKENDS) and
+                                  all("not installed" in c["error"] for c in r["conversions"].values())
+                                  for r in index["rules"])
+    assert len(list((out / "detections").glob("*.yml"))) == len(index["rules"])
+    assert not [p for p in (out / "detections").rglob("*") if p.suffix in (".spl", ".kql", ".lucene", ".esql")]
+
+
+def test_installed_siem_backends_convert_everything_and_skip_nothing(image_case_folder):
+    index = json.loads((image_case_folder / "detections/index.json").read_text(encoding="utf-8"))
+    assert "skipped_conversions" not in index
+    assert all(set(r["conversions"]) == set(BACKENDS) and all("file" in c for c in r["conversions"].values())
+               for r in index["rules"])

@@ -16,7 +16,6 @@ from triage.collect.unix_jobs import collect
 from triage.records import EvidenceRef, HostInfo, TaskEvent, UnixJob
 
 FORMS = ("raw", "e01", "tar", "dir")
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
 
 
 @dataclass
@@ -60,8 +59,3 @@ def collected(linux_images) -> dict[str, Collected]:
             gaps=[g.line() for g in ctx.gaps], records=records,
         )
     return out
-
-
-@pytest.fixture(scope="session")
-def corpus() -> Path:
-    return CORPUS

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.bench_memory import main
+
+pytestmark = pytest.mark.bench_smoke  # the fast suite: pytest -m "not bench_smoke"
 
 
 def test_memory_benchmark_smoke_writes_ratio_and_same_work(tmp_path):

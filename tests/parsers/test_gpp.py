@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,8 +11,10 @@ from hypothesis import strategies as st
 from test_images.gpp import encrypt_cpassword
 from triage.parsers.gpp import GppError, decrypt_cpassword, parse_gpp_scheduled_tasks
 from triage.records import Provenance
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+pytestmark = pytest.mark.usefixtures("corpus")  # real samples from ../shared/corpus
+
 DISSECT_GPP = (CORPUS / "fox-it__dissect.target" / "tests" / "_data" / "plugins" / "os" / "windows" / "adpolicy"
                / "{CC63F200-7309-4ba0-B154-A71CD118DBCC}" / "USER" / "Preferences" / "ScheduledTasks" / "ScheduledTasks.xml")
 UTC = ZoneInfo("UTC")

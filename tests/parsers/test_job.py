@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,8 +16,10 @@ from test_images.jobfile import (
 )
 from triage.parsers.job import JobError, parse_job
 from triage.records import Provenance
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+pytestmark = pytest.mark.usefixtures("corpus")  # real samples from ../shared/corpus
+
 AT_TASK = CORPUS / "fox-it__dissect.target" / "tests" / "_data" / "plugins" / "os" / "windows" / "tasks" / "AtTask.job"
 WINTASK = CORPUS / "log2timeline__plaso" / "test_data" / "wintask.job"
 NEW_YORK = ZoneInfo("America/New_York")

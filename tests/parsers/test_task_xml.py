@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from triage.parsers.task_xml import TaskXmlError, duration_seconds, parse_task_xml
 from triage.records import Provenance
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+pytestmark = pytest.mark.usefixtures("corpus")  # real samples from ../shared/corpus
+
 APT_VM = CORPUS / "AndrewRathbun__DFIRArtifactMuseum" / "Windows" / "ScheduledTasks" / "Win10" / "APTSimulatorVM"
 ATOMIC = CORPUS / "redcanaryco__atomic-red-team" / "atomics" / "T1053.005" / "src"
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -40,7 +40,11 @@ FORM_LOADERS = {
     "kape_vhdx": ("KapeLoader", None),
     "velociraptor_zip": ("VelociraptorLoader", None),
 }
-PLANTED_TASK_FILES = {task.file_path.removeprefix(TASKS_DIR + "/") for task in image_tasks()}
+
+
+def planted_task_files() -> set[str]:
+    """The builder's task files (it reads real stock tasks from the corpus: never at import time)."""
+    return {task.file_path.removeprefix(TASKS_DIR + "/") for task in image_tasks()}
 
 
 def sha256(path) -> str:
@@ -96,7 +100,7 @@ def test_every_form_opens_as_the_windows_10_machine(targets, form):
 def test_every_form_shows_the_same_task_files(targets, form):
     root = targets[form].fs.path("sysvol/windows/system32/tasks")
     seen = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-    assert seen == PLANTED_TASK_FILES
+    assert seen == planted_task_files()
     assert len(seen) == 45  # 37 stock/scenario/broken files + 8 of the TaskCache stealth set
 
 
@@ -189,7 +193,7 @@ def test_dissect_tasks_plugin_trips_over_valid_content_of_this_image(targets):
     target = targets["e01"]
     root = target.fs.path("sysvol/windows/system32/tasks")
     listed = {str(p).partition("/system32/tasks/")[2] for p in TasksPlugin(target).task_files}
-    assert PLANTED_TASK_FILES - listed == {DOTTED_TASK.lstrip("\\")}
+    assert planted_task_files() - listed == {DOTTED_TASK.lstrip("\\")}
     with pytest.raises(TypeError, match="unexpected keyword argument 'action_type'"):
         list(ScheduledTasks(root.joinpath(MESSAGE_TASK.lstrip("\\"))).tasks[0].get_actions())
     with pytest.raises(ValueError, match="'Last'"):

@@ -21,8 +21,11 @@ backend made of it (a backend that cannot convert a rule says why there).
 
 from __future__ import annotations
 
+import json
+import shlex
+import sys
 import uuid
-from pathlib import PureWindowsPath
+from pathlib import Path, PureWindowsPath
 
 import yaml
 
@@ -199,32 +202,57 @@ def _defender_task_events_pipeline():
     )
 
 
-def backends() -> dict:
-    """Backend name → function(rule dict) → list of query strings. Missing backend packages are reported
-    per rule, never fatal."""
-    from sigma.backends.elasticsearch import ESQLBackend, LuceneBackend
-    from sigma.backends.kusto import KustoBackend
-    from sigma.backends.splunk import SplunkBackend
+# The SIEM backends' metadata pins pysigma<2 while the SQLite event engine needs pySigma 2 (keyword rules),
+# and no release of them allows pySigma 2 yet: pip cannot install both from one requirement, so they are
+# installed with --no-deps from this list (shipped in the package, so the fix can name it exactly).
+SIEM_BACKEND_PINS = Path(__file__).resolve().parents[1] / "data" / "sigma-backends.txt"
+
+
+def backend_fix() -> str:
+    """The one command that installs the SIEM backends triage converts with."""
+    pins = [line.split("#")[0].strip() for line in SIEM_BACKEND_PINS.read_text(encoding="utf-8").splitlines()]
+    return "python3 -m pip install --no-deps " + " ".join(shlex.quote(pin) for pin in pins if pin)
+
+
+def _converters() -> tuple[dict, dict[str, str]]:
+    """(backend name → function(rule dict) → list of query strings, backend name → why it is unavailable)."""
     from sigma.collection import SigmaCollection
-    from sigma.pipelines.elasticsearch.windows import ecs_windows
-    from sigma.pipelines.microsoftxdr import microsoft_xdr_pipeline
-    from sigma.pipelines.splunk import splunk_windows_pipeline
 
     def convert(backend):
         return lambda rule: backend.convert(SigmaCollection.from_dicts([rule]))
 
-    defender_events, defender = KustoBackend(_defender_task_events_pipeline()), KustoBackend(microsoft_xdr_pipeline())
+    out, missing = {}, {}
+    try:
+        from sigma.backends.splunk import SplunkBackend
+        from sigma.pipelines.splunk import splunk_windows_pipeline
+        out["splunk"] = convert(SplunkBackend(splunk_windows_pipeline()))
+    except ImportError as exc:
+        missing["splunk"] = f"pysigma-backend-splunk not installed ({exc})"
+    try:
+        from sigma.backends.kusto import KustoBackend
+        from sigma.pipelines.microsoftxdr import microsoft_xdr_pipeline
+        defender_events, defender = KustoBackend(_defender_task_events_pipeline()), KustoBackend(microsoft_xdr_pipeline())
 
-    def kql(rule):
-        task_log = rule["logsource"].get("service") in ("security", "taskscheduler")
-        return (defender_events if task_log else defender).convert(SigmaCollection.from_dicts([rule]))
+        def kql(rule):
+            task_log = rule["logsource"].get("service") in ("security", "taskscheduler")
+            return (defender_events if task_log else defender).convert(SigmaCollection.from_dicts([rule]))
+        out["kql"] = kql
+    except ImportError as exc:
+        missing["kql"] = f"pySigma-backend-kusto not installed ({exc})"
+    try:
+        from sigma.backends.elasticsearch import ESQLBackend, LuceneBackend
+        from sigma.pipelines.elasticsearch.windows import ecs_windows
+        out["lucene"] = convert(LuceneBackend(ecs_windows()))
+        out["esql"] = convert(ESQLBackend(ecs_windows()))
+    except ImportError as exc:
+        missing["lucene"] = missing["esql"] = f"pySigma-backend-elasticsearch not installed ({exc})"
+    return out, missing
 
-    return {
-        "splunk": convert(SplunkBackend(splunk_windows_pipeline())),
-        "kql": kql,
-        "lucene": convert(LuceneBackend(ecs_windows())),
-        "esql": convert(ESQLBackend(ecs_windows())),
-    }
+
+def backends() -> dict:
+    """Backend name → function(rule dict) → list of query strings, for the backends that are installed.
+    A missing backend package is reported (index.json, one terminal line), never fatal."""
+    return _converters()[0]
 
 
 def backend_versions() -> dict[str, str]:
@@ -243,17 +271,15 @@ def backend_versions() -> dict[str, str]:
 
 def detection_files(case) -> dict[str, str]:
     """Relative path → text of every file under ``detections/``, plus the ATT&CK layer. Pure and sorted."""
-    by_task = {}
+    by_task: dict[str, Entity] = {}
     for entity in case.entities:
         by_task.setdefault(entity.task, entity)
     files: dict[str, str] = {}
-    index = {"generated_by": "triage", "backends": {}, "rules": []}
-    try:
-        converters = backends()
-        index["backends"] = backend_versions()
-        problem = None
-    except ImportError as exc:
-        converters, problem = {}, f"pySigma backend not installed: {exc}"
+    index: dict = {"generated_by": "triage", "backends": backend_versions(), "rules": []}
+    converters, missing = _converters()
+    if missing:
+        index["skipped_conversions"] = {"backends": sorted(missing), "reasons": dict(sorted(missing.items())),
+                                        "fix": backend_fix()}
     for finding in case.findings:
         for kind, rule in rules_for(finding, by_task.get(finding.task)):
             stem = f"{finding.hunt_id}_{kind}"
@@ -262,7 +288,7 @@ def detection_files(case) -> dict[str, str]:
                      "title": rule["title"], "logsource": rule["logsource"], "conversions": {}}
             for backend, extension in BACKEND_EXTENSIONS.items():
                 if backend not in converters:
-                    entry["conversions"][backend] = {"error": problem}
+                    entry["conversions"][backend] = {"error": missing[backend]}
                     continue
                 try:
                     queries = converters[backend](rule)
@@ -281,3 +307,11 @@ def detection_files(case) -> dict[str, str]:
     files[f"{DETECTIONS}/index.json"] = json_text(index, indent=2) + "\n"
     files[LAYER_NAME] = json_text(attack.navigator_layer(case.findings), indent=2) + "\n"
     return dict(sorted(files.items()))
+
+
+def say_skipped_conversions(files: dict[str, str]) -> None:
+    """Said once per case, whatever -q says: the analyst expected the converted queries."""
+    skipped = json.loads(files[f"{DETECTIONS}/index.json"]).get("skipped_conversions")
+    if skipped:
+        print(f"triage: warning: {DETECTIONS}/: {', '.join(skipped['backends'])} conversions skipped "
+              f"(SIEM backend packages not installed); fix: {skipped['fix']}", file=sys.stderr)

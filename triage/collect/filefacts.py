@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from triage.collect.names import escaped_text
 from triage.records import FileFacts, Stamp
 from triage.timeutil import filetime_stamp, iso
 
@@ -137,15 +138,6 @@ def compressed_size(path: Any) -> int | None:
         if isinstance(info, zipfile.ZipInfo) and info.compress_type != zipfile.ZIP_STORED:
             return info.compress_size
     return None
-
-
-def escaped_text(text: str) -> str:
-    """A name as text that can always be written: bytes that were not UTF-8 (kept by Python as lone
-    surrogates) become ``\\xNN``, so a hostile file name is shown, hashed and exported alike."""
-    if not any("\udc80" <= ch <= "\udcff" or "\ud800" <= ch <= "\udfff" for ch in text):
-        return text
-    return "".join(f"\\x{ord(ch) - 0xDC00:02x}" if "\udc80" <= ch <= "\udcff"
-                   else f"\\u{ord(ch):04x}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
 
 
 def read_error(exc: BaseException) -> str:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from triage.collect import Context, Source
-from triage.collect.filefacts import UnreadableFile, escaped_text, file_facts, read_error, read_small_file
+from triage.collect.filefacts import UnreadableFile, file_facts, read_error, read_small_file
+from triage.collect.names import escaped_text
 from triage.parsers.gpp import GppError, parse_gpp_scheduled_tasks
 from triage.parsers.job import JobError, parse_job
 from triage.parsers.schedlgu import SchedLgUError, parse_schedlgu

@@ -106,6 +106,31 @@ def read_small_file(path: Any, limit: int) -> tuple[FileFacts, bytes | None]:
     return read.facts, read.data if read.complete else None
 
 
+def inflate_capped(data: bytes, limit: int) -> tuple[bytes, str | None]:
+    """Gunzip ``data`` (every member) streaming, keeping at most ``limit`` bytes; also stops once the
+    output passes :data:`MAX_INFLATION` times the input. Returns what inflated and, when it stopped
+    early or the stream ends short, why. Raises zlib.error on corrupt data."""
+    out, total, stream, pending = [], 0, zlib.decompressobj(zlib.MAX_WBITS | 16), data
+    while True:
+        chunk = stream.decompress(pending, _CHUNK)
+        pending = stream.unconsumed_tail
+        if total < limit:
+            out.append(chunk[:limit - total])
+        total += len(chunk)
+        if total > limit:
+            return b"".join(out), f"inflates to more than {limit} bytes: the first {limit} are read, the rest not"
+        if total > INFLATION_FLOOR and total > MAX_INFLATION * max(len(data), 1):
+            return b"".join(out), (f"inflates to more than {MAX_INFLATION} times its compressed size of {len(data)} "
+                                   f"bytes (stopped after {total} bytes): a decompression bomb; what came out before is read")
+        if stream.eof:
+            pending = stream.unused_data
+            if not pending.strip(b"\0"):  # gzip allows zero padding after the last member
+                return b"".join(out), None
+            stream = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif not chunk and not pending:
+            return b"".join(out), "compressed data ends before its end marker (truncated): what inflated is read"
+
+
 def check_regular(path: Any) -> None:
     """Raise :class:`UnreadableFile` unless ``path`` is a regular file itself (links are not followed)."""
     mode = path.lstat().st_mode

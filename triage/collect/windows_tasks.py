@@ -8,7 +8,7 @@ TaskDefinition carrying its file facts and ``errors``, plus one gap line: nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +68,7 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition | TaskEvent
         for path in _walk(folder, where):
             # str(): NTFS names come back as cstruct wchar arrays, which pathlib cannot intern
             task = display_task_path(escaped_text(str(path)[len(str(folder)):]))
-            definitions += _guarded(where, path, lambda: [_task_xml(path, task, "\\".join(parts), where)])
+            definitions += _guarded(where, path, _task_xml, path, task, "\\".join(parts), where)
 
     legacy = find_path(windir, "Tasks")
     schedlgu_files = [p for p in (find_path(_root(target), "SchedLgU.txt"), find_path(windir, "SchedLgU.txt")) if p]
@@ -76,17 +76,17 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition | TaskEvent
         for path in _walk(legacy, where):
             name = path.name.lower()
             if name.endswith(".job"):
-                definitions += _guarded(where, path, lambda: [_job(path, where)])
+                definitions += _guarded(where, path, _job, path, where)
             elif name == SCHEDLGU_NAME:
                 schedlgu_files.append(path)
             elif name not in LEGACY_FOLDER_NON_TASKS:
                 where.ctx.gap(where.evidence, escaped_text(str(path)), "file in the legacy Tasks folder is not a .job file "
                               "(Task Scheduler 1.0 ignores it); not parsed")
     for path in {str(p).lower(): p for p in schedlgu_files}.values():
-        events += _guarded(where, path, lambda: _schedlgu(path, where))
+        events += _guarded(where, path, _schedlgu, path, where)
 
     for path in _gpp_files(target, windir, where):
-        definitions += _guarded(where, path, lambda: _gpp(path, where))
+        definitions += _guarded(where, path, _gpp, path, where)
 
     definitions.sort(key=lambda d: (normalise_task_path(d.task), d.provenance.location, d.provenance.value_name or ""))
     events.sort(key=lambda e: (e.provenance.location, e.provenance.offset or 0))
@@ -94,14 +94,15 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition | TaskEvent
     yield from events
 
 
-def _guarded(where: Where, path: Any, read: Any) -> list:
-    """The records of one file; anything unexpected while reading it (MemoryError included) costs
-    only that file, as one gap, and the records of every other file are kept."""
+def _guarded(where: Where, path: Any, read: Callable[..., Any], *args: Any) -> list:
+    """``read(*args)``: the record(s) of one file; anything unexpected while reading it (MemoryError
+    included) costs only that file, as one gap, and the records of every other file are kept."""
     try:
-        return read()
+        records = read(*args)
     except Exception as exc:
         where.ctx.gap(where.evidence, escaped_text(str(path)), f"not read: {read_error(exc)}")
         return []
+    return records if isinstance(records, list) else [records]
 
 
 def _task_xml(path: Any, task: str, folder: str, where: Where) -> TaskDefinition:

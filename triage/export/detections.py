@@ -29,6 +29,7 @@ import yaml
 
 from triage import attack
 from triage.collect import Context
+from triage.collect.windows_tasks import MAX_ACTIONS
 from triage.export.safe import escape_controls, json_text
 from triage.records import Entity, Finding
 
@@ -129,7 +130,9 @@ def rules_for(finding: Finding, entity: Entity | None) -> list[tuple[str, dict]]
              "condition": "1 of selection_*"},
             ["The Task Scheduler service updating the task it owns"])),
     ]
-    for number, action in enumerate(_exec_actions(entity), start=1):
+    # Task Scheduler runs at most 32 actions; a forged file with thousands gets rules for the first 32
+    # (the collector recorded the gap), not thousands of files.
+    for number, action in enumerate(_exec_actions(entity)[:MAX_ACTIONS], start=1):
         if action.kind == "exec" and action.command:
             image = PureWindowsPath(action.command.strip().strip('"')).name
             selection = {"ParentImage|endswith": TASK_HOSTS, "Image|endswith": sigma_escape("\\" + image)}
@@ -249,7 +252,7 @@ def detection_files(case) -> dict[str, str]:
     for entity in case.entities:
         by_task.setdefault(entity.task, entity)
     files: dict[str, str] = {}
-    index = {"generated_by": "triage", "backends": {}, "rules": []}
+    index = {"generated_by": "triage", "backends": {}, "rules": [], "actions_without_rules": []}
     try:
         converters = backends()
         index["backends"] = backend_versions()
@@ -280,6 +283,9 @@ def detection_files(case) -> dict[str, str]:
                 files[name] = text
                 entry["conversions"][backend] = {"file": f"{backend}/{stem}.{extension}"}
             index["rules"].append(entry)
+        if (actions := len(_exec_actions(by_task.get(finding.task)))) > MAX_ACTIONS:
+            index["actions_without_rules"].append({"hunt_id": finding.hunt_id, "task": finding.task, "actions": actions,
+                                                   "rules_for_first": MAX_ACTIONS})
     files[f"{DETECTIONS}/index.json"] = json_text(index, indent=2) + "\n"
     files[LAYER_NAME] = json_text(attack.navigator_layer(case.findings), indent=2) + "\n"
     return dict(sorted(files.items()))

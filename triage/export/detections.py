@@ -40,6 +40,9 @@ COM_HOSTS = ["\\taskhostw.exe", "\\taskhostex.exe", "\\taskhost.exe"]
 BACKEND_EXTENSIONS = {"splunk": "spl", "kql": "kql", "lucene": "lucene", "esql": "esql"}
 LAYER_NAME = "attack-layer.json"
 DETECTIONS = "detections"
+# Findings come ordered by risk; each gives up to 5 + 32 rules, each converted 4 times (about 4 ms a
+# conversion). Past this many findings (thousands of planted tasks) the rest are listed in index.json.
+MAX_FINDINGS_WITH_RULES = 200
 
 
 def sigma_escape(text: str) -> str:
@@ -252,14 +255,15 @@ def detection_files(case) -> dict[str, str]:
     for entity in case.entities:
         by_task.setdefault(entity.task, entity)
     files: dict[str, str] = {}
-    index = {"generated_by": "triage", "backends": {}, "rules": [], "actions_without_rules": []}
+    index = {"generated_by": "triage", "backends": {}, "rules": [], "actions_without_rules": [],
+             "findings_without_rules": [f.hunt_id for f in case.findings[MAX_FINDINGS_WITH_RULES:]]}
     try:
         converters = backends()
         index["backends"] = backend_versions()
         problem = None
     except ImportError as exc:
         converters, problem = {}, f"pySigma backend not installed: {exc}"
-    for finding in case.findings:
+    for finding in case.findings[:MAX_FINDINGS_WITH_RULES]:
         for kind, rule in rules_for(finding, by_task.get(finding.task)):
             stem = f"{finding.hunt_id}_{kind}"
             files[f"{DETECTIONS}/{stem}.yml"] = rule_yaml(rule)
@@ -295,6 +299,9 @@ def write_detections(case, out: Path, ctx: Context) -> list[dict] | None:
     """Write ``attack-layer.json`` and ``detections/``; return their manifest entries (None on a write error)."""
     ctx.progress(f"writing {LAYER_NAME} and {DETECTIONS}/ ...")
     files = detection_files(case)
+    if len(case.findings) > MAX_FINDINGS_WITH_RULES:
+        ctx.progress(f"{DETECTIONS}/: rules for the first {MAX_FINDINGS_WITH_RULES} findings (by risk); the other "
+                     f"{len(case.findings) - MAX_FINDINGS_WITH_RULES} are listed in {DETECTIONS}/index.json")
     # a folder written before holds rules of other findings: they must not pass for this case's
     for old in sorted((out / DETECTIONS).rglob("*")) if (out / DETECTIONS).is_dir() else []:
         if old.is_file() and old.relative_to(out).as_posix() not in files:

@@ -1,0 +1,42 @@
+"""Run the real command (``python -m triage``) in a child process and measure its peak memory.
+
+GNU time (Debian package ``time``) starts the child from its own small process, so the peak resident
+size it reports is triage's own (a child forked straight from pytest would count pytest's pages).
+The timeout is only a guard against a hang (a FIFO read blocks forever): no test asserts on time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
+HANG_GUARD_SECONDS = 300
+ONE_GB_MB = 1024
+
+
+@dataclass
+class ChildRun:
+    code: int
+    peak_mb: float
+    stderr: str
+    case: Path
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.case / "manifest.json").read_text(encoding="utf-8"))
+
+    def gaps(self) -> list[tuple[str, str]]:
+        return [(g["location"], g["problem"]) for g in self.manifest["gaps"]]
+
+
+def run_triage(evidence: list[Path], tmp: Path, name: str = "case") -> ChildRun:
+    case, report = tmp / name, tmp / f"{name}.maxrss"
+    child = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report), sys.executable, "-m", "triage", "-q",
+                            *map(str, evidence), "-o", str(case)], cwd=PROJECT, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, errors="backslashreplace", timeout=HANG_GUARD_SECONDS)
+    return ChildRun(code=child.returncode, peak_mb=int(report.read_text().split()[-1]) / 1024, stderr=child.stderr,
+                    case=case)

@@ -8,6 +8,7 @@ The timeout is only a guard against a hang (a FIFO read blocks forever): no test
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -33,10 +34,18 @@ class ChildRun:
         return [(g["location"], g["problem"]) for g in self.manifest["gaps"]]
 
 
-def run_triage(evidence: list[Path], tmp: Path, name: str = "case") -> ChildRun:
+def run_triage(evidence: list[Path], tmp: Path, name: str = "case", *, address_space_mb: int | None = None) -> ChildRun:
+    """``address_space_mb``: an RLIMIT_AS for the child, so a large read fails with a real MemoryError."""
     case, report = tmp / name, tmp / f"{name}.maxrss"
+
+    def limit() -> None:
+        if address_space_mb:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space_mb << 20, address_space_mb << 20))
+
     child = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report), sys.executable, "-m", "triage", "-q",
                             *map(str, evidence), "-o", str(case)], cwd=PROJECT, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True, errors="backslashreplace", timeout=HANG_GUARD_SECONDS)
-    return ChildRun(code=child.returncode, peak_mb=int(report.read_text().split()[-1]) / 1024, stderr=child.stderr,
-                    case=case)
+                           stderr=subprocess.PIPE, text=True, errors="backslashreplace", timeout=HANG_GUARD_SECONDS,
+                           preexec_fn=limit)
+    peak_mb = int(report.read_text().split()[-1]) / 1024
+    print(f"triage {' '.join(p.name for p in map(Path, evidence))}: exit {child.returncode}, peak {peak_mb:.0f} MB")
+    return ChildRun(code=child.returncode, peak_mb=peak_mb, stderr=child.stderr, case=case)

@@ -56,13 +56,14 @@ class CappedRead:
     stopped: str | None = None  # why reading stopped before the end (a bomb), None when it ran to the end
 
 
-def read_capped(path: Any, limit: int) -> CappedRead:
+def read_capped(path: Any, limit: int, *, hash_all: bool = True) -> CappedRead:
     """Read a regular file of the evidence, keeping at most ``limit`` bytes and hashing while reading.
 
     Raises :class:`UnreadableFile` for anything but a regular file (checked with ``lstat``, so a link is
     never followed) and OSError or a dissect error when the content cannot be read. The hash covers the
     whole file up to :data:`MAX_HASHED_BYTES`; a compressed member (zip) that inflates more than
     :data:`MAX_INFLATION` times its stored size stops the read (``stopped`` says so, no hash).
+    ``hash_all=False`` stops right past ``limit`` (no hash then for a larger file).
     """
     facts = file_facts(path)  # before reading: a read must not change the times reported
     check_regular(path)
@@ -78,8 +79,8 @@ def read_capped(path: Any, limit: int) -> CappedRead:
                 stopped = (f"inflates to more than {MAX_INFLATION} times its compressed size of {stored} bytes "
                            f"(stopped after {size} bytes): a decompression bomb")
                 break
-            if size >= MAX_HASHED_BYTES and size > limit:
-                stopped = f"larger than {MAX_HASHED_BYTES} bytes: not read or hashed past that"
+            if size > limit and (not hash_all or size >= MAX_HASHED_BYTES):
+                stopped = f"larger than {limit if not hash_all else MAX_HASHED_BYTES} bytes: not read or hashed past that"
                 break
     facts.size = size if stopped is None else max(size, facts.size or 0)
     facts.sha256 = digest.hexdigest() if stopped is None else None

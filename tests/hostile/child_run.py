@@ -45,7 +45,7 @@ def run_triage(evidence: list[Path], tmp: Path, name: str = "case", *, address_s
     child = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report), sys.executable, "-m", "triage", "-q",
                             *map(str, evidence), "-o", str(case)], cwd=PROJECT, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True, errors="backslashreplace", timeout=HANG_GUARD_SECONDS,
-                           preexec_fn=limit)
+                           preexec_fn=limit, check=False)
     peak_mb = int(report.read_text().split()[-1]) / 1024
     print(f"triage {' '.join(p.name for p in map(Path, evidence))}: exit {child.returncode}, peak {peak_mb:.0f} MB")
     return ChildRun(code=child.returncode, peak_mb=peak_mb, stderr=child.stderr, case=case)

@@ -45,8 +45,8 @@ def test_task_with_30000_actions_keeps_every_action_and_writes_rules_for_the_fir
     result = run_triage([tmp_path / "evidence"], tmp_path)
 
     assert result.code == 1 and result.peak_mb < ONE_GB_MB
-    assert ("sysvol/Windows/System32/Tasks/Many", f"task holds 30000 actions (Task Scheduler allows {MAX_ACTIONS}): all "
-            f"are listed, detection rules are written for the first {MAX_ACTIONS}") in result.gaps()
+    assert ("sysvol/Windows/System32/Tasks/Many", (f"task holds 30000 actions (Task Scheduler allows {MAX_ACTIONS}): all "
+            f"are listed, detection rules are written for the first {MAX_ACTIONS}")) in result.gaps()
     (entity,) = [json.loads(line) for line in (result.case / "tasks.jsonl").read_text().splitlines()]
     commands = [a["command"] for a in entity["definitions"][0]["actions"]]
     assert len(commands) == 30_000 and commands[-1] == "C:\\Users\\Public\\evil29999.exe"
@@ -71,8 +71,8 @@ def test_four_mib_crontab_of_every_minute_lines_is_cut_at_10000_lines_with_a_gap
     result = run_triage([root], tmp_path)
 
     assert result.code == 1 and result.peak_mb < ONE_GB_MB
-    assert result.gaps() == [("/etc/crontab", f"{lines} lines: only the first {MAX_CRONTAB_LINES} are parsed (no real "
-                                              "crontab comes near); the file's SHA-256 covers all of it")]
+    assert result.gaps() == [("/etc/crontab", (f"{lines} lines: only the first {MAX_CRONTAB_LINES} are parsed (no real "
+                                               "crontab comes near); the file's SHA-256 covers all of it"))]
     assert result.manifest["counts"]["unix_jobs"] == MAX_CRONTAB_LINES
     entities = [json.loads(line) for line in (result.case / "tasks.jsonl").read_text().splitlines()]
     assert {job["entry"] for e in entities for job in e["unix_jobs"]} == {

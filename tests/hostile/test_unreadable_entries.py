@@ -13,8 +13,6 @@ import os
 import shutil
 import stat
 
-import pytest
-
 from tests.hostile.child_run import ONE_GB_MB, run_triage
 
 TASKS = "Windows/System32/Tasks"

@@ -20,10 +20,22 @@ EWF_SECTION = 76  # type[16], next offset u64, size u64, padding[40], adler32
 VMDK_MAGIC = b"KDMV"
 GPT_SIGNATURE = b"EFI PART"
 _MAX_PROBLEMS = 20  # a wrecked table would otherwise print one line per entry
+VMDK_MAX_GRAIN_SECTORS = 1 << 16  # VMware writes 128 (64 KB); the format wants a power of two above 8
+VMDK_MAX_TABLE_ENTRIES = 1 << 16  # VMware writes 512
+
+
+class ContainerRefused(Exception):
+    """The container's own header contradicts the file (a table larger than the file, an impossible
+    geometry): opening it would make the library allocate what the header claims, so it is not opened."""
+
+    def __init__(self, location: str, problem: str):
+        super().__init__(problem)
+        self.location, self.problem = location, problem
 
 
 def check_container(path: Path, kind: str) -> list[tuple[str, str]]:
-    """(location, problem) for every structural fault found; [] when the container looks sound."""
+    """(location, problem) for every structural fault found; [] when the container looks sound.
+    Raises :class:`ContainerRefused` when the header does not fit the file at all."""
     try:
         with path.open("rb") as handle:
             if kind in ("e01", "ex01"):
@@ -106,10 +118,17 @@ def vmdk_problems(handle, size: int) -> list[tuple[str, str]]:
         directory_at = struct.unpack_from("<q", header, 56)[0]
     if not grain_size or not entries_per_table or directory_at <= 0:
         return [("header", "VMDK sparse header has no grain directory (damaged header)")]
+    if grain_size & (grain_size - 1) or not 8 <= grain_size <= VMDK_MAX_GRAIN_SECTORS or entries_per_table > VMDK_MAX_TABLE_ENTRIES:
+        raise ContainerRefused("header", f"VMDK sparse header declares grains of {grain_size} sectors and {entries_per_table} "
+                                         "entries per grain table: not a geometry VMware writes (damaged or forged header)")
     sectors = size // SECTOR
     tables = (capacity + entries_per_table * grain_size - 1) // (entries_per_table * grain_size)
+    if directory_at * SECTOR + 4 * tables > size:
+        raise ContainerRefused("header", f"VMDK sparse header claims {capacity} sectors, which needs a grain directory of "
+                                         f"{tables} entries at sector {directory_at}, past the end of the file ({size} bytes): "
+                                         "damaged or forged header")
     handle.seek(directory_at * SECTOR)
-    directory = struct.unpack(f"<{tables}I", handle.read(4 * tables).ljust(4 * tables, b"\0"))
+    directory = struct.unpack(f"<{tables}I", handle.read(4 * tables))
     problems = []
     for table_index, table_at in enumerate(directory):
         if not table_at:

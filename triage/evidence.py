@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import stat
 from datetime import timezone
 from pathlib import Path
 
 from triage.collect import Context, Source
-from triage.containers import check_container
+from triage.containers import ContainerRefused, check_container
 from triage.records import EvidenceRef, HostInfo
 
 _KIND_BY_SUFFIX = {
@@ -63,10 +64,25 @@ def _loose_evtx_files(path: Path) -> list[Path]:
 
 
 def open_evidence(path_text: str, ctx: Context, *, memory: bool = False) -> Source | None:
-    """Open one evidence item; returns None (and records a gap) when it cannot be opened at all."""
+    """Open one evidence item; returns None (and records a gap) when it cannot be opened at all.
+
+    Anything that goes wrong while opening one item (MemoryError from a forged header included) costs
+    only that item: the other items of the same call are still opened and read."""
+    try:
+        return _open_evidence(path_text, ctx, memory=memory)
+    except Exception as exc:
+        ctx.gap(path_text, path_text, f"cannot open: {_describe(exc)}")
+        return None
+
+
+def _open_evidence(path_text: str, ctx: Context, *, memory: bool) -> Source | None:
     path = Path(path_text)
     if not path.exists():
         ctx.gap(path_text, path_text, "no such file or directory")
+        return None
+    mode = path.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode)):  # a FIFO would block, a device never end
+        ctx.gap(path_text, path_text, "not a regular file, directory or block device: not read")
         return None
     ctx.progress(f"opening {path}")
     try:
@@ -82,7 +98,11 @@ def open_evidence(path_text: str, ctx: Context, *, memory: bool = False) -> Sour
     except OSError as exc:
         ctx.gap(path_text, path_text, f"cannot read evidence: {exc.strerror or exc}")
         return None
-    problems = check_container(path, ref.kind) if path.is_file() else []
+    try:
+        problems = check_container(path, ref.kind) if path.is_file() else []
+    except ContainerRefused as refused:
+        ctx.gap(str(path), f"{path} ({refused.location})", f"not opened: {refused.problem}")
+        return None
     source = _open_target(path, ref, ctx, problems)
     if source is not None:
         for location, problem in problems:

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from triage import attack, intel
 from triage.collect import Context, Source
 from triage.collect import binaries, eventlogs, memory, taskcache, unix_jobs, windows_tasks
+from triage.collect.names import escape_record
 from triage.correlate import correlate, timeline_sort_key, unattached_timeline
 from triage.detect import Hit, JudgeContext, build_findings
 from triage.detect import (
@@ -166,6 +167,7 @@ def _collect(source: Source, ctx: Context, case: Case) -> None:
     for name, collect in COLLECTORS:
         try:
             for record in collect(source, ctx):
+                escape_record(record)  # non-UTF-8 names become \xNN text in every output
                 if isinstance(record, TaskDefinition | TaskEvent | UnixJob) and record.host is None:
                     record.host = source.host.hostname
                 buckets[type(record)].append(record)

@@ -39,6 +39,6 @@ def test_two_gib_file_named_like_a_task_is_hashed_streaming_not_parsed_and_the_l
     task_gaps = sorted((g.location.rsplit("Tasks/", 1)[-1], g.problem) for g in ctx.gaps if "/Tasks/" in g.location)
     assert task_gaps == [
         ("Big Task", f"file too large for a task definition ({TWO_GIB} bytes); hashed but not parsed"),
-        ("Sub/loop", "symbolic link to '..' not followed: FilesystemError: None"),
+        ("Sub/loop", "symbolic link to '..', not followed"),
     ]
     assert main(["-q", str(root)]) == EXIT_GAPS

@@ -13,6 +13,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
+from triage.collect.names import escaped_text
 from triage.records import EvidenceRef, Gap, HostInfo
 
 
@@ -52,12 +53,12 @@ class Context:
         The record keeps the location exactly (a file name may hold a newline or a bidi override);
         the printed line shows such characters escaped, so one gap is always one terminal line.
         """
-        problem = " ".join(str(problem).split()) or "unreadable"
-        gap = Gap(evidence=evidence, location=location, problem=problem)
+        problem = escaped_text(" ".join(str(problem).split()) or "unreadable")
+        gap = Gap(evidence=escaped_text(evidence), location=escaped_text(location), problem=problem)
         self.gaps.append(gap)
         from triage.export.safe import escape_controls  # here: triage.export imports this module
 
-        shown = Gap(evidence=escape_controls(evidence), location=escape_controls(location), problem=escape_controls(problem))
+        shown = Gap(evidence=escape_controls(gap.evidence), location=escape_controls(gap.location), problem=escape_controls(problem))
         print(f"triage: warning: {shown.line()}", file=sys.stderr)
         return gap
 

@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from triage.collect import Context, Source
+from triage.collect.filefacts import read_capped, read_error
 from triage.records import Action, TaskDefinition
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -79,16 +80,16 @@ def _hash(target: Any, windows_path: str, cache: dict, source: Source, ctx: Cont
     path = target.fs.path(windows_path.replace("\\", "/"))
     try:
         if path.is_file():
-            size = path.stat().st_size
-            result = {"path": windows_path, "size": size}
-            if size >= MAX_BYTES:
+            read = read_capped(path, MAX_BYTES, hash_all=False)  # counted while reading: a zip's size is not trusted
+            result = {"path": windows_path, "size": read.facts.size}
+            if not read.complete:
                 result["not_hashed"] = f"larger than {MAX_BYTES // (1024 * 1024)} MB"
             else:
-                data = path.read_bytes()
+                data = read.data
                 result.update(md5=hashlib.md5(data).hexdigest(), sha1=hashlib.sha1(data).hexdigest(),
-                              sha256=hashlib.sha256(data).hexdigest())
+                              sha256=read.facts.sha256)
     except Exception as exc:  # an unreadable payload is a gap, never a crash
-        ctx.gap(source.name, windows_path, f"action binary not hashed: {type(exc).__name__}: {exc}")
+        ctx.gap(source.name, windows_path, f"action binary not hashed: {read_error(exc)}")
         result = None
     cache[key] = result
     return result

@@ -11,11 +11,14 @@ single pass; the caller collects its matches after the collectors ran.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from triage.collect import Context, Source
-from triage.collect.filefacts import read_error
+from triage.collect.filefacts import UnreadableFile, check_regular, read_error
+from triage.collect.names import escaped_text
 from triage.detect.sigma import EventRef
 from triage.evtx_reader import EvtxReader
 from triage.parsers.evtx_task import EvtxTaskError, NetworkLogons, task_event
@@ -32,6 +35,9 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskEvent]:
     for location, opener in files:
         try:
             fh = opener()
+        except UnreadableFile as exc:
+            ctx.gap(source.name, location, f"event log not read: {exc}")
+            continue
         except Exception as exc:  # dissect filesystems raise their own error types
             ctx.gap(source.name, location, f"cannot open event log: {_describe(exc)}")
             continue
@@ -76,7 +82,7 @@ def read_log(fh: BinaryIO, location: str, source: Source, ctx: Context) -> Itera
 def _log_files(source: Source, ctx: Context) -> Iterator[tuple[str, Any]]:
     """(location, opener) for every log in the evidence, each file once, in path order."""
     for path in sorted(source.evtx_files, key=str):
-        yield str(path), (lambda p=path: open(p, "rb"))
+        yield escaped_text(str(path)), (lambda p=path: _open_regular_host_file(p))
     target = source.target
     if target is None:
         return
@@ -93,11 +99,12 @@ def _log_files(source: Source, ctx: Context) -> Iterator[tuple[str, Any]]:
             if not root.is_dir():
                 continue  # a README or a dangling /vmlinuz at the top of a tree is not a drive
             if source.ref.kind in COLLECTION_KINDS:
-                candidates = _evtx_below(root)
+                candidates = _evtx_below(root, lambda where, exc: ctx.gap(
+                    source.name, escaped_text(str(where)), f"entry skipped while looking for event logs: {_describe(exc)}"))
             elif folder.is_dir():
                 candidates = [p for p in folder.iterdir() if p.name.lower().endswith(".evtx")]
         except Exception as exc:
-            ctx.gap(source.name, str(folder), f"cannot list event logs: {_describe(exc)}")
+            ctx.gap(source.name, escaped_text(str(folder)), f"cannot list event logs: {_describe(exc)}")
             continue
         for path in candidates:
             # sysvol is the system drive again (c:): a file seen under a drive letter is not read twice.
@@ -108,22 +115,46 @@ def _log_files(source: Source, ctx: Context) -> Iterator[tuple[str, Any]]:
             seen[key] = path
     for key in sorted(seen):
         path = seen[key]
-        yield str(path), (lambda p=path: p.open("rb"))
+        yield escaped_text(str(path)), (lambda p=path: _open_regular(p))
 
 
-def _evtx_below(folder: Any) -> list[Any]:
-    """Every ``*.evtx`` (any case) below a folder, symlinked folders not entered.
+def _open_regular(path: Any) -> BinaryIO:
+    """An event log of the evidence opened for reading; a FIFO, device or link is refused, not read."""
+    check_regular(path)
+    return path.open("rb")
+
+
+def _open_regular_host_file(path: Path) -> BinaryIO:
+    """A loose .evtx given as evidence: the examiner's link is followed, but only to a regular file."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise UnreadableFile("not a regular file; not read")
+    return open(path, "rb")
+
+
+def _evtx_below(folder: Any, skipped: Callable[[Any, BaseException], None]) -> list[Any]:
+    """Every ``*.evtx`` (any case) below a folder, symbolic links not entered. An entry that cannot
+    be listed or examined (a link loop, a damaged folder) is skipped on its own, reported through
+    ``skipped``: the rest of the folder, and every other root, is still searched.
 
     Not ``rglob``: on a directory collection it re-resolves each entry from the root, listing its
     folder again, which is quadratic (10,000 task files took over two minutes).
     """
     found, pending = [], [folder]
     while pending:
-        for child in pending.pop().iterdir():
-            if child.is_dir() and not child.is_symlink():
-                pending.append(child)
-            elif child.name.lower().endswith(".evtx"):
-                found.append(child)
+        current = pending.pop()
+        try:
+            children = list(current.iterdir())
+        except Exception as exc:
+            skipped(current, exc)
+            continue
+        for child in children:
+            try:
+                if not child.is_symlink() and child.is_dir():
+                    pending.append(child)
+                elif child.name.lower().endswith(".evtx"):  # a link is listed here and refused when opened
+                    found.append(child)
+            except Exception as exc:
+                skipped(child, exc)
     return found
 
 

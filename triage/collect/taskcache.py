@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from triage.collect import Context, Source
-from triage.collect.windows_tasks import Where, find_path, windows_dir
+from triage.collect.filefacts import read_error, read_file
+from triage.collect.windows_tasks import MAX_DEFINITION_BYTES, Where, find_path, windows_dir
 from triage.parsers.security_descriptor import SecurityDescriptorError, parse_security_descriptor
 from triage.parsers.taskcache import (
     FILETIME_NEVER,
@@ -63,6 +64,10 @@ BASE_BLOCK = 4096
 LOG_BASE_BLOCK = 512
 LOG_ENTRY_HEADER = 40
 MARVIN32_SEED = 0x82EF4D887A4E55C5
+# The replay copies the hive and its logs into memory: a real SOFTWARE hive is tens to a few hundred
+# MB and its logs smaller; larger ones are a gap, not a multi-GB read.
+MAX_HIVE_BYTES = 512 * 1024 * 1024
+MAX_HIVE_LOG_BYTES = 256 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,9 +288,9 @@ def _replay(hive_path: Any, where: Where) -> Replay | None:
     from dissect.target.helpers.regutil import RegfHive
 
     try:
-        hive_bytes = hive_path.read_bytes()
+        _, hive_bytes = read_file(hive_path, MAX_HIVE_BYTES)
     except Exception as exc:
-        where.ctx.gap(where.evidence, str(hive_path), f"hive not readable for log replay: {type(exc).__name__}: {exc}")
+        where.ctx.gap(where.evidence, str(hive_path), f"hive not readable for log replay: {read_error(exc)}")
         return None
     if not hive_is_dirty(hive_bytes[:BASE_BLOCK]):
         return None
@@ -293,9 +298,9 @@ def _replay(hive_path: Any, where: Where) -> Replay | None:
     for sibling in _siblings(hive_path):
         if sibling.name.lower() in (hive_path.name.lower() + ".log1", hive_path.name.lower() + ".log2"):
             try:
-                logs[sibling.name] = sibling.read_bytes()
+                logs[sibling.name] = read_file(sibling, MAX_HIVE_LOG_BYTES)[1]
             except Exception as exc:
-                where.ctx.gap(where.evidence, str(sibling), f"transaction log not readable: {type(exc).__name__}: {exc}")
+                where.ctx.gap(where.evidence, str(sibling), f"transaction log not readable: {read_error(exc)}")
     if not logs:
         where.ctx.gap(where.evidence, str(hive_path), "hive is dirty but no .LOG1/.LOG2 is present: recent changes are missing")
         return None
@@ -511,8 +516,8 @@ class _TaskFiles:
             if path is None:
                 return None
         try:
-            data = path.read_bytes()
-        except Exception:
+            _, data = read_file(path, MAX_DEFINITION_BYTES)
+        except Exception:  # the task file collector reports it
             return None
         return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "crc32": zlib.crc32(data)}
 

@@ -12,17 +12,17 @@ Output order is fixed: jobs sorted by (kind, entry), then events sorted by (time
 
 from __future__ import annotations
 
-import gzip
 import posixpath
 import re
 import stat as stat_module
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from triage.collect import Context, Source
-from triage.collect.filefacts import file_facts, read_file, read_small_file
+from triage.collect.filefacts import file_facts, inflate_capped, read_capped, read_error, read_small_file
 from triage.parsers import anacrontab, atjob, crontab, cronlog, systemd_unit
 from triage.records import FileFacts, Provenance, Stamp, TaskEvent, UnixJob
 from triage.timeutil import iso, local_stamp, system_zone, tzif_zone, zone_from_clock_text, zone_name_from_link
@@ -44,8 +44,14 @@ LOG_PREFIXES = (("/var/log", "syslog", "syslog"), ("/var/log", "cron", "cron"), 
 JOURNAL_DIRS = ("/var/log/journal",)
 RUN_PARTS_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")  # Debian run-parts' default (LANANA + Debian) rule
 # Real crontabs, units, at jobs and anacrontabs are a few KB; anything above this is hashed, not parsed
-# (an attacker's 2 GB "crontab" must not be read into memory). Logs are not capped.
+# (an attacker's 2 GB "crontab" must not be read into memory).
 MAX_JOB_FILE_BYTES = 4 * 1024 * 1024
+# Each crontab line can be a job (and a task in every output): past this many lines the rest is a gap.
+MAX_CRONTAB_LINES = 10_000
+# Logs: the first MAX_LOG_BYTES of each file (after gunzip) are parsed, and at most MAX_LOG_EVENTS
+# events kept per file; the rest is a gap. Each parsed cron line costs about 2 KB of memory.
+MAX_LOG_BYTES = 16 * 1024 * 1024
+MAX_LOG_EVENTS = 50_000
 
 
 @dataclass
@@ -81,12 +87,12 @@ class _Host:
             self.gap(text, f"cannot list directory: {exc}")
             return []
 
-    def read(self, path: Any, limit: int | None = MAX_JOB_FILE_BYTES) -> tuple[FileFacts, bytes] | None:
+    def read(self, path: Any, limit: int = MAX_JOB_FILE_BYTES) -> tuple[FileFacts, bytes] | None:
         """A file's facts and bytes; None (and a gap) when unreadable or larger than ``limit``."""
         try:
-            facts, data = read_file(path) if limit is None else read_small_file(path, limit)
+            facts, data = read_small_file(path, limit)
         except Exception as exc:
-            self.gap(str(path), f"cannot read file: {exc}")
+            self.gap(str(path), f"cannot read file: {read_error(exc)}")
             return None
         if data is None:
             self.gap(str(path), f"file too large for a scheduled-job file ({facts.size} bytes, SHA-256 {facts.sha256}); "
@@ -123,13 +129,15 @@ def collect(source: Source, ctx: Context) -> Iterator[UnixJob | TaskEvent]:
             source.host.timezone_source = where
     _load_users(host)
     ctx.progress(f"{source.name}: reading cron, anacron, at and systemd timers")
-    _cron(host)
-    _cron_scripts(host)
-    _anacron(host)
-    _at_jobs(host)
-    _timers(host)
-    events = _logs(host)
-    _link(host, events)
+    events: list[TaskEvent] = []
+    # A stage that fails (MemoryError included) is one gap; the jobs and events found so far are kept.
+    for stage, run in (("cron", _cron), ("cron scripts", _cron_scripts), ("anacron", _anacron), ("at", _at_jobs),
+                       ("systemd timers", _timers), ("logs", lambda h: _logs(h, events)),
+                       ("linking log lines to jobs", lambda h: _link(h, events))):
+        try:
+            run(host)
+        except Exception as exc:
+            host.gap(f"({stage})", f"{stage} not fully read: {read_error(exc)}; what was found before is kept")
     yield from sorted(host.jobs, key=lambda j: (j.kind, j.entry))
     yield from sorted(events, key=lambda e: (e.time.utc or "", e.provenance.location, e.provenance.offset or 0))
 
@@ -233,7 +241,8 @@ def _cron(host: _Host) -> None:
         location = str(path)
         if owner is not None:
             host.crontab_files[location] = owner
-        result = crontab.parse_crontab(data.decode("utf-8", "replace"), location, user_column=user_column, owner=owner)
+        text = _first_lines(host, location, data.decode("utf-8", "replace"), MAX_CRONTAB_LINES)
+        result = crontab.parse_crontab(text, location, user_column=user_column, owner=owner)
         for problem in result.errors:
             _gap_line(host, problem)
         modified = host.mtime(facts)
@@ -263,6 +272,16 @@ def _links_to_listed(host: _Host, directory: str, listed: tuple[str, ...]) -> bo
         return False
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(directory), target))
     return resolved != directory and resolved in listed
+
+
+def _first_lines(host: _Host, location: str, text: str, limit: int) -> str:
+    """The first ``limit`` lines of a job file; a gap names what is left out (the hash covers all)."""
+    lines = text.count("\n") + (not text.endswith("\n"))
+    if lines <= limit:
+        return text
+    host.gap(location, f"{lines} lines: only the first {limit} are parsed (no real crontab comes near); "
+                       "the file's SHA-256 covers all of it")
+    return "\n".join(text.split("\n", limit)[:limit]) + "\n"
 
 
 def _gap_line(host: _Host, problem: str) -> None:
@@ -366,7 +385,7 @@ def _anacron(host: _Host) -> None:
         if read is None:
             continue
         facts, data = read
-        result = anacrontab.parse_anacrontab(data.decode("utf-8", "replace"), text)
+        result = anacrontab.parse_anacrontab(_first_lines(host, text, data.decode("utf-8", "replace"), MAX_CRONTAB_LINES), text)
         for problem in result.errors:
             _gap_line(host, problem)
         for job in result.jobs:
@@ -572,8 +591,8 @@ def _wants_links(host: _Host, scope: _Scope, name: str) -> list[str]:
 
 # --- logs ------------------------------------------------------------------------------------
 
-def _logs(host: _Host) -> list[TaskEvent]:
-    events: list[TaskEvent] = []
+def _logs(host: _Host, events: list[TaskEvent]) -> None:
+    """Append the events of every cron/syslog file and the journal to ``events`` (as each is read)."""
     seen = set()
     for directory, prefix, channel in LOG_PREFIXES:
         chain = []
@@ -586,8 +605,15 @@ def _logs(host: _Host) -> list[TaskEvent]:
             chain.append(path)
         files = [log for log in (_log_file(host, path) for path in sorted(chain, key=lambda p: _rotation_order(p.name, prefix))) if log]
         for result in cronlog.parse_rotation_chain(files, channel=channel, tz=host.tz):
-            events += result.events
-    events += _journal(host)
+            kept = result.events
+            if len(kept) > MAX_LOG_EVENTS:
+                host.gap(f"{directory}/{prefix}", f"{len(kept)} scheduled-job events in one log: only the first {MAX_LOG_EVENTS} are kept")
+                kept = kept[:MAX_LOG_EVENTS]
+            events += _finish_events(host, kept)
+    events += _finish_events(host, _journal(host))
+
+
+def _finish_events(host: _Host, events: list[TaskEvent]) -> list[TaskEvent]:
     for event in events:
         event.host = event.host or host.source.host.hostname
         event.provenance.evidence = host.evidence
@@ -609,17 +635,28 @@ def _rotation_order(name: str, prefix: str) -> tuple:
 
 
 def _log_file(host: _Host, path: Any) -> cronlog.LogFile | None:
-    read = host.read(path, limit=None)
-    if read is None:
+    """One log of a rotation chain: at most MAX_LOG_BYTES of its text (gunzipped streaming); what is
+    left out is a gap, what was read before a cap is still reported."""
+    try:
+        read = read_capped(path, MAX_LOG_BYTES)
+    except Exception as exc:
+        host.gap(str(path), f"cannot read file: {read_error(exc)}")
         return None
-    facts, data = read
+    data = read.data
+    if read.stopped or not read.complete:
+        host.gap(str(path), f"{read.stopped or f'larger than {MAX_LOG_BYTES} bytes ({read.facts.size} bytes)'}: "
+                            f"only the first {len(data)} bytes are read")
     if path.name.endswith(".gz"):
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+            data, problem = inflate_capped(data, MAX_LOG_BYTES)
+        except zlib.error as exc:
             host.gap(str(path), f"cannot decompress: {exc}")
             return None
-    mtime = host.mtime(facts)
+        if problem:
+            host.gap(str(path), problem)
+    if len(data) >= MAX_LOG_BYTES:  # cut before the last, partial line
+        data = data[:data.rfind(b"\n") + 1] or data
+    mtime = host.mtime(read.facts)
     if mtime is None:
         host.gap(str(path), "no modification time: syslog lines without a year keep only their local text")
     rotated_on = None

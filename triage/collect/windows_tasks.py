@@ -8,12 +8,13 @@ TaskDefinition carrying its file facts and ``errors``, plus one gap line: nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from triage.collect import Context, Source
-from triage.collect.filefacts import file_facts, read_error, read_small_file
+from triage.collect.filefacts import UnreadableFile, file_facts, read_error, read_small_file
+from triage.collect.names import escaped_text
 from triage.parsers.gpp import GppError, parse_gpp_scheduled_tasks
 from triage.parsers.job import JobError, parse_job
 from triage.parsers.schedlgu import SchedLgUError, parse_schedlgu
@@ -28,6 +29,8 @@ LEGACY_FOLDER_NON_TASKS = {"desktop.ini", "sa.dat"}
 SCHEDLGU_NAME = "schedlgu.txt"
 # The largest real task XML / .job / GPO file is a few KB; anything above this is hashed, not parsed.
 MAX_DEFINITION_BYTES = 4 * 1024 * 1024
+# Task Scheduler accepts at most 32 actions per task; a file holding more was not written by it.
+MAX_ACTIONS = 32
 
 
 @dataclass
@@ -64,8 +67,8 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition | TaskEvent
             continue
         for path in _walk(folder, where):
             # str(): NTFS names come back as cstruct wchar arrays, which pathlib cannot intern
-            task = display_task_path(str(path)[len(str(folder)):])
-            definitions.append(_task_xml(path, task, "\\".join(parts), where))
+            task = display_task_path(escaped_text(str(path)[len(str(folder)):]))
+            definitions += _guarded(where, path, _task_xml, path, task, "\\".join(parts), where)
 
     legacy = find_path(windir, "Tasks")
     schedlgu_files = [p for p in (find_path(_root(target), "SchedLgU.txt"), find_path(windir, "SchedLgU.txt")) if p]
@@ -73,17 +76,17 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition | TaskEvent
         for path in _walk(legacy, where):
             name = path.name.lower()
             if name.endswith(".job"):
-                definitions.append(_job(path, where))
+                definitions += _guarded(where, path, _job, path, where)
             elif name == SCHEDLGU_NAME:
                 schedlgu_files.append(path)
             elif name not in LEGACY_FOLDER_NON_TASKS:
-                where.ctx.gap(where.evidence, str(path), "file in the legacy Tasks folder is not a .job file "
+                where.ctx.gap(where.evidence, escaped_text(str(path)), "file in the legacy Tasks folder is not a .job file "
                               "(Task Scheduler 1.0 ignores it); not parsed")
     for path in {str(p).lower(): p for p in schedlgu_files}.values():
-        events.extend(_schedlgu(path, where))
+        events += _guarded(where, path, _schedlgu, path, where)
 
     for path in _gpp_files(target, windir, where):
-        definitions.extend(_gpp(path, where))
+        definitions += _guarded(where, path, _gpp, path, where)
 
     definitions.sort(key=lambda d: (normalise_task_path(d.task), d.provenance.location, d.provenance.value_name or ""))
     events.sort(key=lambda e: (e.provenance.location, e.provenance.offset or 0))
@@ -91,34 +94,48 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition | TaskEvent
     yield from events
 
 
+def _guarded(where: Where, path: Any, read: Callable[..., Any], *args: Any) -> list:
+    """``read(*args)``: the record(s) of one file; anything unexpected while reading it (MemoryError
+    included) costs only that file, as one gap, and the records of every other file are kept."""
+    try:
+        records = read(*args)
+    except Exception as exc:
+        where.ctx.gap(where.evidence, escaped_text(str(path)), f"not read: {read_error(exc)}")
+        return []
+    return records if isinstance(records, list) else [records]
+
+
 def _task_xml(path: Any, task: str, folder: str, where: Where) -> TaskDefinition:
-    provenance = where.provenance("task_xml", str(path))
+    provenance = where.provenance("task_xml", escaped_text(str(path)))
     facts, data, problem = _read(path, where)
     if data is None:
         return _unparsed(task, "task_xml", provenance, facts, problem)
     try:
         definition = parse_task_xml(data, task=task, provenance=provenance, local_tz=where.source.tz)
     except TaskXmlError as exc:
-        where.ctx.gap(where.evidence, str(path), f"task XML not parsed: {exc}")
+        where.ctx.gap(where.evidence, provenance.location, f"task XML not parsed: {exc}")
         return _unparsed(task, "task_xml", provenance, facts, f"task XML not parsed: {exc}")
     definition.file = facts
     definition.host = where.source.host.hostname
     definition.details["task_folder"] = folder
     _report_partial(definition, where)
+    if len(definition.actions) > MAX_ACTIONS:
+        where.ctx.gap(where.evidence, provenance.location, f"task holds {len(definition.actions)} actions (Task Scheduler "
+                      f"allows {MAX_ACTIONS}): all are listed, detection rules are written for the first {MAX_ACTIONS}")
     return definition
 
 
 def _job(path: Any, where: Where) -> TaskDefinition:
-    provenance = where.provenance("job", str(path))
+    provenance = where.provenance("job", escaped_text(str(path)))
     # Task Scheduler 1.0 names a task after its file without ".job": same path as its 2.0 twin.
-    task = display_task_path(path.name[:-4])
+    task = display_task_path(escaped_text(path.name[:-4]))
     facts, data, problem = _read(path, where)
     if data is None:
         return _unparsed(task, "job", provenance, facts, problem)
     try:
         definition = parse_job(data, task=task, provenance=provenance, local_tz=where.source.tz)
     except JobError as exc:
-        where.ctx.gap(where.evidence, str(path), f".job not parsed: {exc}")
+        where.ctx.gap(where.evidence, provenance.location, f".job not parsed: {exc}")
         return _unparsed(task, "job", provenance, facts, f".job not parsed: {exc}")
     definition.file = facts
     definition.host = where.source.host.hostname
@@ -127,15 +144,15 @@ def _job(path: Any, where: Where) -> TaskDefinition:
 
 
 def _gpp(path: Any, where: Where) -> list[TaskDefinition]:
-    provenance = where.provenance("gpp", str(path))
-    task = display_task_path(f"GPO {path.name}")
+    provenance = where.provenance("gpp", escaped_text(str(path)))
+    task = display_task_path(f"GPO {escaped_text(path.name)}")
     facts, data, problem = _read(path, where)
     if data is None:
         return [_unparsed(task, "gpp", provenance, facts, problem)]
     try:
-        definitions = parse_gpp_scheduled_tasks(data, path=str(path), provenance=provenance, local_tz=where.source.tz)
+        definitions = parse_gpp_scheduled_tasks(data, path=provenance.location, provenance=provenance, local_tz=where.source.tz)
     except GppError as exc:
-        where.ctx.gap(where.evidence, str(path), f"GPO ScheduledTasks.xml not parsed: {exc}")
+        where.ctx.gap(where.evidence, provenance.location, f"GPO ScheduledTasks.xml not parsed: {exc}")
         return [_unparsed(task, "gpp", provenance, facts, f"GPO ScheduledTasks.xml not parsed: {exc}")]
     for definition in definitions:
         definition.file = facts
@@ -145,19 +162,20 @@ def _gpp(path: Any, where: Where) -> list[TaskDefinition]:
 
 
 def _schedlgu(path: Any, where: Where) -> list[TaskEvent]:
+    location = escaped_text(str(path))
     try:
         facts, data = read_small_file(path, MAX_DEFINITION_BYTES)
     except Exception as exc:
-        where.ctx.gap(where.evidence, str(path), f"unreadable: {type(exc).__name__}: {exc}")
+        where.ctx.gap(where.evidence, location, f"unreadable: {read_error(exc)}")
         return []
     if data is None:  # Windows keeps SchedLgU.txt at 32 KB by default
-        where.ctx.gap(where.evidence, str(path), f"file too large for SchedLgU.txt ({facts.size} bytes, SHA-256 "
+        where.ctx.gap(where.evidence, location, f"file too large for SchedLgU.txt ({facts.size} bytes, SHA-256 "
                                                  f"{facts.sha256}); hashed but not parsed")
         return []
     try:
-        events = parse_schedlgu(data, provenance=where.provenance("schedlgu", str(path)), local_tz=where.source.tz)
+        events = parse_schedlgu(data, provenance=where.provenance("schedlgu", location), local_tz=where.source.tz)
     except SchedLgUError as exc:
-        where.ctx.gap(where.evidence, str(path), f"SchedLgU.txt not parsed: {exc}")
+        where.ctx.gap(where.evidence, location, f"SchedLgU.txt not parsed: {exc}")
         return []
     for event in events:
         event.host = where.source.host.hostname
@@ -165,17 +183,19 @@ def _schedlgu(path: Any, where: Where) -> list[TaskEvent]:
 
 
 def _read(path: Any, where: Where) -> tuple[FileFacts, bytes | None, str | None]:
+    location = escaped_text(str(path))
     try:
         facts, data = read_small_file(path, MAX_DEFINITION_BYTES)
+    except UnreadableFile as exc:  # a link (possibly a loop), FIFO or device is listed, never read
+        where.ctx.gap(where.evidence, location, str(exc))
+        return file_facts(path), None, str(exc)
     except Exception as exc:
         problem = f"unreadable: {read_error(exc)}"
-        if _is_symlink(path):  # a link to a folder (possibly a loop) is listed, never followed
-            problem = f"symbolic link to {_link_target(path)!r} not followed: {read_error(exc)}"
-        where.ctx.gap(where.evidence, str(path), problem)
+        where.ctx.gap(where.evidence, location, problem)
         return file_facts(path), None, problem
     if data is None:
         problem = f"file too large for a task definition ({facts.size} bytes); hashed but not parsed"
-        where.ctx.gap(where.evidence, str(path), problem)
+        where.ctx.gap(where.evidence, location, problem)
         return facts, None, problem
     return facts, data, None
 
@@ -248,34 +268,20 @@ def _is_dir(path: Any) -> bool:
         return False
 
 
-def _is_symlink(path: Any) -> bool:
-    try:
-        return path.is_symlink()
-    except Exception:
-        return False
-
-
-def _link_target(path: Any) -> str:
-    try:
-        return str(path.readlink())
-    except Exception:
-        return "?"
-
-
 def _walk(folder: Any, where: Where, *, report: bool = True) -> Iterator[Any]:
     """Every file below a folder, names sorted, any name; unlistable folders become gaps."""
     try:
         children = sorted(folder.iterdir(), key=lambda p: p.name)
     except Exception as exc:
         if report:
-            where.ctx.gap(where.evidence, str(folder), f"folder not listable: {type(exc).__name__}: {exc}")
+            where.ctx.gap(where.evidence, escaped_text(str(folder)), f"folder not listable: {read_error(exc)}")
         return
     for child in children:
-        try:
-            is_dir = child.is_dir() and not child.is_symlink()  # a junction could loop; its target is walked anyway
+        try:  # a link is never followed (a junction or link could loop; its target is walked anyway)
+            is_dir = not child.is_symlink() and child.is_dir()
         except Exception as exc:
             if report:
-                where.ctx.gap(where.evidence, str(child), f"entry not readable: {type(exc).__name__}: {exc}")
+                where.ctx.gap(where.evidence, escaped_text(str(child)), f"entry not readable: {read_error(exc)}")
             continue
         if is_dir:
             yield from _walk(child, where, report=report)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from triage.detect.gap_index import gap_index
 from triage.records import Entity, EvidenceItem, Finding, Gap
 
 RISK_ORDER = {"Critical": 4, "High": 3, "Medium": 2, "Low": 1}
@@ -89,26 +90,11 @@ def confidence_for(entity: Entity, hits: list[Hit], gaps: list[Gap]) -> tuple[st
     if level == 0 and any(h.single_source_ok for h in hits):
         level = 1
     basis = f"{len(sources)} independent source(s) agree: {', '.join(sources) or 'none'}"
-    related_gaps = [g for g in gaps if _gap_concerns(g, entity)]
+    related_gaps = gap_index(gaps).count(entity)  # indexed: gaps x tasks pairwise was quadratic
     if related_gaps and level > 0:
         level -= 1
-        basis += f"; lowered one level: {len(related_gaps)} unreadable item(s) in the same evidence"
+        basis += f"; lowered one level: {related_gaps} unreadable item(s) in the same evidence"
     return CONFIDENCE_LEVELS[level], basis
-
-
-def _gap_concerns(gap: Gap, entity: Entity) -> bool:
-    """A gap matters to a task when it is in the same evidence item and is either about this task's
-    own records or about a whole source that could hold more of it (a hive, a log, a volume) rather
-    than about another task's file."""
-    records = [*entity.definitions, *entity.events, *entity.unix_jobs]
-    if gap.evidence not in {r.provenance.evidence for r in records}:
-        return False
-    own = {r.provenance.location for r in records} | {d.file.path for d in entity.definitions if d.file}
-    if gap.location in own:
-        return True
-    other_task_file = any(marker in gap.location.lower().replace("\\", "/")
-                          for marker in ("/tasks/", "/cron", "/systemd/", "/at/", "/atjobs/"))
-    return not other_task_file
 
 
 def _user(entity: Entity) -> str | None:

@@ -202,13 +202,15 @@ def check_content(entity: Entity, ctx: JudgeContext) -> list[Hit]:
                    if (category == "unix_job") == isinstance(record, UnixJob) and rule_matches(rule, row)]
         if not matched:
             continue
-        evidence = []
+        evidence, seen = [], set()
         for row, record in matched:
             item = EvidenceItem(source=f"{getattr(record, 'source', None) or record.kind} ({rule.title})",
                                 location=record.provenance.location,
                                 value=str(row.get("CommandLine") or row.get("TaskPath")),
                                 evidence_sha256=record.provenance.evidence_sha256)
-            if item not in evidence:
+            key = (item.source, item.location, item.value, item.evidence_sha256)  # a set: a task may hold 30,000 actions
+            if key not in seen:
+                seen.add(key)
                 evidence.append(item)
         hit = Hit(
             rule=rule.name or str(rule.id), title=rule.title, risk=LEVEL_TO_RISK[rule.level.name.lower()],

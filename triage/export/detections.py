@@ -30,6 +30,7 @@ from pathlib import Path, PureWindowsPath
 import yaml
 
 from triage import attack
+from triage.collect.windows_tasks import MAX_ACTIONS
 from triage.export.safe import escape_controls, json_text
 from triage.records import Entity, Finding
 
@@ -40,6 +41,9 @@ COM_HOSTS = ["\\taskhostw.exe", "\\taskhostex.exe", "\\taskhost.exe"]
 BACKEND_EXTENSIONS = {"splunk": "spl", "kql": "kql", "lucene": "lucene", "esql": "esql"}
 LAYER_NAME = "attack-layer.json"
 DETECTIONS = "detections"
+# Findings come ordered by risk; each gives up to 5 + 32 rules, each converted 4 times (about 4 ms a
+# conversion). Past this many findings (thousands of planted tasks) the rest are listed in index.json.
+MAX_FINDINGS_WITH_RULES = 200
 
 
 def sigma_escape(text: str) -> str:
@@ -130,7 +134,9 @@ def rules_for(finding: Finding, entity: Entity | None) -> list[tuple[str, dict]]
              "condition": "1 of selection_*"},
             ["The Task Scheduler service updating the task it owns"])),
     ]
-    for number, action in enumerate(_exec_actions(entity), start=1):
+    # Task Scheduler runs at most 32 actions; a forged file with thousands gets rules for the first 32
+    # (the collector recorded the gap), not thousands of files.
+    for number, action in enumerate(_exec_actions(entity)[:MAX_ACTIONS], start=1):
         if action.kind == "exec" and action.command:
             image = PureWindowsPath(action.command.strip().strip('"')).name
             selection = {"ParentImage|endswith": TASK_HOSTS, "Image|endswith": sigma_escape("\\" + image)}
@@ -275,12 +281,13 @@ def detection_files(case) -> dict[str, str]:
     for entity in case.entities:
         by_task.setdefault(entity.task, entity)
     files: dict[str, str] = {}
-    index: dict = {"generated_by": "triage", "backends": backend_versions(), "rules": []}
+    index: dict = {"generated_by": "triage", "backends": backend_versions(), "rules": [], "actions_without_rules": [],
+                   "findings_without_rules": [f.hunt_id for f in case.findings[MAX_FINDINGS_WITH_RULES:]]}
     converters, missing = _converters()
     if missing:
         index["skipped_conversions"] = {"backends": sorted(missing), "reasons": dict(sorted(missing.items())),
                                         "fix": backend_fix()}
-    for finding in case.findings:
+    for finding in case.findings[:MAX_FINDINGS_WITH_RULES]:
         for kind, rule in rules_for(finding, by_task.get(finding.task)):
             stem = f"{finding.hunt_id}_{kind}"
             files[f"{DETECTIONS}/{stem}.yml"] = rule_yaml(rule)
@@ -304,6 +311,9 @@ def detection_files(case) -> dict[str, str]:
                 files[name] = text
                 entry["conversions"][backend] = {"file": f"{backend}/{stem}.{extension}"}
             index["rules"].append(entry)
+        if (actions := len(_exec_actions(by_task.get(finding.task)))) > MAX_ACTIONS:
+            index["actions_without_rules"].append({"hunt_id": finding.hunt_id, "task": finding.task, "actions": actions,
+                                                   "rules_for_first": MAX_ACTIONS})
     files[f"{DETECTIONS}/index.json"] = json_text(index, indent=2) + "\n"
     files[LAYER_NAME] = json_text(attack.navigator_layer(case.findings), indent=2) + "\n"
     return dict(sorted(files.items()))

@@ -144,6 +144,14 @@ def _print_summary(case, ctx) -> None:
         print(f"Gaps (not read): {len(ctx.gaps)}")
         for gap in ctx.gaps:
             print(f"  - {_clip(gap.line(), 200)}")
+    # --- absence helper: which stores were read per host (absence findings stand only on these) ---
+    if getattr(case, "stores", None):
+        from triage.stores import summary_lines
+
+        print()
+        print("Stores examined:")
+        for line in summary_lines(case.stores):
+            print(f"  - {_clip(line, 200)}")
     print()
     print(tabulate(_summary_rows(case, ctx), headers=["Summary", ""], tablefmt="simple"))
 

@@ -13,7 +13,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from triage.records import EvidenceRef, Gap, HostInfo
+from triage.records import EvidenceRef, Gap, HostInfo, StoreRead
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Context:
     quiet: bool = False
     gaps: list[Gap] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    stores: list[StoreRead] = field(default_factory=list)  # what was examined, per evidence item and host
 
     def gap(self, evidence: str, location: str, problem: str) -> Gap:
         """Record something that could not be read and print it as one clear line.
@@ -55,6 +56,10 @@ class Context:
         shown = Gap(evidence=escape_controls(evidence), location=escape_controls(location), problem=escape_controls(problem))
         print(f"triage: warning: {shown.line()}", file=sys.stderr)
         return gap
+
+    def examined(self, evidence: str, store: str, location: str, **facts: Any) -> None:
+        """Record that a store was read (see :class:`triage.records.StoreRead`); absence checks rely on it."""
+        self.stores.append(StoreRead(evidence=evidence, store=store, location=location, **facts))
 
     def progress(self, message: str) -> None:
         if not self.quiet:

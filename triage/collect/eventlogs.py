@@ -11,6 +11,7 @@ single pass; the caller collects its matches after the collectors ran.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -50,8 +51,10 @@ def read_log(fh: BinaryIO, location: str, source: Source, ctx: Context) -> Itera
         ctx.gap(source.name, f"{location} ({where})", text)
 
     reader = EvtxReader(fh, location, on_problem=problem)
+    read_for: Counter[tuple[str, str]] = Counter()  # (channel, computer) -> records: the stores this log examined
     try:
         for record in reader:
+            read_for[(str(record.fields.get("Channel") or "unknown channel"), str(record.fields.get("Computer") or ""))] += 1
             try:
                 event = task_event(record.fields, location=location, evidence=ref.evidence,
                                    evidence_sha256=ref.evidence_sha256, local_tz=ref.local_tz)
@@ -65,6 +68,8 @@ def read_log(fh: BinaryIO, location: str, source: Source, ctx: Context) -> Itera
     except Exception as exc:  # a damaged container fails the read with the library's own error types
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else read_error(exc)
         ctx.gap(source.name, location, f"read error after {reader.stats.records} record(s): {text}")
+    for (channel, computer), count in sorted(read_for.items()):
+        ctx.examined(source.name, "eventlog", location, host=computer or source.host.hostname, channel=channel, records=count)
 
 
 def _log_files(source: Source, ctx: Context) -> Iterator[tuple[str, Any]]:

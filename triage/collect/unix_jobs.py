@@ -121,7 +121,9 @@ def collect(source: Source, ctx: Context) -> Iterator[UnixJob | TaskEvent]:
     _anacron(host)
     _at_jobs(host)
     _timers(host)
+    ctx.examined(source.name, "crontabs", "/", host=source.host.hostname)  # cron, anacron, at, timers: the whole tree
     events = _logs(host)
+    ctx.examined(source.name, "cron_logs", "/var/log", host=source.host.hostname)
     _link(host, events)
     yield from sorted(host.jobs, key=lambda j: (j.kind, j.entry))
     yield from sorted(events, key=lambda e: (e.time.utc or "", e.provenance.location, e.provenance.offset or 0))

@@ -41,9 +41,12 @@ def check_memory(entity: Entity, ctx: JudgeContext) -> list[Hit]:
                 action=f"Dump the SOFTWARE hive from memory (windows.registry.hivelist --dump) and the task's processes; "
                        f"check whether {entity.task} is still on disk.",
             ))
+    # "belongs to no task in the registry" needs a registry that was read: on disk, whole, or in memory
+    registry_read = (ctx.stores.absence(entity.host, ("taskcache",)).claimable
+                     or bool(ctx.stores.for_host(entity.host, "memory_taskcache")))
     for process in entity.processes:
         for flag in process.flags:
-            if flag not in _PROCESS_FLAGS:
+            if flag not in _PROCESS_FLAGS or (flag == "task_not_in_registry" and not registry_read):
                 continue
             risk, technique, title = _PROCESS_FLAGS[flag]
             hits.append(Hit(

@@ -262,6 +262,8 @@ def build_manifest(case, ctx: Context, *, argv: list[str], examiner: str | None,
         "sigma": case.sigma_report,  # rules loaded, unsupported (with the reason), matches per rule
         "outputs": outputs,
         "gaps": [to_dict(g) for g in ctx.gaps],
+        # --- absence helper: per host, the stores read and those not examined (triage.stores) ---
+        "stores_examined": getattr(case, "stores", []),
     }
 
 

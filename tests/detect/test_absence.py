@@ -1,0 +1,157 @@
+"""Absence needs a look: a claim that something is missing (no definition, no task file) stands only on a
+store that was read for that host with no gap over it. Real public logs through the real collectors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from dissect.target import Target
+
+from test_images import taskcache_scenarios as scenarios
+from test_images.windows_tree import all_tasks
+from triage.collect import Context, Source
+from triage.collect import eventlogs, taskcache, windows_tasks
+from triage.correlate import correlate
+from triage.detect import JudgeContext, build_findings, corroborating_sources, rule_technique, Hit
+from triage.detect.baseline import load_baseline
+from triage.detect.timeline_checks import check_timeline
+from triage.records import EvidenceRef, HostInfo, TaskDefinition, TaskEvent
+from triage.run import run
+from triage.stores import StoreIndex, summary_lines
+
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+BELKASOFT = (CORPUS / "AndrewRathbun__DFIRArtifactMuseum/Windows/EventLogs/Win10/BelkasoftCTF_InsiderThreat/"
+             "BelkasoftCTF_InsiderThreat.7z.extracted/Microsoft-Windows-TaskScheduler%4Operational.evtx")
+RE_DEV_TASKS = CORPUS / "Velocidex__velociraptor/artifacts/testdata/files/TaskScheduler.evtx"
+RE_DEV_SECURITY = CORPUS / "Velocidex__velociraptor/artifacts/testdata/files/SecurityTasks.evtx"
+STOCK = r"\Microsoft\Windows\Wininet\CacheTask"
+
+needs_corpus = pytest.mark.skipif(not BELKASOFT.exists(), reason="../shared/corpus not present")
+
+
+@needs_corpus
+def test_real_taskscheduler_log_alone_claims_no_missing_definition():
+    case = run([str(BELKASOFT)], Context(quiet=True), hunt_date="20260101")
+    assert [f for f in case.findings if "runs_without_definition" in (f.rule or "")] == []
+    [cache_task] = [e for e in case.entities if e.task == STOCK]
+    assert cache_task.status == ("known from events only; definition not examined: task folders (System32\\Tasks, "
+                                 "Windows\\Tasks) not examined (only event logs given)")
+    [host] = [h for h in case.stores if h["read"]]
+    assert host["host"] == "DESKTOP-23PS6ES.praivacymatrix.com"
+    assert [(r["store"], r["channel"], r["records"]) for r in host["read"]] == [
+        ("eventlog", "Microsoft-Windows-TaskScheduler/Operational", 3851)]  # triage's reader; python-evtx saw 3751
+    assert [m["store"] for m in host["not_examined"]] == ["task_files", "taskcache"]
+    assert summary_lines([host]) == [
+        "DESKTOP-23PS6ES.praivacymatrix.com: read event logs (Microsoft-Windows-TaskScheduler/Operational); "
+        "not examined: task folders (System32\\Tasks, Windows\\Tasks), TaskCache (SOFTWARE hive)"]
+
+
+@pytest.fixture(scope="module")
+def re_dev_disk(tmp_path_factory):
+    """A machine called RE-Dev whose task folder and SOFTWARE hive hold the test tasks, not the atomic ones."""
+    work = tmp_path_factory.mktemp("absence")
+    tasks = sorted(all_tasks(), key=lambda t: t.name.lower())
+    hive = scenarios.software_hive(tasks, work / "build")
+    root = work / "evidence"
+    (root / "Windows" / "System32" / "config").mkdir(parents=True)
+    (root / "Windows" / "System32" / "config" / "SOFTWARE").write_bytes(hive)
+    for task in tasks:
+        path = root / task.file_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(task.data)
+        os.utime(path, (task.times.accessed.timestamp(), task.times.modified.timestamp()))
+    return root
+
+
+def _judge(sources: list[Source]):
+    ctx = Context(quiet=True)
+    records = []
+    for source in sources:
+        for module in (windows_tasks, taskcache, eventlogs):
+            records += list(module.collect(source, ctx))
+    definitions = [r for r in records if isinstance(r, TaskDefinition)]
+    events = [r for r in records if isinstance(r, TaskEvent)]
+    stores = StoreIndex(ctx.stores, ctx.gaps)
+    entities, _ = correlate(definitions, events, [], [], stores)
+    judge = JudgeContext(hunt_date="20260101", gaps=ctx.gaps, baseline=load_baseline(), stores=stores)
+    return {e.task: e for e in entities}, judge
+
+
+def _disk(root: Path) -> Source:
+    return Source(ref=EvidenceRef(path=str(root), kind="dir"), target=Target.open(root), os_family="windows",
+                  host=HostInfo(hostname="RE-Dev"))
+
+
+def _logs(*paths: Path) -> Source:
+    return Source(ref=EvidenceRef(path=str(paths[0]), kind="evtx"), evtx_files=list(paths))
+
+
+@needs_corpus
+def test_deleted_task_is_high_when_the_same_hosts_task_folder_and_taskcache_were_read(re_dev_disk):
+    entities, judge = _judge([_disk(re_dev_disk), _logs(RE_DEV_TASKS)])
+    [hit] = check_timeline(entities[r"\T1053_005_OnLogon"], judge)
+    assert (hit.rule, hit.risk) == ("runs_without_definition", "High")
+    assert hit.title.startswith("Task ran and was then deleted")
+    named = [(e.source, e.location) for e in hit.evidence if e.source.startswith("store examined")]
+    assert named == [
+        ("store examined: task folders (System32\\Tasks, Windows\\Tasks)", "sysvol/Windows/System32/Tasks"),
+        ("store examined: TaskCache (SOFTWARE hive)", "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Schedule\\TaskCache"),
+    ]
+
+
+@needs_corpus
+def test_same_log_without_the_disk_gives_no_absence_finding():
+    entities, judge = _judge([_logs(RE_DEV_TASKS)])
+    assert check_timeline(entities[r"\T1053_005_OnLogon"], judge) == []
+    assert "definition not examined" in entities[r"\T1053_005_OnLogon"].status
+
+
+@needs_corpus
+def test_a_gap_over_the_task_folder_withdraws_the_claim(re_dev_disk):
+    entities, judge = _judge([_disk(re_dev_disk), _logs(RE_DEV_TASKS)])
+    from triage.records import Gap
+
+    judge.stores.gaps.append(Gap(evidence=str(re_dev_disk), location="sysvol/Windows/System32/Tasks",
+                                 problem="folder not listable: OSError"))
+    assert check_timeline(entities[r"\T1053_005_OnLogon"], judge) == []
+
+
+@needs_corpus
+def test_confidence_counts_logs_not_event_ids():
+    entities, _ = _judge([_logs(RE_DEV_TASKS, RE_DEV_SECURITY)])
+    logon = entities[r"\T1053_005_OnLogon"]
+    # 106, 140, 129, 100, 200, 110, 201, 102, 141 of one log and 4698/4702/4699 of another: two artifacts
+    assert corroborating_sources(logon) == ["Security log", "TaskScheduler/Operational log"]
+    alone, _ = _judge([_logs(RE_DEV_TASKS)])
+    assert corroborating_sources(alone[r"\T1053_005_OnLogon"]) == ["TaskScheduler/Operational log"]
+
+
+def test_sigma_finding_takes_its_rules_technique():
+    at_rule = Hit(rule="sigma:at", title="Sigma: at.exe", risk="Medium", techniques=["T1053.002"])
+    bits = Hit(rule="sigma:bits", title="Sigma: BITS job", risk="Medium", techniques=["T1197"])
+    run_key = Hit(rule="sigma:run", title="Sigma: Run key", risk="Medium", techniques=["T1112", "T1547.001"])
+    hidden = Hit(rule="task_hidden_flag", title="hidden", risk="Medium", techniques=["T1564"])
+    assert [rule_technique(h) for h in (at_rule, bits, run_key, hidden)] == ["T1053.002", "T1197", "T1547.001", None]
+    from triage.records import Entity
+
+    orphan = Entity(key="sigma:bits", task="(no task) Sigma: BITS job", kind="windows_task", host="H")
+    task = Entity(key=r"\t", task=r"\T", kind="windows_task", host="H")
+    ctx = JudgeContext(hunt_date="20260101")
+    [f_orphan, f_task] = build_findings([(orphan, [bits]), (task, [hidden])], ctx)
+    assert (f_orphan.technique, f_orphan.techniques) == ("T1197", ["T1197"])
+    assert (f_task.technique, f_task.techniques) == ("T1053.005", ["T1053.005", "T1564"])
+
+
+@needs_corpus
+def test_another_computers_log_inside_an_image_is_flagged_and_kept_apart(committed_windows_e01):
+    case = run([str(committed_windows_e01)], Context(quiet=True), hunt_date="20260101")
+    foreign = [e for e in case.entities if e.key.endswith("@re-dev")]
+    assert sorted(e.task for e in foreign) == [r"\T1053_005_OnLogon", r"\T1053_005_OnStartup", r"\T1053_005_powershell"]
+    assert all(e.host == "RE-Dev" and e.status.endswith("logged by RE-Dev, found in the evidence of WS-FIN-042")
+               for e in foreign)
+    flagged = [f for f in case.findings if f.task.startswith(r"\T1053_005")]
+    assert len(flagged) == 3
+    assert all(f.host == "RE-Dev" and f.details["logged_by_other_computer"] == {"host": "RE-Dev", "found_in": ["WS-FIN-042"]}
+               and f.title.endswith("[logged by RE-Dev, found in the evidence of WS-FIN-042]") for f in flagged)

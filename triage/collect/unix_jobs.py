@@ -121,12 +121,25 @@ def collect(source: Source, ctx: Context) -> Iterator[UnixJob | TaskEvent]:
     _anacron(host)
     _at_jobs(host)
     _timers(host)
-    ctx.examined(source.name, "crontabs", "/", host=source.host.hostname)  # cron, anacron, at, timers: the whole tree
+    if _exists(host, "/etc/crontab", "/etc/cron.d", "/var/spool/cron", "/etc/anacrontab", "/etc/systemd/system"):
+        ctx.examined(source.name, "crontabs", "/", host=source.host.hostname)  # cron, anacron, at, timers: the tree's
     events = _logs(host)
-    ctx.examined(source.name, "cron_logs", "/var/log", host=source.host.hostname)
+    if _exists(host, "/var/log"):
+        ctx.examined(source.name, "cron_logs", "/var/log", host=source.host.hostname)
     _link(host, events)
     yield from sorted(host.jobs, key=lambda j: (j.kind, j.entry))
     yield from sorted(events, key=lambda e: (e.time.utc or "", e.provenance.location, e.provenance.offset or 0))
+
+
+def _exists(host: _Host, *paths: str) -> bool:
+    """Whether the tree holds any of these places (a tree of logs alone has read no crontab)."""
+    for text in paths:
+        try:
+            if host.path(text).exists():
+                return True
+        except Exception:  # an unreadable place is not a read store
+            continue
+    return False
 
 
 def _os_of(target: Any) -> str | None:

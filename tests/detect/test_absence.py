@@ -4,6 +4,7 @@ store that was read for that host with no gap over it. Real public logs through 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,35 @@ def test_another_computers_log_inside_an_image_is_flagged_and_kept_apart(committ
     assert len(flagged) == 3
     assert all(f.host == "RE-Dev" and f.details["logged_by_other_computer"] == {"host": "RE-Dev", "found_in": ["WS-FIN-042"]}
                and f.title.endswith("[logged by RE-Dev, found in the evidence of WS-FIN-042]") for f in flagged)
+
+
+def test_a_store_not_collected_is_no_gap_and_lowers_no_confidence(re_dev_disk, tmp_path):
+    ctx = Context(quiet=True)
+    case = run([str(re_dev_disk)], ctx, hunt_date="20260101")
+    # no SYSTEM hive was collected: the time zone is unknown (said once), which changes no task's story
+    assert [g.location for g in ctx.gaps if "/Tasks/" not in g.location] == [
+        "HKLM\\SYSTEM\\CurrentControlSet\\Control\\TimeZoneInformation"]  # the rest: the two broken task files
+    [beacon] = [f for f in case.findings if f.task == r"\Microsoft\Windows\UpdateOrchestrator\USO_Health"]
+    assert (beacon.confidence, beacon.confidence_basis) == ("Medium", "2 independent artifact(s) agree: TaskCache, task file")
+    # the same task folder without any SOFTWARE hive: TaskCache is "not examined", not a gap
+    folder_only = tmp_path / "folder-only"
+    shutil.copytree(re_dev_disk / "Windows" / "System32" / "Tasks", folder_only / "Windows" / "System32" / "Tasks")
+    ctx = Context(quiet=True)
+    case = run([str(folder_only)], ctx, hunt_date="20260101")
+    assert not [g for g in ctx.gaps if "TaskCache" in g.location]
+    [host] = case.stores
+    assert [m["store"] for m in host["not_examined"]] == ["taskcache", "eventlog"]
+    assert not [f for f in case.findings if "task_file_without_registry" in (f.rule or "")]
+
+
+def test_a_gap_over_the_hive_lowers_confidence(re_dev_disk):
+    entities, judge = _judge([_disk(re_dev_disk)])
+    from triage.detect import confidence_for
+    from triage.records import Gap
+
+    task = entities[r"\Microsoft\Windows\UpdateOrchestrator\USO_Health"]
+    assert confidence_for(task, [], judge.gaps, judge.stores)[0] == "Medium"
+    hive = judge.stores.for_host("RE-Dev", "taskcache")[0].files[0]
+    damaged = [*judge.gaps, Gap(evidence=str(re_dev_disk), location=hive, problem="hive bin at 0x2000 unreadable")]
+    level, basis = confidence_for(task, [], damaged, StoreIndex(judge.stores.stores, damaged))
+    assert (level, basis.split("; ")[1]) == ("Low", "lowered one level: 1 unreadable item(s) in the same evidence")

@@ -91,13 +91,15 @@ def corroborating_sources(entity: Entity) -> list[str]:
     return sorted(kinds)
 
 
-def confidence_for(entity: Entity, hits: list[Hit], gaps: list[Gap]) -> tuple[str, str]:
+def confidence_for(entity: Entity, hits: list[Hit], gaps: list[Gap], stores: StoreIndex | None = None) -> tuple[str, str]:
     """Corroboration → confidence, with the reasoning an examiner can repeat in court.
 
     1 independent source: Low; 2: Medium; 3 or more: High. A structural fact that is itself the
     proof (registry-only task, missing SD) counts as Medium on its own. One level lower when a
     source for this evidence item could not be read (a gap), because what is missing might explain it;
-    a store that was simply not collected is no gap and lowers nothing.
+    a store that was simply not collected is no gap and lowers nothing. With ``stores`` known, a gap
+    counts only when it is over this task's own records or over a store of task evidence read for its
+    host (a missing time zone, say, changes no task's story).
     """
     sources = corroborating_sources(entity)
     level = 0 if len(sources) <= 1 else (1 if len(sources) == 2 else 2)
@@ -105,6 +107,12 @@ def confidence_for(entity: Entity, hits: list[Hit], gaps: list[Gap]) -> tuple[st
         level = 1
     basis = f"{len(sources)} independent artifact(s) agree: {', '.join(sources) or 'none'}"
     related_gaps = [g for g in gaps if _gap_concerns(g, entity)]
+    if stores is not None and stores.stores:
+        own = {r.provenance.location for r in (*entity.definitions, *entity.events, *entity.unix_jobs)}
+        own |= {d.file.path for d in entity.definitions if d.file}
+        over_stores = {id(g) for kind in {s.store for s in stores.stores}
+                       for read in stores.for_host(entity.host, kind) for g in stores.covering_gaps(read)}
+        related_gaps = [g for g in related_gaps if g.location in own or id(g) in over_stores]
     if related_gaps and level > 0:
         level -= 1
         basis += f"; lowered one level: {len(related_gaps)} unreadable item(s) in the same evidence"
@@ -172,7 +180,7 @@ def build_findings(judged: list[tuple[Entity, list[Hit]]], ctx: JudgeContext) ->
         # stable: on equal risk the checks' own order wins (structural before content rules)
         hits = sorted(hits, key=lambda h: -RISK_ORDER[h.risk])
         top = hits[0]
-        confidence, basis = confidence_for(entity, hits, ctx.gaps)
+        confidence, basis = confidence_for(entity, hits, ctx.gaps, ctx.stores)
         kind_technique = technique_for(entity) if _is_task(entity) else None
         technique = rule_technique(top) or kind_technique or "T1053"
         techniques = sorted({technique, *([kind_technique] if kind_technique else []), *[t for h in hits for t in h.techniques]})

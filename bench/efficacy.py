@@ -227,7 +227,8 @@ def _shown(result: dict) -> str:
     body = [[r["source"], r["mode"], r["malicious"], r["detected"], r["detected_any"],
              "-" if r["recall"] is None else f"{r['recall']:.0%}", r["benign"], r["false_positives"], r["not_opened"]]
             for r in result["rows"]]
-    for mode, t in result["totals"].items():
+    for mode in MODES:
+        t = result["totals"][mode]
         recall = f"{t['detected'] / t['malicious']:.0%}" if t["malicious"] else "-"
         body.append([f"all ({mode})", mode, t["malicious"], t["detected"], "", recall, t["benign"], t["false_positives"]])
     return tabulate(body, headers=head, tablefmt="github")

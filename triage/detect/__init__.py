@@ -158,8 +158,8 @@ def technique_for(entity: Entity) -> str:
 
 
 def rule_technique(hit: Hit) -> str | None:
-    """The technique a Sigma rule is about, from its own tags (at.exe T1053.002, BITS T1197, Run keys
-    T1547.001); ``None`` for checks, whose techniques are related ones (T1564 for a hidden task...)."""
+    """The technique a Sigma rule is about, from its own tags (an at.exe rule is at's sub-technique, a BITS
+    or Run-key rule its own technique); ``None`` for checks, whose techniques are related ones (hiding...)."""
     if not hit.rule.startswith("sigma:") or not hit.techniques:
         return None
     ranked = sorted(hit.techniques, key=lambda t: (not t.startswith("T1053"), "." not in t, t))

@@ -157,7 +157,9 @@ class StoreIndex:
             missing = [k for k in EXPECTED.get(family or "", ()) if k not in read_kinds]
             out.append({"host": name or "(unknown)", "read": rows,
                         "not_examined": [{"store": k, "label": STORE_LABELS[k]} for k in missing]})
-        return out
+        # an evidence item with no host name of its own (loose logs) is listed under the hosts its records name
+        named = [h for h in out if h["read"] or h["host"] != "(unknown)"]
+        return named or out
 
 
 def summary_lines(summary: list[dict]) -> list[str]:

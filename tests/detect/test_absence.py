@@ -188,3 +188,27 @@ def test_a_gap_over_the_hive_lowers_confidence(re_dev_disk):
     damaged = [*judge.gaps, Gap(evidence=str(re_dev_disk), location=hive, problem="hive bin at 0x2000 unreadable")]
     level, basis = confidence_for(task, [], damaged, StoreIndex(judge.stores.stores, damaged))
     assert (level, basis.split("; ")[1]) == ("Low", "lowered one level: 1 unreadable item(s) in the same evidence")
+
+
+@needs_corpus
+def test_terminal_manifest_and_report_say_what_was_read_per_host(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-m", "triage", str(RE_DEV_TASKS), "-o", str(tmp_path / "case"),
+                          "--hunt-date", "20260101"], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    line = ("RE-Dev: read event logs (Microsoft-Windows-TaskScheduler/Operational); not examined: "
+            "task folders (System32\\Tasks, Windows\\Tasks), TaskCache (SOFTWARE hive)")
+    assert f"  - {line}" in out.stdout.splitlines()
+    manifest = json.loads((tmp_path / "case" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["stores_examined"] == [{
+        "host": "RE-Dev",
+        "read": [{"store": "eventlog", "location": str(RE_DEV_TASKS), "evidence": str(RE_DEV_TASKS),
+                  "channel": "Microsoft-Windows-TaskScheduler/Operational", "records": 20}],
+        "not_examined": [{"store": "task_files", "label": "task folders (System32\\Tasks, Windows\\Tasks)"},
+                         {"store": "taskcache", "label": "TaskCache (SOFTWARE hive)"}]}]
+    report = (tmp_path / "case" / "report.html").read_text(encoding="utf-8")
+    assert "<h3>Stores examined</h3><ul><li>RE-Dev: read event logs" in report

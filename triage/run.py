@@ -12,7 +12,6 @@ from triage.correlate import correlate, event_entity_key, mark_other_computers, 
 from triage.detect import Hit, JudgeContext, build_findings
 from triage.detect import baseline, content_rules, memory_checks, sigma, stealth, timeline_checks
 from triage.evidence import open_evidence
-from triage.stores import StoreIndex
 from triage.records import (
     Entity,
     EvidenceRef,
@@ -25,6 +24,7 @@ from triage.records import (
     UnixJob,
     to_dict,
 )
+from triage.stores import StoreIndex
 
 COLLECTORS = (
     ("windows_tasks", windows_tasks.collect),

@@ -22,8 +22,8 @@ from triage.correlate import correlate
 from triage.detect import JudgeContext, build_findings
 from triage.detect.baseline import load_baseline
 from triage.detect.stealth import check_stealth, principal_matches
-from triage.stores import StoreIndex
 from triage.records import EvidenceItem, EvidenceRef, Gap, HostInfo, TaskDefinition
+from triage.stores import StoreIndex
 
 TASKCACHE = "HKLM\\SOFTWARE\\" + scenarios.TASKCACHE
 SHA = "ab" * 32

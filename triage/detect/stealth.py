@@ -368,4 +368,4 @@ def _hash_hits(entity: Entity, reg: TaskDefinition, xml: TaskDefinition) -> list
     )]
 
 
-__all__ = ["check_stealth", "principal_matches", "registry_absence", "file_absence"]
+__all__ = ["check_stealth", "file_absence", "principal_matches", "registry_absence"]

@@ -83,11 +83,12 @@ def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = ()
     for source in sources:
         case.evidence.append(source.ref)
         case.hosts.append(source.host)
-        first_event = len(case.events)
         _collect(source, ctx, case)
         _stores_of(source, ctx, case)
-        mark_other_computers(case.events[first_event:], source.host.hostname)
         binaries.hash_action_binaries(source, ctx, case.definitions)
+    evidence_hosts = _evidence_hosts(case)
+    for event in case.events:  # a log of another computer inside this evidence: flagged, kept apart
+        mark_other_computers([event], evidence_hosts.get(event.provenance.evidence or ""))
     # A host named in one evidence item (the disk) names the records of the others (loose logs, memory).
     known_host = next((h.hostname for h in case.hosts if h.hostname), None)
     for record in (*case.definitions, *case.events, *case.unix_jobs, *ctx.stores):
@@ -130,7 +131,7 @@ def _add_sigma_hits(judged: list, evaluator: sigma.SigmaEvaluator, case: Case) -
     report = {"rules_loaded": len(evaluator.rules.loaded), "rules_unsupported": len(evaluator.rules.unsupported),
               "unsupported": [to_dict(u) for u in evaluator.rules.unsupported], "errors": evaluator.errors,
               "events_evaluated": evaluator.events_seen, "matches": []}
-    evidence_hosts = {ref.path: host.hostname for ref, host in zip(case.evidence, case.hosts)}
+    evidence_hosts = _evidence_hosts(case)
     matches = evaluator.matches()
     for match in matches:  # another computer's events in this evidence join that computer's entities
         for event in match.events:
@@ -168,6 +169,14 @@ def _collect(source: Source, ctx: Context, case: Case) -> None:
                 buckets[type(record)].append(record)
         except Exception as exc:  # a collector bug must not lose the rest of the evidence
             ctx.gap(source.name, name, f"collector failed: {type(exc).__name__}: {exc}")
+
+
+def _evidence_hosts(case: Case) -> dict[str, str | None]:
+    """The host each evidence item is of: its own name, or, for loose logs and memory, the one machine the
+    run's disks name (with disks of two machines, a loose log's host is not guessed)."""
+    named = {h.hostname for h in case.hosts if h.hostname}
+    only = next(iter(named)) if len(named) == 1 else None
+    return {ref.path: host.hostname or only for ref, host in zip(case.evidence, case.hosts)}
 
 
 def _stores_of(source: Source, ctx: Context, case: Case) -> None:

@@ -217,3 +217,16 @@ def test_terminal_manifest_and_report_say_what_was_read_per_host(tmp_path):
                          {"store": "taskcache", "label": "TaskCache (SOFTWARE hive)"}]}]
     report = (tmp_path / "case" / "report.html").read_text(encoding="utf-8")
     assert "<h3>Stores examined</h3><ul><li>RE-Dev: read event logs" in report
+
+
+@needs_corpus
+def test_a_loose_log_of_another_computer_given_with_a_disk_is_kept_apart(committed_windows_e01):
+    # the disk is WS-FIN-042; the Belkasoft log was written by DESKTOP-23PS6ES: its tasks are that machine's
+    case = run([str(committed_windows_e01), str(BELKASOFT)], Context(quiet=True), hunt_date="20260101")
+    [cache_task] = [e for e in case.entities if e.task == STOCK]
+    assert (cache_task.key, cache_task.host) == (r"\microsoft\windows\wininet\cachetask@desktop-23ps6es",
+                                                 "DESKTOP-23PS6ES.praivacymatrix.com")
+    assert cache_task.status.endswith("logged by DESKTOP-23PS6ES.praivacymatrix.com, found in the evidence of WS-FIN-042")
+    # WS-FIN-042's task folder and TaskCache say nothing about another machine's tasks: no absence finding
+    assert [f for f in case.findings if "runs_without_definition" in (f.rule or "")] == []
+    assert {h["host"] for h in case.stores} == {"WS-FIN-042", "RE-Dev", "DESKTOP-23PS6ES.praivacymatrix.com"}

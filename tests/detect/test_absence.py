@@ -230,3 +230,21 @@ def test_a_loose_log_of_another_computer_given_with_a_disk_is_kept_apart(committ
     # WS-FIN-042's task folder and TaskCache say nothing about another machine's tasks: no absence finding
     assert [f for f in case.findings if "runs_without_definition" in (f.rule or "")] == []
     assert {h["host"] for h in case.stores} == {"WS-FIN-042", "RE-Dev", "DESKTOP-23PS6ES.praivacymatrix.com"}
+
+
+@needs_corpus
+def test_a_scheduler_process_with_no_registered_task_needs_a_registry_that_was_read(re_dev_disk):
+    from triage.detect.memory_checks import check_memory
+    from triage.records import Entity, Provenance, TaskProcess
+
+    process = TaskProcess(pid=7016, ppid=1204, name="svc.exe", flags=["task_not_in_registry"],
+                          command_line=r"C:\Users\Public\svc.exe", provenance=Provenance(artifact="memory", location="mem.raw"))
+    orphan = Entity(key="memory:svc.exe:7016", task="(unregistered task) svc.exe pid 7016", kind="windows_task",
+                    host=None, processes=[process])
+    _, logs_only = _judge([_logs(RE_DEV_TASKS)])
+    assert check_memory(orphan, logs_only) == []
+    _, with_disk = _judge([_disk(re_dev_disk), _logs(RE_DEV_TASKS)])
+    [hit] = check_memory(orphan, with_disk)
+    assert (hit.rule, hit.risk) == ("memory_process_task_not_in_registry", "High")
+    assert [(e.source, e.value) for e in hit.evidence[1:]] == [
+        ("store examined: TaskCache (SOFTWARE hive)", "read for host RE-Dev; no task matches this process")]

@@ -42,8 +42,12 @@ def check_memory(entity: Entity, ctx: JudgeContext) -> list[Hit]:
                        f"check whether {entity.task} is still on disk.",
             ))
     # "belongs to no task in the registry" needs a registry that was read: on disk, whole, or in memory
-    registry_read = (ctx.stores.absence(entity.host, ("taskcache",)).claimable
-                     or bool(ctx.stores.for_host(entity.host, "memory_taskcache")))
+    disk_registry = ctx.stores.absence(entity.host, ("taskcache",))
+    memory_registry = ctx.stores.for_host(entity.host, "memory_taskcache")
+    registry_read = disk_registry.claimable or bool(memory_registry)
+    looked = disk_registry.evidence("no task matches this process") + [
+        EvidenceItem(source="store examined: in-memory TaskCache", location=s.location,
+                     value="read; no task matches this process") for s in memory_registry]
     for process in entity.processes:
         for flag in process.flags:
             if flag not in _PROCESS_FLAGS or (flag == "task_not_in_registry" and not registry_read):
@@ -55,7 +59,8 @@ def check_memory(entity: Entity, ctx: JudgeContext) -> list[Hit]:
                                        location=process.provenance.location,
                                        value=process.command_line or process.name,
                                        time=process.created.utc if process.created else None,
-                                       evidence_sha256=process.provenance.evidence_sha256)],
+                                       evidence_sha256=process.provenance.evidence_sha256),
+                          *(looked if flag == "task_not_in_registry" else [])],
                 action=f"Dump process {process.pid} ({process.name}) and its image file; ancestry: {' > '.join(process.ancestry)}.",
             ))
     return hits

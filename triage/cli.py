@@ -280,6 +280,14 @@ def _print_summary(case, ctx) -> None:
         say(f"Gaps (not read): {len(ctx.gaps)}")
         for gap in ctx.gaps:
             say(f"  - {_clip(gap.line(), 200)}")
+    # which stores were read per host (absence findings stand only on these)
+    if getattr(case, "stores", None):
+        from triage.stores import summary_lines
+
+        say()
+        say("Stores examined:")
+        for line in summary_lines(case.stores):
+            say(f"  - {_clip(line, 200)}")
     say()
     say(tabulate(_summary_rows(case, ctx), headers=["Summary", ""], tablefmt="simple"))
 

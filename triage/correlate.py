@@ -18,6 +18,7 @@ from triage.records import (
     TimelineEvent,
     UnixJob,
 )
+from triage.stores import StoreIndex, host_key
 from triage.taskpath import display_task_path, normalise_task_path
 
 # Stamp meanings → the words a timeline row uses.
@@ -51,13 +52,39 @@ def _what(stamp: Stamp, prefix: str = "") -> str:
     return f"{prefix}{text}" if prefix else text
 
 
+def mark_other_computers(events: Iterable[TaskEvent], evidence_host: str | None) -> int:
+    """Flag events one evidence item holds that another computer logged (a Security log copied from
+    another machine): their Computer stays their host, ``evidence_host`` names where they were found.
+    Returns how many were flagged."""
+    if not evidence_host:
+        return 0
+    flagged = 0
+    for event in events:
+        if event.host and host_key(event.host) != host_key(evidence_host):
+            event.evidence_host = evidence_host
+            flagged += 1
+    return flagged
+
+
+def event_entity_key(event: TaskEvent) -> str:
+    """The entity an event with a task joins: its task path, plus ``@host`` when another computer logged it."""
+    key = normalise_task_path(event.task or "") if event.channel not in ("syslog", "cron", "journal") else (event.task or "")
+    return f"{key}@{host_key(event.host)}" if event.evidence_host else key
+
+
 def correlate(
     definitions: Iterable[TaskDefinition],
     events: Iterable[TaskEvent],
     processes: Iterable[TaskProcess],
     unix_jobs: Iterable[UnixJob],
+    stores: StoreIndex | None = None,
 ) -> tuple[list[Entity], list[TimelineEvent]]:
-    """Group every record into per-task entities and build the sorted case timeline."""
+    """Group every record into per-task entities and build the sorted case timeline.
+
+    Events another computer logged (``evidence_host`` set) form that computer's own entities, keyed
+    ``<task>@<host>``, so they never corroborate or contradict the evidence item's own tasks.
+    ``stores`` (what was examined per host) lets a task's status say when its definition was not examined.
+    """
     entities: dict[str, Entity] = {}
     guid_to_key: dict[str, str] = {}
 
@@ -91,7 +118,7 @@ def correlate(
     for event in events:
         if not event.task:
             continue
-        key = normalise_task_path(event.task) if event.channel not in ("syslog", "cron", "journal") else event.task
+        key = event_entity_key(event)
         kind = "windows_task" if event.channel not in ("syslog", "cron", "journal") else "cron"
         entity = entity_for(key, display_task_path(event.task) if kind == "windows_task" else event.task, kind, event.host)
         entity.events.append(event)
@@ -107,7 +134,7 @@ def correlate(
     timeline: list[TimelineEvent] = []
     for entity in entities.values():
         entity.sources = sorted(_sources(entity))
-        entity.status = _status(entity)
+        entity.status = _status(entity, stores)
         entity.timeline = sorted(_entity_timeline(entity), key=timeline_sort_key)
         timeline.extend(entity.timeline)
     # Events and processes that belong to no task still belong on the case timeline.
@@ -136,12 +163,25 @@ def _sources(entity: Entity) -> set[str]:
     return found
 
 
-def _status(entity: Entity) -> str | None:
+def _status(entity: Entity, stores: StoreIndex | None = None) -> str | None:
     """A short statement of the task's state that examiners read first."""
     if entity.kind != "windows_task":
         from triage.detect.unix_checks import unix_status  # late: detect imports records the correlator builds
 
         return unix_status(entity)
+    status = _state(entity)
+    if stores is not None and not entity.definitions and entity.events:
+        relative = "\\" + entity.task.strip("\\")
+        looked = stores.absence(entity.host, ("task_files", "taskcache"), {"task_files": relative, "taskcache": "Tree" + relative})
+        if not looked.claimable:
+            status = f"{status}; definition not examined: {looked.reason}"
+    if any(e.evidence_host for e in entity.events):
+        found_in = sorted({e.evidence_host for e in entity.events if e.evidence_host})
+        status = f"{status}; logged by {entity.host}, found in the evidence of {', '.join(found_in)}"
+    return status
+
+
+def _state(entity: Entity) -> str:
     on_disk = any(d.source in ("task_xml", "job", "gpp") for d in entity.definitions)
     in_registry = any(d.source == "taskcache" for d in entity.definitions)
     if on_disk and in_registry:

@@ -149,6 +149,7 @@ class TaskEvent:
     result_code: str | None = None
     definition: TaskDefinition | None = None  # task rebuilt from 4698/4702 TaskContent
     fields: dict[str, Any] = field(default_factory=dict)  # the event's data fields as logged
+    evidence_host: str | None = None  # set when the event's Computer is not the host of the evidence item holding it
 
 
 @dataclass(kw_only=True, slots=True)
@@ -213,6 +214,21 @@ class Gap:
     def line(self) -> str:
         where = f"{self.evidence}: {self.location}" if self.location and self.location != self.evidence else self.evidence
         return f"{where}: {self.problem}"
+
+
+@dataclass(kw_only=True, slots=True)
+class StoreRead:
+    """One store of task evidence that was examined for a host (task folders, TaskCache, one event-log
+    channel, crontabs, cron logs, memory). A claim that something is missing stands only on a store
+    recorded here, and only where no gap covers it; a store never recorded was "not examined"."""
+
+    evidence: str
+    store: str  # task_files, taskcache, eventlog, crontabs, cron_logs, memory
+    location: str  # folder, registry key, or log file
+    host: str | None = None
+    channel: str | None = None  # event logs: the channel as logged
+    records: int | None = None  # event logs: records read for this host and channel
+    files: list[str] = field(default_factory=list)  # files the store is made of (the SOFTWARE hive, ...)
 
 
 @dataclass(kw_only=True, slots=True)

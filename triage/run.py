@@ -9,7 +9,7 @@ from triage import attack, intel
 from triage.collect import Context, Source
 from triage.collect import binaries, eventlogs, memory, taskcache, unix_jobs, windows_tasks
 from triage.collect.names import escape_record
-from triage.correlate import correlate, timeline_sort_key, unattached_timeline
+from triage.correlate import correlate, event_entity_key, mark_other_computers, timeline_sort_key, unattached_timeline
 from triage.detect import Hit, JudgeContext, build_findings
 from triage.detect import (
     baseline,
@@ -35,7 +35,7 @@ from triage.records import (
     UnixJob,
     to_dict,
 )
-from triage.taskpath import normalise_task_path
+from triage.stores import StoreIndex
 
 COLLECTORS = (
     ("windows_tasks", windows_tasks.collect),
@@ -71,6 +71,7 @@ class Case:
     timeline: list[TimelineEvent] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     sigma_report: dict = field(default_factory=dict)
+    stores: list[dict] = field(default_factory=list)  # per host: stores read and not examined (triage.stores)
     started: str = ""
     finished: str = ""
     opened: int = 0
@@ -96,24 +97,29 @@ def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = ()
         case.evidence.append(source.ref)
         case.hosts.append(source.host)
         _collect(source, ctx, case)
+        _stores_of(source, ctx, case)
         binaries.hash_action_binaries(source, ctx, case.definitions)
+    evidence_hosts = _evidence_hosts(case)
+    for event in case.events:  # a log of another computer inside this evidence: flagged, kept apart
+        mark_other_computers([event], evidence_hosts.get(event.provenance.evidence or ""))
     # A host named in one evidence item (the disk) names the records of the others (loose logs, memory).
     known_host = next((h.hostname for h in case.hosts if h.hostname), None)
-    for record in (*case.definitions, *case.events, *case.unix_jobs):
+    for record in (*case.definitions, *case.events, *case.unix_jobs, *ctx.stores):
         if record.host is None:
             record.host = known_host
+    stores = StoreIndex(ctx.stores, ctx.gaps)
     if case.processes:  # disk events and definitions of the same host link memory processes to tasks
         memory.link_task_processes(case.processes, case.events, case.definitions)
     unlink_task_folders(case.events, case.definitions)  # Sysmon 11 on a task folder names no task
-    case.entities, case.timeline = correlate(case.definitions, case.events, case.processes, case.unix_jobs)
+    case.entities, case.timeline = correlate(case.definitions, case.events, case.processes, case.unix_jobs, stores)
     case.timeline = sorted(case.timeline + unattached_timeline(case.events, case.processes), key=timeline_sort_key)
     judge = JudgeContext(hunt_date=hunt_date or datetime.now(timezone.utc).strftime("%Y%m%d"), gaps=ctx.gaps,
-                         baseline=baseline.load_baseline(case.hosts), options=ctx.options,
-                         taskcache_read=stealth.taskcache_read(case.definitions))
+                         baseline=baseline.load_baseline(case.hosts), options=ctx.options, stores=stores)
     judged = [(entity, [hit for check in CHECKS for hit in check(entity, judge)]) for entity in case.entities]
     judged = _add_sigma_hits(judged, evaluator, case)
     judged = intel.add_ioc_hits(judged, case.events, case.processes, ctx.options.get("iocs"))
     case.findings = build_findings(judged, judge)
+    case.stores = stores.summary((h.hostname, _family(src)) for h, src in zip(case.hosts, sources))
     attack.annotate(case.findings)
     case.finished = _now()
     return case
@@ -139,7 +145,12 @@ def _add_sigma_hits(judged: list, evaluator: sigma.SigmaEvaluator, case: Case) -
     report = {"rules_loaded": len(evaluator.rules.loaded), "rules_unsupported": len(evaluator.rules.unsupported),
               "unsupported": [to_dict(u) for u in evaluator.rules.unsupported], "errors": evaluator.errors,
               "events_evaluated": evaluator.events_seen, "matches": []}
-    for match in evaluator.matches():
+    evidence_hosts = _evidence_hosts(case)
+    matches = evaluator.matches()
+    for match in matches:  # another computer's events in this evidence join that computer's entities
+        for event in match.events:
+            mark_other_computers([event], evidence_hosts.get(event.provenance.evidence or ""))
+    for match in matches:
         report["matches"].append({"rule_id": match.rule_id, "title": match.title, "level": match.level,
                                   "events": len(match.events)})
         for task in match.tasks or [None]:
@@ -147,7 +158,7 @@ def _add_sigma_hits(judged: list, evaluator: sigma.SigmaEvaluator, case: Case) -
             hit = Hit(rule=f"sigma:{match.rule_id}", title=f"Sigma: {match.title}", risk=match.risk,
                       techniques=match.techniques, evidence=match_evidence(match, events),
                       action=f"Review the {len(events)} matching event(s) of rule {match.title!r} ({match.rule_id}).")
-            key = normalise_task_path(task) if task else f"sigma:{match.rule_id}"
+            key = event_entity_key(events[0]) if task else f"sigma:{match.rule_id}"
             if key not in by_key:
                 entity = Entity(key=key, task=task or f"(no task) {match.title}", kind="windows_task",
                                 host=next((e.host for e in events if e.host), None), events=events)
@@ -173,3 +184,26 @@ def _collect(source: Source, ctx: Context, case: Case) -> None:
                 buckets[type(record)].append(record)
         except Exception as exc:  # a collector bug must not lose the rest of the evidence
             ctx.gap(source.name, name, f"collector failed: {type(exc).__name__}: {exc}")
+
+
+def _evidence_hosts(case: Case) -> dict[str, str | None]:
+    """The host each evidence item is of: its own name, or, for loose logs and memory, the one machine the
+    run's disks name (with disks of two machines, a loose log's host is not guessed)."""
+    named = {h.hostname for h in case.hosts if h.hostname}
+    only = next(iter(named)) if len(named) == 1 else None
+    return {ref.path: host.hostname or only for ref, host in zip(case.evidence, case.hosts)}
+
+
+def _stores_of(source: Source, ctx: Context, case: Case) -> None:
+    """Stores the collectors cannot see from inside: the memory image, and the in-memory TaskCache."""
+    if source.memory is None:
+        return
+    ctx.examined(source.name, "memory", str(source.memory), host=source.host.hostname)
+    if any(d.source == "memory_taskcache" and d.provenance.evidence == source.name for d in case.definitions):
+        ctx.examined(source.name, "memory_taskcache", str(source.memory), host=source.host.hostname)
+
+
+def _family(source: Source) -> str | None:
+    if source.memory is not None or source.evtx_files or (source.os_family or "").lower() == "windows":
+        return "windows"
+    return "unix" if source.os_family else None

@@ -21,8 +21,9 @@ from triage.collect import taskcache, windows_tasks
 from triage.correlate import correlate
 from triage.detect import JudgeContext, build_findings
 from triage.detect.baseline import load_baseline
-from triage.detect.stealth import check_stealth, principal_matches, taskcache_read
-from triage.records import EvidenceItem, EvidenceRef, HostInfo, TaskDefinition
+from triage.detect.stealth import check_stealth, principal_matches
+from triage.records import EvidenceItem, EvidenceRef, Gap, HostInfo, TaskDefinition
+from triage.stores import StoreIndex
 
 TASKCACHE = "HKLM\\SOFTWARE\\" + scenarios.TASKCACHE
 SHA = "ab" * 32
@@ -54,7 +55,7 @@ def judged(image):
                     tz=ZoneInfo("Europe/Berlin"), os_family="windows", host=HostInfo(hostname="WS-FIN-042"))
     records = [r for module in (windows_tasks, taskcache) for r in module.collect(source, ctx) if isinstance(r, TaskDefinition)]
     entities, _ = correlate(records, [], [], [])
-    judge = JudgeContext(hunt_date="20240314", gaps=ctx.gaps, baseline=load_baseline(), taskcache_read=taskcache_read(records))
+    judge = JudgeContext(hunt_date="20240314", gaps=ctx.gaps, baseline=load_baseline(), stores=StoreIndex(ctx.stores, ctx.gaps))
     hits = {e.task: check_stealth(e, judge) for e in entities}
     return {"entities": {e.task: e for e in entities}, "hits": hits, "judge": judge, "records": records}
 
@@ -74,6 +75,13 @@ def file_item(image, task: str) -> EvidenceItem:
     return EvidenceItem(source="task XML file", location=f"sysvol/{planted.file_path}",
                         value=f"sha256 {hashlib.sha256(planted.data).hexdigest()}",
                         time=planted.times.modified.strftime("%Y-%m-%dT%H:%M:%SZ"), evidence_sha256=SHA)
+
+
+def store_item(image, store: str, what: str) -> EvidenceItem:
+    """The store an absence-based hit names as read: where it looked and for which host."""
+    location, label = {"taskcache": (TASKCACHE, "TaskCache (SOFTWARE hive)"),
+                       "task_files": ("sysvol/Windows/System32/Tasks", "task folders (System32\\Tasks, Windows\\Tasks)")}[store]
+    return EvidenceItem(source=f"store examined: {label}", location=location, value=f"read for host WS-FIN-042; {what}")
 
 
 EXPECTED_RULES = {
@@ -115,6 +123,7 @@ def test_tarrask_tree_key_without_sd_is_critical_with_key_evidence(judged, image
         EvidenceItem(source="TaskCache Tree key", location=f"{tree}\\Id", value=scenarios.task_guid(scenarios.TARRASK_TASK),
                      time="2024-03-12T15:02:58Z", evidence_sha256=SHA),
         file_item(image, scenarios.TARRASK_TASK),
+        store_item(image, "taskcache", "the Tree key has no SD value"),
     ]
     assert hit.action.startswith(r"Disable and remove \Microsoft\Windows\WinUpdate\WinUpdate")
 
@@ -147,19 +156,41 @@ def test_ghosttask_registry_only_task_is_critical_with_its_fingerprints(judged):
                            "bytes; trigger start 1992-05-01; Tree SD has an empty DACL; DynamicInfo creation time is local "
                            "time, not UTC",
                      time="2024-03-12T15:22:40Z", evidence_sha256=SHA),
+        store_item(image, "task_files", "no task file for this task"),
     ]
     assert [a.command for a in record.actions] == [scenarios.GHOST_COMMAND]
 
 
 def test_task_file_without_registry_entry_is_medium(judged, image):
     hit = only_hit(judged, scenarios.XML_ONLY_TASK)
-    assert (hit.risk, hit.evidence) == ("Medium", [file_item(image, scenarios.XML_ONLY_TASK)])
+    assert (hit.risk, hit.evidence) == ("Medium", [file_item(image, scenarios.XML_ONLY_TASK),
+                                                  store_item(image, "taskcache", "no TaskCache entry for this task")])
     assert [only_hit(judged, t).risk for t in (TRUNCATED_TASK, EXTERNAL_ENTITY_TASK)] == ["Low", "Low"]
 
 
 def test_task_file_without_registry_is_not_judged_when_taskcache_was_not_read(judged):
-    blind = JudgeContext(hunt_date="20240314", baseline=load_baseline(), taskcache_read=frozenset())
+    task_folders_only = [s for s in judged["judge"].stores.stores if s.store == "task_files"]
+    blind = JudgeContext(hunt_date="20240314", baseline=load_baseline(), stores=StoreIndex(task_folders_only))
     assert check_stealth(judged["entities"][scenarios.XML_ONLY_TASK], blind) == []
+
+
+def test_registry_only_task_is_no_finding_when_the_task_folders_were_not_read(judged):
+    registry_only = [s for s in judged["judge"].stores.stores if s.store == "taskcache"]
+    blind = JudgeContext(hunt_date="20240314", baseline=load_baseline(), stores=StoreIndex(registry_only))
+    hits = check_stealth(judged["entities"][scenarios.GHOST_TASK], blind)
+    # the GhostTask fingerprints are in the registry values themselves: still said, but not as "no task file"
+    assert [(h.rule, h.risk) for h in hits] == [("taskcache_ghosttask_fingerprints", "High")]
+    assert "task folders (System32\\Tasks, Windows\\Tasks) not examined (only TaskCache (SOFTWARE hive) given)" in hits[0].title
+
+
+def test_missing_sd_is_not_claimed_when_a_gap_covers_the_taskcache(judged):
+    stores = judged["judge"].stores
+    hive_gap = Gap(evidence=stores.stores[0].evidence, location=TASKCACHE, problem="hive bin at 0x3000 unreadable")
+    damaged = JudgeContext(hunt_date="20240314", baseline=load_baseline(), stores=StoreIndex(stores.stores, [hive_gap]))
+    assert check_stealth(judged["entities"][scenarios.TARRASK_TASK], damaged) == []
+    other_file_gap = Gap(evidence=hive_gap.evidence, location="sysvol/Windows/System32/Tasks/Other", problem="unreadable")
+    intact = JudgeContext(hunt_date="20240314", baseline=load_baseline(), stores=StoreIndex(stores.stores, [other_file_gap]))
+    assert [h.rule for h in check_stealth(judged["entities"][scenarios.TARRASK_TASK], intact)] == ["taskcache_tree_without_sd"]
 
 
 def test_rewritten_registry_actions_are_high_with_both_commands(judged, image):
@@ -193,13 +224,14 @@ def test_edited_xml_gives_an_unconfirmed_low_hash_finding_only(judged, image):
     assert [e.value for e in hit.evidence[2:4]] == ["WS-FIN-042\\jsmith", scenarios.EDITED_NEW_AUTHOR]
 
 
-def test_orphan_tree_id_and_orphan_tasks_key_are_medium(judged):
+def test_orphan_tree_id_and_orphan_tasks_key_are_medium(judged, image):
     tree = only_hit(judged, scenarios.TREE_ONLY_TASK)
     tasks = only_hit(judged, scenarios.TASKS_ONLY_TASK)
     assert (tree.risk, tasks.risk) == ("Medium", "Medium")
     assert tree.evidence == [EvidenceItem(
         source="TaskCache Tree key", location=f"{TASKCACHE}\\Tree\\Microsoft\\Windows\\Maintenance\\LegacyCleanup\\Id",
-        value=scenarios.task_guid(scenarios.TREE_ONLY_TASK), time="2024-03-12T15:35:20Z", evidence_sha256=SHA)]
+        value=scenarios.task_guid(scenarios.TREE_ONLY_TASK), time="2024-03-12T15:35:20Z", evidence_sha256=SHA),
+        store_item(image, "taskcache", "no Tasks key with this GUID")]
     assert tasks.evidence[0] == EvidenceItem(
         source="TaskCache Tasks key", location=f"{TASKCACHE}\\Tasks\\{scenarios.task_guid(scenarios.TASKS_ONLY_TASK)}\\Path",
         value=scenarios.TASKS_ONLY_TASK, time="2024-03-12T15:40:03Z", evidence_sha256=SHA)

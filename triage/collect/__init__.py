@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.collect.names import escaped_text
-from triage.records import EvidenceRef, Gap, HostInfo
+from triage.records import EvidenceRef, Gap, HostInfo, StoreRead
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Context:
     gaps: list[Gap] = field(default_factory=list)
     notes: list[Gap] = field(default_factory=list)  # read fine, worth telling (EVTX slack): no warning, no exit 1
     options: dict[str, Any] = field(default_factory=dict)
+    stores: list[StoreRead] = field(default_factory=list)  # what was examined, per evidence item and host
 
     def note(self, evidence: str, location: str, text: str) -> None:
         """Record something the examiner should know that is not a failure to read (kept in the manifest)."""
@@ -61,6 +62,10 @@ class Context:
         shown = Gap(evidence=escape_controls(gap.evidence), location=escape_controls(gap.location), problem=escape_controls(problem))
         print(f"triage: warning: {shown.line()}", file=sys.stderr)
         return gap
+
+    def examined(self, evidence: str, store: str, location: str, **facts: Any) -> None:
+        """Record that a store was read (see :class:`triage.records.StoreRead`); absence checks rely on it."""
+        self.stores.append(StoreRead(evidence=evidence, store=store, location=location, **facts))
 
     def progress(self, message: str) -> None:
         if not self.quiet:  # progress names evidence files: escaped like every line triage prints

@@ -12,6 +12,7 @@ single pass; the caller collects its matches after the collectors ran.
 from __future__ import annotations
 
 import stat
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -59,10 +60,12 @@ def read_log(fh: BinaryIO, location: str, source: Source, ctx: Context) -> Itera
         ctx.note(source.name, f"{location} ({where})", text)
 
     reader = EvtxReader(fh, location, on_problem=problem, on_note=note)
+    read_for: Counter[tuple[str, str]] = Counter()  # (channel, computer) -> records: the stores this log examined
     logons = NetworkLogons()  # a task registered in a network logon session was registered remotely
     try:
         for record in reader:
             logons.see(record.fields)
+            read_for[(str(record.fields.get("Channel") or "unknown channel"), str(record.fields.get("Computer") or ""))] += 1
             try:
                 event = task_event(record.fields, location=location, evidence=ref.evidence,
                                    evidence_sha256=ref.evidence_sha256, local_tz=ref.local_tz)
@@ -77,6 +80,8 @@ def read_log(fh: BinaryIO, location: str, source: Source, ctx: Context) -> Itera
     except Exception as exc:  # a damaged container fails the read with the library's own error types
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else read_error(exc)
         ctx.gap(source.name, location, f"read error after {reader.stats.records} record(s): {text}")
+    for (channel, computer), count in sorted(read_for.items()):
+        ctx.examined(source.name, "eventlog", location, host=computer or source.host.hostname, channel=channel, records=count)
 
 
 def _log_files(source: Source, ctx: Context) -> Iterator[tuple[str, Any]]:

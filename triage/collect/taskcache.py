@@ -424,11 +424,10 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition]:
         collection = target.registry.key(f"{HKLM_SOFTWARE}\\{TASKCACHE}")
         keys = list(collection)
     except Exception as exc:
-        if source.os_family == "windows":
-            problem = ("no SOFTWARE hive in the evidence: the registry copy of the tasks (TaskCache) was not checked"
-                       if type(exc).__name__ == "UnsupportedPluginError"
-                       else f"TaskCache not readable: {type(exc).__name__}: {exc}")
-            ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{TASKCACHE}", problem)
+        if type(exc).__name__ == "UnsupportedPluginError":  # not collected: "not examined", not a gap
+            ctx.progress(f"{where.evidence}: no SOFTWARE hive in the evidence: TaskCache not examined")
+        elif source.os_family == "windows":
+            ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{TASKCACHE}", f"TaskCache not readable: {type(exc).__name__}: {exc}")
         return
     live = [k for k in keys if "regback" not in str(getattr(k.hive, "filepath", "")).lower()]
     backups = [k for k in keys if k not in live]
@@ -440,6 +439,8 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition]:
     if primary is None:
         ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{TASKCACHE}", "TaskCache key not found in SOFTWARE")
         return
+    ctx.examined(where.evidence, "taskcache", f"{HKLM_SOFTWARE}\\{TASKCACHE}", host=source.host.hostname,
+                 files=[str(live_hive.filepath)])
     _read_com_servers(live_hive, primary, _class_ids(primary))
     replay = _replay(live_hive.filepath, where)
     regback = None

@@ -138,8 +138,24 @@ def collect(source: Source, ctx: Context) -> Iterator[UnixJob | TaskEvent]:
             run(host)
         except Exception as exc:
             host.gap(f"({stage})", f"{stage} not fully read: {read_error(exc)}; what was found before is kept")
+        if stage == "systemd timers" and _exists(host, "/etc/crontab", "/etc/cron.d", "/var/spool/cron", "/etc/anacrontab",
+                                                 "/etc/systemd/system"):
+            ctx.examined(source.name, "crontabs", "/", host=source.host.hostname)  # cron, anacron, at, timers: the tree's
+        if stage == "logs" and _exists(host, "/var/log"):
+            ctx.examined(source.name, "cron_logs", "/var/log", host=source.host.hostname)
     yield from sorted(host.jobs, key=lambda j: (j.kind, j.entry))
     yield from sorted(events, key=lambda e: (e.time.utc or "", e.provenance.location, e.provenance.offset or 0))
+
+
+def _exists(host: _Host, *paths: str) -> bool:
+    """Whether the tree holds any of these places (a tree of logs alone has read no crontab)."""
+    for text in paths:
+        try:
+            if host.path(text).exists():
+                return True
+        except Exception:  # an unreadable place is not a read store
+            continue
+    return False
 
 
 def _os_of(target: Any) -> str | None:

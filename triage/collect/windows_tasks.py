@@ -65,6 +65,7 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition | TaskEvent
         folder = find_path(windir, *parts)
         if folder is None:
             continue
+        ctx.examined(where.evidence, "task_files", str(folder), host=source.host.hostname)
         for path in _walk(folder, where):
             # str(): NTFS names come back as cstruct wchar arrays, which pathlib cannot intern
             task = display_task_path(escaped_text(str(path)[len(str(folder)):]))
@@ -73,6 +74,7 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition | TaskEvent
     legacy = find_path(windir, "Tasks")
     schedlgu_files = [p for p in (find_path(_root(target), "SchedLgU.txt"), find_path(windir, "SchedLgU.txt")) if p]
     if legacy is not None:
+        ctx.examined(where.evidence, "task_files", str(legacy), host=source.host.hostname)
         for path in _walk(legacy, where):
             name = path.name.lower()
             if name.endswith(".job"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from triage.detect.gap_index import gap_index
 from triage.records import Entity, EvidenceItem, Finding, Gap
+from triage.stores import StoreIndex
 
 RISK_ORDER = {"Critical": 4, "High": 3, "Medium": 2, "Low": 1}
 CONFIDENCE_LEVELS = ["Low", "Medium", "High"]
@@ -47,53 +48,75 @@ class JudgeContext:
     gaps: list[Gap] = field(default_factory=list)
     baseline: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
-    # Evidence items whose TaskCache was read (see triage.detect.stealth.taskcache_read): a task file
-    # with no registry entry is only a finding where the registry could be checked at all.
-    taskcache_read: frozenset[str] = frozenset()
+    # What was examined per host (triage.stores): a check that reasons from something missing asks it
+    # first, so nothing is "missing" from a store that was never read or that a gap covers.
+    stores: StoreIndex = field(default_factory=StoreIndex)
 
 
-# Independent kinds of evidence an examiner can cite; the more agree, the higher the confidence.
+# Event channels by the short name an examiner cites; each log is one artifact however many ids it holds.
+_LOG_NAMES = {
+    "microsoft-windows-taskscheduler/operational": "TaskScheduler/Operational log",
+    "microsoft-windows-sysmon/operational": "Sysmon log",
+    "microsoft-windows-powershell/operational": "PowerShell/Operational log",
+    "security": "Security log",
+    "schedlgu": "SchedLgU.txt",
+}
+
+
+def _log_kind(channel: str) -> str:
+    return _LOG_NAMES.get(channel.lower(), f"{channel} log")
+
+
+# Independent artifacts an examiner can cite; the more agree, the higher the confidence. Two values of
+# one registry key (DynamicInfo beside Actions), two event ids of one log (129 and 100), or a task
+# rebuilt from a 4698 and the 4698 itself are one artifact each: they were written together.
 def corroborating_sources(entity: Entity) -> list[str]:
     kinds = set()
     for definition in entity.definitions:
         if definition.source in ("task_xml", "job", "gpp"):
-            kinds.add("definition")
-        elif definition.source in ("taskcache",):
-            kinds.add("registry")
-            if any(s.meaning in ("last_run", "last_successful_run") and s.utc for s in definition.stamps):
-                kinds.add("execution")
+            kinds.add("task file")
+        elif definition.source == "taskcache":
+            kinds.add("TaskCache")
         elif definition.source == "memory_taskcache":
             kinds.add("memory")
+        elif definition.source.startswith("evtx_"):
+            kinds.add("Security log")
     for event in entity.events:
-        kinds.add("events")
-        if event.action in ("started", "finished", "process_created", "action_started", "action_completed",
-                            "cron_run", "at_run", "timer_service_start", "run_by_user"):
-            kinds.add("execution")
+        kinds.add(_log_kind(event.channel))
     if entity.processes:
-        kinds.update(("memory", "execution"))
+        kinds.add("memory")
     for job in entity.unix_jobs:
-        kinds.add("definition")
+        kinds.add("job file")
         if any(s.meaning in ("last_run", "last_trigger") for s in job.stamps):
-            kinds.add("execution")
+            kinds.add("run stamp file")
     return sorted(kinds)
 
 
-def confidence_for(entity: Entity, hits: list[Hit], gaps: list[Gap]) -> tuple[str, str]:
+def confidence_for(entity: Entity, hits: list[Hit], gaps: list[Gap], stores: StoreIndex | None = None) -> tuple[str, str]:
     """Corroboration → confidence, with the reasoning an examiner can repeat in court.
 
     1 independent source: Low; 2: Medium; 3 or more: High. A structural fact that is itself the
     proof (registry-only task, missing SD) counts as Medium on its own. One level lower when a
-    source for this evidence item could not be read (a gap), because what is missing might explain it.
+    source for this evidence item could not be read (a gap), because what is missing might explain it;
+    a store that was simply not collected is no gap and lowers nothing. With ``stores`` known, a gap
+    counts only when it is over this task's own records or over a store of task evidence read for its
+    host (a missing time zone, say, changes no task's story).
     """
     sources = corroborating_sources(entity)
     level = 0 if len(sources) <= 1 else (1 if len(sources) == 2 else 2)
     if level == 0 and any(h.single_source_ok for h in hits):
         level = 1
-    basis = f"{len(sources)} independent source(s) agree: {', '.join(sources) or 'none'}"
-    related_gaps = gap_index(gaps).count(entity)  # indexed: gaps x tasks pairwise was quadratic
+    basis = f"{len(sources)} independent artifact(s) agree: {', '.join(sources) or 'none'}"
+    related_gaps = gap_index(gaps).concerning(entity)  # indexed: gaps x tasks pairwise was quadratic
+    if stores is not None and stores.stores:
+        own = {r.provenance.location for r in (*entity.definitions, *entity.events, *entity.unix_jobs)}
+        own |= {d.file.path for d in entity.definitions if d.file}
+        over_stores = {id(g) for kind in {s.store for s in stores.stores}
+                       for read in stores.for_host(entity.host, kind) for g in stores.covering_gaps(read)}
+        related_gaps = [g for g in related_gaps if g.location in own or id(g) in over_stores]
     if related_gaps and level > 0:
         level -= 1
-        basis += f"; lowered one level: {related_gaps} unreadable item(s) in the same evidence"
+        basis += f"; lowered one level: {len(related_gaps)} unreadable item(s) in the same evidence"
     return CONFIDENCE_LEVELS[level], basis
 
 
@@ -120,6 +143,20 @@ def technique_for(entity: Entity) -> str:
     return TECHNIQUE_BY_KIND.get(entity.kind, "T1053")
 
 
+def rule_technique(hit: Hit) -> str | None:
+    """The technique a Sigma rule is about, from its own tags (an at.exe rule is at's sub-technique, a BITS
+    or Run-key rule its own technique); ``None`` for checks, whose techniques are related ones (hiding...)."""
+    if not hit.rule.startswith("sigma:") or not hit.techniques:
+        return None
+    ranked = sorted(hit.techniques, key=lambda t: (not t.startswith("T1053"), "." not in t, t))
+    return ranked[0]
+
+
+def _is_task(entity: Entity) -> bool:
+    """A real task or job, not the holder of a Sigma match that names no task."""
+    return bool(entity.definitions or entity.unix_jobs or entity.processes or not entity.key.startswith("sigma:"))
+
+
 def build_findings(judged: list[tuple[Entity, list[Hit]]], ctx: JudgeContext) -> list[Finding]:
     """Merge hits per task into findings, order them (risk, then task) and number them stably."""
     drafts = []
@@ -129,10 +166,14 @@ def build_findings(judged: list[tuple[Entity, list[Hit]]], ctx: JudgeContext) ->
         # stable: on equal risk the checks' own order wins (structural before content rules)
         hits = sorted(hits, key=lambda h: -RISK_ORDER[h.risk])
         top = hits[0]
-        confidence, basis = confidence_for(entity, hits, ctx.gaps)
-        technique = technique_for(entity)
-        techniques = sorted({technique, *[t for h in hits for t in h.techniques]})
+        confidence, basis = confidence_for(entity, hits, ctx.gaps, ctx.stores)
+        kind_technique = technique_for(entity) if _is_task(entity) else None
+        technique = rule_technique(top) or kind_technique or "T1053"
+        techniques = sorted({technique, *([kind_technique] if kind_technique else []), *[t for h in hits for t in h.techniques]})
         title = top.title if len(hits) == 1 else f"{top.title} (+{len(hits) - 1} more: {', '.join(h.rule for h in hits[1:])})"
+        found_in = sorted({e.evidence_host for e in entity.events if e.evidence_host})
+        if found_in:  # another computer's log inside this evidence: said in the title, never merged silently
+            title += f" [logged by {entity.host}, found in the evidence of {', '.join(found_in)}]"
         actions = []
         for h in hits:
             if h.action and h.action not in actions:
@@ -143,7 +184,8 @@ def build_findings(judged: list[tuple[Entity, list[Hit]]], ctx: JudgeContext) ->
             risk_level=top.risk, confidence=confidence, recommended_action=" ".join(actions), evidence=evidence,
             rule=",".join(h.rule for h in hits), techniques=techniques, confidence_basis=basis,
             details={"reasons": [{"rule": h.rule, "title": h.title, "risk": h.risk} for h in hits],
-                     "sources": entity.sources},
+                     "sources": entity.sources, **({"logged_by_other_computer": {"host": entity.host, "found_in": found_in}}
+                                                   if found_in else {})},
         ))
     drafts.sort(key=lambda f: (-RISK_ORDER[f.risk_level], f.host or "", f.task.lower(), f.rule or ""))
     for seq, finding in enumerate(drafts, start=1):

@@ -32,16 +32,20 @@ class GapIndex:
             if not is_task_file(gap.location):
                 self.whole_source.setdefault(gap.evidence, []).append(gap)
 
-    def count(self, entity: Entity) -> int:
-        """How many gaps concern this task (each gap counted once)."""
+    def concerning(self, entity: Entity) -> list[Gap]:
+        """The gaps that concern this task (each gap once)."""
         records = [*entity.definitions, *entity.events, *entity.unix_jobs]
         evidence = {r.provenance.evidence for r in records}
         own = {r.provenance.location for r in records} | {d.file.path for d in entity.definitions if d.file}
-        total = sum(len(self.whole_source.get(item, ())) for item in evidence)
-        for item in evidence:
-            for location in own:  # a whole-source gap at the task's own place is already counted
-                total += sum(1 for gap in self.at_place.get((item, location), ()) if is_task_file(gap.location))
-        return total
+        found = [gap for item in sorted(evidence, key=str) for gap in self.whole_source.get(item, ())]
+        for item in sorted(evidence, key=str):
+            for location in sorted(own, key=str):  # a whole-source gap at the task's own place is already listed
+                found += [gap for gap in self.at_place.get((item, location), ()) if is_task_file(gap.location)]
+        return found
+
+    def count(self, entity: Entity) -> int:
+        """How many gaps concern this task (each gap counted once)."""
+        return len(self.concerning(entity))
 
 
 _last: GapIndex | None = None

@@ -45,16 +45,23 @@ def check_memory(entity: Entity, ctx: JudgeContext) -> list[Hit]:
                 action=f"Dump the SOFTWARE hive from memory (windows.registry.hivelist --dump) and the task's processes; "
                        f"check whether {entity.task} is still on disk.",
             ))
+    # "belongs to no task in the registry" needs a registry that was read: on disk, whole, or in memory
+    disk_registry = ctx.stores.absence(entity.host, ("taskcache",))
+    memory_registry = ctx.stores.for_host(entity.host, "memory_taskcache")
+    registry_read = disk_registry.claimable or bool(memory_registry)
+    looked = disk_registry.evidence("no task matches this process") + [
+        EvidenceItem(source="store examined: in-memory TaskCache", location=s.location,
+                     value="read; no task matches this process") for s in memory_registry]
     for process in entity.processes:
         shown = False  # the full process evidence once per process; further reasons cite its command line
         for flag in process.flags:
-            if flag not in _PROCESS_FLAGS:
+            if flag not in _PROCESS_FLAGS or (flag == "task_not_in_registry" and not registry_read):
                 continue
             risk, technique, title = _PROCESS_FLAGS[flag]
             evidence = process_evidence(process)
             hits.append(Hit(
                 rule=f"memory_process_{flag}", risk=risk, techniques=[technique], title=title, single_source_ok=True,
-                evidence=evidence[:1] if shown else evidence,
+                evidence=[*(evidence[:1] if shown else evidence), *(looked if flag == "task_not_in_registry" else [])],
                 action=f"Dump process {process.pid} ({process.name}) and its image file; ancestry: {' > '.join(process.ancestry)}.",
             ))
             shown = True

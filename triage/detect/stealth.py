@@ -7,7 +7,8 @@ last-write time (UTC), task file path and SHA-256.
 - Tree key without ``SD`` (Tarrask), ``Index`` 0 or missing: the task is hidden from enumeration.
 - Hidden flag (XML or JobBucket) on a task that is not an unchanged stock task.
 - Registry-only task (no task file): GhostTask and similar, with the GhostTask fingerprints found.
-- Task file with no registry entry, only where the evidence's TaskCache was read.
+- Task file with no registry entry, registry entry with no task file, missing SD/Index/keys: only where the
+  store said to lack it was read for the task's host with no gap over it (:mod:`triage.stores`).
 - Actions, principal or triggers in the registry that differ from the XML: on Windows 10 the
   registry copy is what runs.
 - ``Hash``/CRC32 that do not match the task file: reported as unconfirmed supporting evidence, never
@@ -19,11 +20,11 @@ last-write time (UTC), task file path and SHA-256.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 
 from triage.detect import Hit, JudgeContext
 from triage.detect.baseline import is_unchanged_stock
 from triage.records import Action, Entity, EvidenceItem, TaskDefinition, Trigger
+from triage.stores import Absence
 
 MISSING = "(value missing)"
 
@@ -36,11 +37,6 @@ WELL_KNOWN_ACCOUNTS = {
     "s-1-5-32-545": {"users", "builtin\\users"},
     "s-1-5-4": {"interactive", "nt authority\\interactive"},
 }
-
-
-def taskcache_read(definitions: Iterable[TaskDefinition]) -> frozenset[str]:
-    """Evidence items whose TaskCache was read: fill ``JudgeContext.taskcache_read`` with this."""
-    return frozenset(d.provenance.evidence or "" for d in definitions if d.source == "taskcache")
 
 
 def principal_matches(xml_name: str | None, registry_sid: str | None, registry_name: str | None) -> bool:
@@ -60,20 +56,37 @@ def check_stealth(entity: Entity, ctx: JudgeContext) -> list[Hit]:
     registry = [d for d in entity.definitions if d.source == "taskcache"]
     files = [d for d in entity.definitions if d.source == "task_xml"]
     hits: list[Hit] = []
+    registry_read = registry_absence(entity, ctx)  # missing values and keys are only missing in a registry read whole
     for reg in registry:
-        hits += _tree_hits(entity, reg, files)
-        hits += _orphan_hits(entity, reg)
+        if registry_read.claimable:
+            hits += _tree_hits(entity, reg, files, registry_read)
+            hits += _orphan_hits(entity, reg, registry_read)
         hits += _replay_hits(entity, reg)
     hits += _hidden_hits(entity, registry, files, ctx)
     if registry and not files:
-        hits += _registry_only_hits(entity, registry)
+        hits += _registry_only_hits(entity, registry, file_absence(entity, ctx))
     if files and not registry:
-        hits += _file_only_hits(entity, files, ctx)
+        hits += _file_only_hits(entity, files, registry_read)
     for reg in registry:
         for xml in files:
             hits += _mismatch_hits(entity, reg, xml)
             hits += _hash_hits(entity, reg, xml)
     return hits
+
+
+def registry_absence(entity: Entity, ctx: JudgeContext) -> Absence:
+    """May a missing TaskCache key or value of this task be claimed? Only where the hive was read for its
+    host and no gap covers its TaskCache (or the task's own Tree key)."""
+    return ctx.stores.absence(entity.host, ("taskcache",), {"taskcache": "Tree" + _task_relative(entity)})
+
+
+def file_absence(entity: Entity, ctx: JudgeContext) -> Absence:
+    """May a missing task file be claimed? Only where the task folders were read for its host, no gap over them."""
+    return ctx.stores.absence(entity.host, ("task_files",), {"task_files": _task_relative(entity)})
+
+
+def _task_relative(entity: Entity) -> str:
+    return "\\" + entity.task.strip("\\") if entity.task.startswith("\\") else "\\(no path)"
 
 
 # --- evidence helpers -------------------------------------------------------------------------
@@ -118,7 +131,7 @@ def _export(reg: TaskDefinition) -> str:
 # --- checks ---------------------------------------------------------------------------------
 
 
-def _tree_hits(entity: Entity, reg: TaskDefinition, files: list[TaskDefinition]) -> list[Hit]:
+def _tree_hits(entity: Entity, reg: TaskDefinition, files: list[TaskDefinition], read: Absence) -> list[Hit]:
     d = reg.details
     if not d.get("tree_key"):
         return []
@@ -131,7 +144,7 @@ def _tree_hits(entity: Entity, reg: TaskDefinition, files: list[TaskDefinition])
             techniques=["T1564", "T1070.009", "T1112"],
             title="TaskCache Tree key has no SD value: the task is hidden from schtasks and the Task Scheduler UI but still runs (Tarrask)",
             evidence=[_value_item(reg, "tree", "SD", "TaskCache Tree key"), _value_item(reg, "tree", "Id", "TaskCache Tree key"),
-                      *file_items],
+                      *file_items, *read.evidence("the Tree key has no SD value")],
             action=(f"Disable and remove {entity.task} (restore an SD first, or delete its TaskCache Tree/Tasks keys offline); "
                     f"{_export(reg)}; check Security 4657 / Sysmon 12-13 for the deletion of the SD value and the writer process."),
             single_source_ok=True,
@@ -142,20 +155,21 @@ def _tree_hits(entity: Entity, reg: TaskDefinition, files: list[TaskDefinition])
             rule="taskcache_index_tampered", risk="High", techniques=["T1564", "T1112"],
             title=("TaskCache Tree Index value is missing" if not d.get("index_present") else "TaskCache Tree Index value is 0")
             + ": the task is hidden from task enumeration",
-            evidence=[_value_item(reg, "tree", "Index", "TaskCache Tree key"), *file_items],
+            evidence=[_value_item(reg, "tree", "Index", "TaskCache Tree key"), *file_items,
+                      *read.evidence("the Tree key's Index is missing or 0")],
             action=(f"Disable {entity.task}; {_export(reg)}; check Sysmon 12/13 for the deletion or change of the Index value."),
             single_source_ok=True,
         ))
     return hits
 
 
-def _orphan_hits(entity: Entity, reg: TaskDefinition) -> list[Hit]:
+def _orphan_hits(entity: Entity, reg: TaskDefinition, read: Absence) -> list[Hit]:
     d = reg.details
     if d.get("tree_without_tasks"):
         return [Hit(
             rule="taskcache_tree_id_without_tasks_key", risk="Medium", techniques=["T1070.009"],
             title=f"TaskCache Tree Id {d.get('guid')} names a Tasks key that does not exist (task partly deleted from the registry)",
-            evidence=[_value_item(reg, "tree", "Id", "TaskCache Tree key")],
+            evidence=[_value_item(reg, "tree", "Id", "TaskCache Tree key"), *read.evidence("no Tasks key with this GUID")],
             action=(f"{_export(reg)}; look for the missing Tasks\\{d.get('guid')} key in RegBack, Volume Shadow Copies and "
                     "the SOFTWARE transaction logs; check TaskScheduler 141 / Security 4699 for the deletion."),
         )]
@@ -164,7 +178,7 @@ def _orphan_hits(entity: Entity, reg: TaskDefinition) -> list[Hit]:
             rule="taskcache_tasks_key_without_tree", risk="Medium", techniques=["T1070.009"],
             title=f"TaskCache Tasks key {d.get('guid')} has no Tree key (task partly deleted, or written by hand)",
             evidence=[_value_item(reg, "tasks", "Path", "TaskCache Tasks key"),
-                      _value_item(reg, "tasks", "Actions", "TaskCache Tasks key")],
+                      _value_item(reg, "tasks", "Actions", "TaskCache Tasks key"), *read.evidence("no Tree key for this task")],
             action=f"{_export(reg)}; check Sysmon 12/13 for who removed the Tree key; the task does not load without it.",
         )]
     return []
@@ -206,7 +220,7 @@ def _hidden_hits(entity: Entity, registry: list[TaskDefinition], files: list[Tas
                 action=f"Review {entity.task} with 'Show hidden tasks'; collect its task file and TaskCache keys.")]
 
 
-def _registry_only_hits(entity: Entity, registry: list[TaskDefinition]) -> list[Hit]:
+def _registry_only_hits(entity: Entity, registry: list[TaskDefinition], files_read: Absence) -> list[Hit]:
     hits = []
     for reg in registry:
         d = reg.details
@@ -218,28 +232,35 @@ def _registry_only_hits(entity: Entity, registry: list[TaskDefinition]) -> list[
             evidence.append(EvidenceItem(source="GhostTask fingerprints", location=d["tasks_key"], value="; ".join(fingerprints),
                                          time=_written(reg, "tasks"), evidence_sha256=reg.provenance.evidence_sha256))
         listed = f" (GhostTask fingerprints: {', '.join(fingerprints)})" if fingerprints else ""
-        hits.append(Hit(
-            rule="taskcache_registry_only", risk="Critical" if len(fingerprints) >= 2 else "High",
-            techniques=["T1112", "T1070"],
-            title=f"Task is defined in the registry (TaskCache) but has no task file{listed}",
-            evidence=evidence,
-            action=(f"Disable {entity.task} by deleting its TaskCache keys offline; {_export(reg)}; collect the binaries its "
-                    "actions name; check TaskScheduler 129/100/200 for its runs (no 106/4698 is expected when written directly)."),
-            single_source_ok=True,
-        ))
+        action = (f"Disable {entity.task} by deleting its TaskCache keys offline; {_export(reg)}; collect the binaries its "
+                  "actions name; check TaskScheduler 129/100/200 for its runs (no 106/4698 is expected when written directly).")
+        if files_read.claimable:
+            hits.append(Hit(
+                rule="taskcache_registry_only", risk="Critical" if len(fingerprints) >= 2 else "High",
+                techniques=["T1112", "T1070"],
+                title=f"Task is defined in the registry (TaskCache) but has no task file{listed}",
+                evidence=[*evidence, *files_read.evidence("no task file for this task")], action=action, single_source_ok=True,
+            ))
+        elif len(fingerprints) >= 2:  # the registry values themselves, not a missing file, are the evidence here
+            hits.append(Hit(
+                rule="taskcache_ghosttask_fingerprints", risk="High", techniques=["T1112", "T1070"],
+                title=f"TaskCache entry was written the way GhostTask writes it{listed}; its task file could not be "
+                      f"looked for ({files_read.reason})",
+                evidence=evidence, action=action, single_source_ok=True,
+            ))
     return hits
 
 
-def _file_only_hits(entity: Entity, files: list[TaskDefinition], ctx: JudgeContext) -> list[Hit]:
-    checked = [x for x in files if (x.provenance.evidence or "") in ctx.taskcache_read]
-    if not checked:
+def _file_only_hits(entity: Entity, files: list[TaskDefinition], registry_read: Absence) -> list[Hit]:
+    if not registry_read.claimable:
         return []
+    checked = files
     unreadable = all(x.errors and not x.actions for x in checked)
     return [Hit(
         rule="task_file_without_registry", risk="Low" if unreadable else "Medium", techniques=["T1070.009"],
         title=("Task file has no TaskCache entry: dropped but never registered, or deleted from the registry"
                + (" (the file does not parse either)" if unreadable else "")),
-        evidence=[_file_item(x) for x in checked],
+        evidence=[*(_file_item(x) for x in checked), *registry_read.evidence("no TaskCache entry for this task")],
         action=(f"Collect {checked[0].file.path if checked[0].file else checked[0].provenance.location}; check TaskScheduler 106/141 "
                 "and Security 4698/4699 for its registration or deletion, and RegBack / shadow copies for a former TaskCache entry."),
     )]
@@ -347,4 +368,4 @@ def _hash_hits(entity: Entity, reg: TaskDefinition, xml: TaskDefinition) -> list
     )]
 
 
-__all__ = ["check_stealth", "principal_matches", "taskcache_read"]
+__all__ = ["check_stealth", "file_absence", "principal_matches", "registry_absence"]

@@ -6,13 +6,17 @@
   $FN is only written by the kernel.
 - TaskCache key written after the last logged create/update: the registry copy changed with no
   event saying so.
-- Runs logged for a task that has no definition anywhere.
+- Runs logged for a task that has no definition in the task folders and TaskCache read for its host.
+
+Both claims about something missing (no later logged update, no definition) are made only where the
+stores were read whole (:mod:`triage.stores`); otherwise :func:`definition_status` says what was not examined.
 """
 
 from __future__ import annotations
 
 from triage.detect import Hit, JudgeContext
 from triage.records import Entity, EvidenceItem, Stamp
+from triage.stores import Absence
 
 _RUN_ACTIONS = {"started", "finished", "process_created", "action_started", "action_completed", "run_by_user"}
 _DEFINING_ACTIONS = {"created", "updated", "registered"}
@@ -56,15 +60,18 @@ def check_timeline(entity: Entity, ctx: JudgeContext) -> list[Hit]:
                     action=f"Compare {definition.file.path} with its TaskCache entry and the 106/140/4698/4702 events to find who rewrote it.",
                     single_source_ok=True,
                 ))
-    hits.extend(_registry_after_events(entity))
-    hits.extend(_runs_without_definition(entity))
+    hits.extend(_registry_after_events(entity, ctx))
+    hits.extend(_runs_without_definition(entity, ctx))
     return hits
 
 
-def _registry_after_events(entity: Entity) -> list[Hit]:
-    logged = [e.time.utc for e in entity.events if e.action in _DEFINING_ACTIONS and e.time.utc]
+def _registry_after_events(entity: Entity, ctx: JudgeContext) -> list[Hit]:
+    defining = [e for e in entity.events if e.action in _DEFINING_ACTIONS and e.time.utc]
+    logged = [e.time.utc for e in defining]
     if not logged:
         return []
+    if any(ctx.stores.log_gaps(e.provenance.evidence, e.provenance.location) for e in defining):
+        return []  # part of a log that holds its updates was unreadable: a later update may be in it
     last_logged = max(logged)
     for definition in entity.definitions:
         if definition.source != "taskcache":
@@ -82,22 +89,33 @@ def _registry_after_events(entity: Entity) -> list[Hit]:
     return []
 
 
-def _runs_without_definition(entity: Entity) -> list[Hit]:
+def definition_absence(entity: Entity, ctx: JudgeContext) -> Absence:
+    """May "no definition of this task" be claimed? Only where the task folders and TaskCache were read
+    for the task's host and no gap covers the place its file or key would be."""
+    relative = "\\" + entity.task.strip("\\")
+    return ctx.stores.absence(entity.host, ("task_files", "taskcache"), {"task_files": relative, "taskcache": "Tree" + relative})
+
+
+def _runs_without_definition(entity: Entity, ctx: JudgeContext) -> list[Hit]:
     if entity.kind != "windows_task" or entity.definitions:
         return []
     runs = [e for e in entity.events if e.action in _RUN_ACTIONS]
     if not runs or any(e.definition is not None for e in entity.events):
         return []
+    looked = definition_absence(entity, ctx)
+    if not looked.claimable:
+        return []  # the entity's status says "definition not examined (...)"
     first = min(runs, key=lambda e: (e.time.utc or "", e.provenance.offset or 0))
     deleted = any(e.action == "deleted" for e in entity.events)
-    title = ("Task ran and was then deleted: runs and deletion are logged, no definition is left"
-             if deleted else "Task runs are logged but no definition of the task exists (file, registry or creation event)")
+    title = ("Task ran and was then deleted: runs and deletion are logged, and the task folders and TaskCache read hold no definition"
+             if deleted else "Task runs are logged but the task folders and TaskCache read hold no definition of it (nor does any creation event)")
     return [Hit(
         rule="runs_without_definition", risk="High", techniques=["T1070.009"] if deleted else ["T1070"],
         title=title,
         evidence=[EvidenceItem(source=f"{e.channel} {e.event_id}", location=f"{e.provenance.location} record {e.provenance.offset}",
                                value=e.command_line or e.action, time=e.time.utc, evidence_sha256=e.provenance.evidence_sha256)
-                  for e in sorted(runs, key=lambda e: (e.time.utc or "", e.provenance.offset or 0))[:10]],
+                  for e in sorted(runs, key=lambda e: (e.time.utc or "", e.provenance.offset or 0))[:10]]
+                 + looked.evidence("no task file or TaskCache entry for this task"),
         action=f"Look for the task in memory and in Volume Shadow Copies; the first logged run was at {first.time.utc}.",
         single_source_ok=True,
     )]

@@ -185,6 +185,16 @@ def _hosts_table(case) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
+def _stores_examined(case) -> str:
+    """Absence helper's block: per host, the stores read and those not examined."""
+    from triage.stores import summary_lines
+
+    lines = summary_lines(getattr(case, "stores", []))
+    if not lines:
+        return ""
+    return "<h3>Stores examined</h3><ul>" + "".join(f"<li>{h(line)}</li>" for line in lines) + "</ul>"
+
+
 def _counts(counts: dict[str, Any]) -> str:
     cards = [
         ("Tasks and jobs", counts["tasks"]), ("Findings", counts["findings"]),
@@ -312,7 +322,7 @@ def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str,
         version=h(version),
         counts=_counts(counts),
         evidence=_evidence_table(evidence),
-        hosts=_hosts_table(case),
+        hosts=_hosts_table(case) + _stores_examined(case),
         chart=timeline_chart(entities, rows_by_task),
         findings=_findings(case.findings, task_anchors),
         tasks=tasks_html + other,

@@ -266,6 +266,7 @@ def build_manifest(case, ctx: Context, *, argv: list[str], examiner: str | None,
         "outputs": outputs,
         "gaps": [to_dict(g) for g in ctx.gaps],
         "notes": [to_dict(n) for n in ctx.notes],
+        "stores_examined": getattr(case, "stores", []),  # per host, the stores read and those not examined
     }
 
 

@@ -19,6 +19,7 @@ from triage.records import (
     UnixJob,
 )
 from triage.taskpath import display_task_path, normalise_task_path
+from triage.timeorder import utc_key
 
 # Stamp meanings → the words a timeline row uses.
 _WHAT = {
@@ -123,7 +124,7 @@ def unattached_timeline(events: Iterable[TaskEvent], processes: Iterable[TaskPro
 
 
 def timeline_sort_key(row: TimelineEvent) -> tuple:
-    return (row.utc or "9999", row.task, row.what, row.source, row.provenance.location, row.provenance.offset or 0)
+    return (utc_key(row.utc), row.task, row.what, row.source, row.provenance.location, row.provenance.offset or 0)
 
 
 def _sources(entity: Entity) -> set[str]:
@@ -147,7 +148,7 @@ def _status(entity: Entity) -> str | None:
         return "task file only"
     if in_registry:
         return "registry only (no task file)"
-    rebuilt = sorted((e for e in entity.events if e.definition is not None), key=lambda e: (e.time.utc or "", e.provenance.offset or 0))
+    rebuilt = sorted((e for e in entity.events if e.definition is not None), key=lambda e: (utc_key(e.time.utc), e.provenance.offset or 0))
     deleted = any(e.action == "deleted" for e in entity.events)
     if rebuilt:
         when = rebuilt[0].time.utc or rebuilt[0].time.as_written
@@ -238,9 +239,9 @@ def filter_timeline(rows: list[TimelineEvent], *, since: str | None = None, unti
     wanted = normalise_task_path(task) if task and task.startswith("\\") else task
     out = []
     for row in rows:
-        if since and (row.utc is None or row.utc < since):
+        if since and (row.utc is None or utc_key(row.utc) < utc_key(since)):
             continue
-        if until and (row.utc is None or row.utc > until):
+        if until and (row.utc is None or utc_key(row.utc) > utc_key(until)):
             continue
         if wanted and row.task != wanted:
             continue

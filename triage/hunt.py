@@ -108,6 +108,7 @@ def triage_item(path: str, case_dir: str, hunt_date: str, options: dict) -> dict
     from triage.export import write_case
     from triage.run import run
     from triage.stacking import stack_keys
+    from triage.timeorder import earliest, latest
 
     with contextlib.redirect_stderr(io.StringIO()):
         ctx = Context(quiet=True, options=options)
@@ -125,7 +126,7 @@ def triage_item(path: str, case_dir: str, hunt_date: str, options: dict) -> dict
                   if row.utc and not (row.meaning == "changed" and row.provenance.evidence in copied)]
         entities.append({"task": entity.task, "kind": entity.kind,
                          "stacks": [list(k) for k in stack_keys(entity, hashes)],
-                         "first_seen": min(stamps, default=None), "last_seen": max(stamps, default=None)})
+                         "first_seen": earliest(stamps), "last_seen": latest(stamps)})
     return {
         "evidence": path, "host": host, "opened": case.opened, "case_dir": str(written) if written else None,
         "entities": sorted(entities, key=lambda e: (e["task"], e["kind"])),

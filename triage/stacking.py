@@ -36,6 +36,7 @@ import re
 
 from triage.detect import RISK_ORDER, TECHNIQUE_BY_KIND
 from triage.records import Entity, EvidenceItem, Finding
+from triage.timeorder import earliest, latest
 
 IDENTITY_KINDS = ("task_path", "unix_entry")
 STACK_KINDS = ("task_path", "unix_entry", "action", "action_sha256", "principal", "trigger")
@@ -172,7 +173,7 @@ def build_stacks(hosts: list[dict], threshold_percent: float = 5.0, threshold_ho
             "kind": dimension, "value": value, "host_count": count, "fleet_hosts": len(fleet),
             "percent": round(100 * count / len(fleet), 2) if fleet else 0.0, "rare": count <= limit,
             "hosts": sorted(stack["hosts"]), "tasks": sorted(stack["tasks"]),
-            "first_seen": min(stack["seen"], default=None), "last_seen": max(stack["seen"], default=None),
+            "first_seen": earliest(stack["seen"]), "last_seen": latest(stack["seen"]),
             "pairs": sorted(stack["pairs"]),
         })
     rows.sort(key=lambda r: (r["host_count"], STACK_KINDS.index(r["kind"]), r["value"]))

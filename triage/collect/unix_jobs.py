@@ -25,6 +25,7 @@ from triage.collect.filefacts import file_facts, read_file, read_small_file
 from triage.parsers import anacrontab, atjob, crontab, cronlog, systemd_unit
 from triage.records import FileFacts, Provenance, Stamp, TaskEvent, UnixJob
 from triage.timeutil import iso, local_stamp
+from triage.timeorder import utc_key
 
 SYSTEM_CRONTABS = ("/etc/crontab",)
 CRON_D_DIRS = ("/etc/cron.d", "/usr/local/etc/cron.d")
@@ -124,7 +125,7 @@ def collect(source: Source, ctx: Context) -> Iterator[UnixJob | TaskEvent]:
     events = _logs(host)
     _link(host, events)
     yield from sorted(host.jobs, key=lambda j: (j.kind, j.entry))
-    yield from sorted(events, key=lambda e: (e.time.utc or "", e.provenance.location, e.provenance.offset or 0))
+    yield from sorted(events, key=lambda e: (utc_key(e.time.utc), e.provenance.location, e.provenance.offset or 0))
 
 
 def _os_of(target: Any) -> str | None:

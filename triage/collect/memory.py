@@ -474,5 +474,7 @@ def collect(source, ctx) -> Iterator[TaskDefinition | TaskProcess]:
         return
     if hive_problem:
         ctx.gap(source.name, r"\REGISTRY\MACHINE\SOFTWARE TaskCache", hive_problem)
+    for record in (*definitions, *processes):  # every row from the image carries the image's SHA-256
+        record.provenance.evidence_sha256 = source.ref.sha256
     yield from definitions
     yield from processes

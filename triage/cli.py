@@ -10,7 +10,7 @@ import argparse
 import re
 import sys
 
-from tabulate import tabulate
+from triage.termtable import fit_table, terminal_width
 
 EXIT_OK, EXIT_GAPS, EXIT_USAGE = 0, 1, 2
 
@@ -130,22 +130,22 @@ def _clip(text: str, width: int) -> str:
 
 
 def _print_summary(case, ctx) -> None:
-    rows = [[_clip(e.task, 60), e.host or "", ",".join(e.sources), _actions_text(e), _triggers_text(e), e.status or ""]
+    rows = [[e.task, e.host or "", ",".join(e.sources), _actions_text(e), _triggers_text(e), e.status or ""]
             for e in case.entities]
     print(f"Scheduled tasks and jobs: {len(case.entities)}")
-    print(tabulate(rows, headers=["Task", "Host", "Sources", "Actions", "Triggers", "Status"], tablefmt="simple"))
+    print(fit_table(rows, ["Task", "Host", "Sources", "Actions", "Triggers", "Status"]))
     print()
     print(f"Findings: {len(case.findings)}")
     if case.findings:
-        rows = [[f.hunt_id, f.risk_level, f.confidence, f.technique, _clip(f.task, 50), _clip(f.title, 70)] for f in case.findings]
-        print(tabulate(rows, headers=["Hunt ID", "Risk", "Confidence", "Technique", "Task", "Finding"], tablefmt="simple"))
+        rows = [[f.hunt_id, f.risk_level, f.confidence, f.technique, f.task, f.title] for f in case.findings]
+        print(fit_table(rows, ["Hunt ID", "Risk", "Confidence", "Technique", "Task", "Finding"]))
     if ctx.gaps:
         print()
         print(f"Gaps (not read): {len(ctx.gaps)}")
         for gap in ctx.gaps:
-            print(f"  - {_clip(gap.line(), 200)}")
+            print(f"  - {_clip(gap.line(), terminal_width() - 4)}")
     print()
-    print(tabulate(_summary_rows(case, ctx), headers=["Summary", ""], tablefmt="simple"))
+    print(fit_table(_summary_rows(case, ctx), ["Summary", ""]))
 
 
 def _summary_rows(case, ctx) -> list[list[str]]:
@@ -180,9 +180,9 @@ def _show_task(case, wanted: str, ctx) -> int:
     for finding in (f for f in case.findings if f.task == entity.task):
         print(f"Finding {finding.hunt_id}: [{finding.risk_level}/{finding.confidence}] {finding.title}")
     print()
-    rows = [[r.utc or f"{r.as_written} (local, zone unknown)", _clip(r.what, 60), r.source, _clip(r.provenance.location, 70)]
+    rows = [[r.utc or f"{r.as_written} (local, zone unknown)", r.what, r.source, r.provenance.location]
             for r in entity.timeline]
-    print(tabulate(rows, headers=["UTC", "What", "Source", "Where"], tablefmt="simple"))
+    print(fit_table(rows, ["UTC", "What", "Source", "Where"]))
     return EXIT_GAPS if ctx.gaps else EXIT_OK
 
 

@@ -537,6 +537,10 @@ def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str,
                            for e in flagged) or '<p class="note">No task has a finding.</p>'
     unattached = rows_by_task.get("", [])
     other = f"<h3>Task tooling not tied to one task</h3>{_timeline_table(unattached)}" if unattached else ""
+    # The chart shows the tasks with findings; when none of them has a dated mark, every task.
+    chart, scope = timeline_chart(flagged, rows_by_task), "tasks with a finding"
+    if "<svg" not in chart:
+        chart, scope = timeline_chart(entities, rows_by_task), "every task"
     template = Template(resources.files("triage").joinpath("data", "report.html.tmpl").read_text(encoding="utf-8"))
     return template.substitute(
         title=h(f"triage report{' — ' + case_id if case_id else ''}"),
@@ -548,8 +552,8 @@ def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str,
         counts=_counts(counts),
         evidence=_evidence_table(evidence),
         hosts=_hosts_table(case),
-        chart=timeline_chart(flagged, rows_by_task) if flagged else timeline_chart(entities, rows_by_task),
-        chart_scope="tasks with a finding" if flagged else "every task",
+        chart=chart,
+        chart_scope=scope,
         findings=_findings(case.findings, task_anchors),
         tasks=tasks_html + other,
         quiet_count=str(len(quiet)),

@@ -138,7 +138,7 @@ def _print_summary(case, ctx) -> None:
     print(f"Findings: {len(case.findings)}")
     if case.findings:
         rows = [[f.hunt_id, f.risk_level, f.confidence, f.technique, f.task, f.title] for f in case.findings]
-        print(fit_table(rows, ["Hunt ID", "Risk", "Confidence", "Technique", "Task", "Finding"]))
+        print(fit_table(rows, ["Hunt ID", "Risk", "Confidence", "Technique", "Task", "Finding"], whole=(0, 1, 2, 3)))
     if ctx.gaps:
         print()
         print(f"Gaps (not read): {len(ctx.gaps)}")
@@ -182,7 +182,7 @@ def _show_task(case, wanted: str, ctx) -> int:
     print()
     rows = [[r.utc or f"{r.as_written} (local, zone unknown)", r.what, r.source, r.provenance.location]
             for r in entity.timeline]
-    print(fit_table(rows, ["UTC", "What", "Source", "Where"]))
+    print(fit_table(rows, ["UTC", "What", "Source", "Where"], whole=(0,)))
     return EXIT_GAPS if ctx.gaps else EXIT_OK
 
 

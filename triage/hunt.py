@@ -423,8 +423,11 @@ def _stacking_note(record: dict) -> str:
 
 def fleet_summary_text(record: dict, stacks: list[dict], width: int | None = None) -> str:
     """What ``triage hunt`` prints when done: hosts, failed items, the rarest entries and the top findings."""
-    from triage.termtable import fit_table
+    import textwrap
 
+    from triage.termtable import fit_table, terminal_width
+
+    width = width or terminal_width()
     done = [i for i in record["items"] if i["status"] == "done"]
     failed = [i for i in record["items"] if i["status"] == "failed"]
     lines = [f"Hosts: {record['fleet_hosts']} ({', '.join(f'{n} {f}' for f, n in ((f, v['hosts']) for f, v in record['families'].items()))})"
@@ -435,19 +438,21 @@ def fleet_summary_text(record: dict, stacks: list[dict], width: int | None = Non
     lines.append(f"Stacking: {_stacking_note(record)}")
     for item in failed:
         lines.append(f"Failed: {item['evidence']}: {item['problem']}")
+    lines = [wrapped for line in lines for wrapped in textwrap.wrap(line, width, subsequent_indent="  ",
+                                                                    break_long_words=True, break_on_hyphens=False)]
     rare = [s for s in stacks if s["rare"]][:10]
     if rare:
         lines += ["", "Rarest entries:", fit_table([[s["host_count"], s["family"], s["kind"], s["value"], ", ".join(s["hosts"])]
-                                                      for s in rare], ["Hosts", "Family", "Kind", "Value", "Which hosts"], width)]
+                                                      for s in rare], ["Hosts", "Family", "Kind", "Value", "Which hosts"], width, whole=(0, 1, 2))]
     top = [f for f in record["findings"]][:10]
     host_top = sorted((dict(f, host=i["host"]) for i in done for f in i["top_host_findings"]),
                       key=lambda f: (-_risk_rank(f["risk_level"]), f["host"], f["hunt_id"]))[:10]
     if top:
         lines += ["", "Stacking findings:", fit_table([[f["hunt_id"], f["risk_level"], f["confidence"], f["title"]] for f in top],
-                                                      ["Hunt ID", "Risk", "Confidence", "Finding"], width)]
+                                                      ["Hunt ID", "Risk", "Confidence", "Finding"], width, whole=(0, 1, 2))]
     if host_top:
         lines += ["", "Top per-host findings:", fit_table([[f["host"], f["hunt_id"], f["risk_level"], f["task"], f["title"]]
-                                                           for f in host_top], ["Host", "Hunt ID", "Risk", "Task", "Finding"], width)]
+                                                           for f in host_top], ["Host", "Hunt ID", "Risk", "Task", "Finding"], width, whole=(0, 1, 2))]
     return "\n".join(lines) + "\n"
 
 

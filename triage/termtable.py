@@ -26,20 +26,26 @@ def terminal_width() -> int:
     return shutil.get_terminal_size((80, 24)).columns
 
 
-def fit_table(rows: list[list], headers: list[str], width: int | None = None) -> str:
-    """``tabulate`` "simple" table no wider than ``width`` (default: the terminal's width)."""
+def fit_table(rows: list[list], headers: list[str], width: int | None = None, whole: tuple[int, ...] = ()) -> str:
+    """``tabulate`` "simple" table no wider than ``width`` (default: the terminal's width); the columns
+    numbered in ``whole`` are cut only when nothing else fits."""
     width = width or terminal_width()
     cells = [[_printable(c) for c in row] for row in rows]
     count = len(headers)
     # tabulate pads a header by two: a column is at least its header plus two wide
     widths = [max([len(headers[i]) + 2] + [len(r[i]) for r in cells if i < len(r)]) for i in range(count)]
     budget = width - _GAP * (count - 1)
-    while sum(widths) > budget:
-        widest = max(range(count), key=lambda i: widths[i])
-        floor = MIN_COLUMN
-        if widths[widest] <= floor:
-            break  # cannot shrink further without losing the headers: let the terminal wrap
-        widths[widest] = max(floor, widths[widest] - max(1, (sum(widths) - budget) // 2 or 1))
+    # One cap for the cuttable columns: short ones and those named in ``whole`` (IDs, risk) stay whole,
+    # the long ones share what is left; if even that cannot fit, every column is cut.
+    for keep in (set(whole), set()):
+        fixed = sum(widths[i] for i in keep)
+        free = [i for i in range(count) if i not in keep]
+        cap = max((widths[i] for i in free), default=0)
+        while cap > MIN_COLUMN and fixed + sum(min(widths[i], cap) for i in free) > budget:
+            cap -= 1
+        if fixed + sum(min(widths[i], cap) for i in free) <= budget or not keep:
+            widths = [widths[i] if i in keep else min(widths[i], cap) for i in range(count)]
+            break
     fitted = [[clip(row[i], widths[i]) if i < len(row) else "" for i in range(count)] for row in cells]
     heads = [clip(h, widths[i] - 2) for i, h in enumerate(headers)]
     return tabulate(fitted, headers=heads, tablefmt="simple", disable_numparse=True)

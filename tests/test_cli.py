@@ -57,7 +57,8 @@ def test_broken_task_files_are_gaps_and_still_listed(committed_windows_e01):
     assert "DiagTrackSync" in doctype.location
 
 
-def test_cli_lists_tasks_as_a_table_and_writes_tasks_jsonl(committed_windows_e01, tmp_path, capsys):
+def test_cli_lists_tasks_as_a_table_and_writes_tasks_jsonl(committed_windows_e01, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough for whole task paths (the table fits the terminal)
     code = main([str(committed_windows_e01), "-o", str(tmp_path / "case"), "--hunt-date", "20260101", "-q"])
     out = capsys.readouterr().out
     assert code == 1  # the image holds a malformed and a hostile task XML: completed, with gaps
@@ -111,7 +112,8 @@ def test_truncated_image_is_one_clear_line_not_a_traceback(committed_windows_e01
     assert any(str(cut) in line for line in err.splitlines())
 
 
-def test_exit_code_0_when_everything_was_read(capsys):
+def test_exit_code_0_when_everything_was_read(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # whole task names in the table
     assert main([str(TASKSCHEDULER_EVTX), "-q", "--hunt-date", "20260101"]) == 0
     out = capsys.readouterr().out
     assert "\\T1053_005_OnLogon" in out
@@ -157,3 +159,17 @@ def test_ex01_gets_a_clear_conversion_message(tmp_path, capsys):
     assert main([str(ex01), "-q"]) == 2
     err = capsys.readouterr().err
     assert "EWF2 (Ex01) image" in err and "ewfexport" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("columns", [80, 100, 160])
+def test_terminal_tables_fit_the_terminal_width(committed_windows_e01, tmp_path, capsys, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    main([str(committed_windows_e01), "-o", str(tmp_path / "case"), "--hunt-date", "20260101", "-q"])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= columns
+    findings = [line for line in out.split("Findings: ", 1)[1].splitlines() if line.startswith("TH-HUNTIN-")]
+    assert len(findings) == 31 and all(re.match(r"TH-HUNTIN-20260101-\d{3} ", line) for line in findings)  # IDs whole
+    cut = [line for line in out.splitlines() if "…" in line]
+    assert cut  # long values are cut with an ellipsis ...
+    case = json.loads((tmp_path / "case" / "findings.json").read_text(encoding="utf-8"))
+    assert max(len(f["title"]) for f in case) > columns  # ... and stay whole in the case folder

@@ -37,7 +37,7 @@ def fit_table(rows: list[list], headers: list[str], width: int | None = None, wh
     budget = width - _GAP * (count - 1)
     # One cap for the cuttable columns: short ones and those named in ``whole`` (IDs, risk) stay whole,
     # the long ones share what is left; if even that cannot fit, every column is cut.
-    for keep in (set(whole), set()):
+    for keep in (set(whole), set(whole[:1]), set()):
         fixed = sum(widths[i] for i in keep)
         free = [i for i in range(count) if i not in keep]
         cap = max((widths[i] for i in free), default=0)

@@ -126,7 +126,7 @@ def timeline_chart(entities: list[Entity], rows_by_task: dict[str, list[Timeline
         low, high = low - 1800, high + 1800
     pad = (high - low) * 0.02
     low, high = low - pad, high + pad
-    width, label_w, lane_h, top = 1180, 330, 18, 46
+    width, label_w, lane_h, top = 1180, 330, 15, 46
     x0, x1 = label_w + 10, width - 20
     height = top + lane_h * len(lanes) + 40
 
@@ -311,11 +311,20 @@ def _counts(counts: dict[str, Any]) -> str:
     return f'<div class="cards">{html}</div><p>Findings by risk: {h(risk)}</p>'
 
 
+def _evidence_label(source: str, reasons: list[str]) -> str:
+    """``task_xml (reason A; reason B)`` without the reasons the finding lists once above its evidence."""
+    artifact, _, cited = source.partition(" (")
+    if cited.endswith(")") and all(part in reasons for part in cited[:-1].split("; ")):
+        return artifact
+    return source
+
+
 def _finding(finding: Finding, task_anchor: str) -> str:
+    reasons = [r["title"] for r in finding.details.get("reasons") or []]
     evidence = "".join(
-        f'<li><span class="src">{h(item.source)}</span>'
+        f'<li><span class="src">{h(_evidence_label(item.source, reasons))}</span>'
         + (f' <span class="time">{h(item.time)}</span>' if item.time else "")
-        + f'<br><span class="path">{h(item.location)}</span>: <span class="value">{h(item.value)}</span></li>'
+        + f' <span class="path">{h(item.location)}</span>: <span class="value">{h(item.value)}</span></li>'
         for item in finding.evidence)
     confidence = finding.confidence + (f" ({finding.confidence_basis})" if finding.confidence_basis else "")
     return f"""<article class="finding risk-{h(finding.risk_level.lower())}" id="{h(anchor('finding', finding.hunt_id))}">
@@ -324,6 +333,7 @@ def _finding(finding: Finding, task_anchor: str) -> str:
 · <strong>Confidence:</strong> {h(confidence)} · <strong>Technique:</strong> {h(technique_text(finding))}
 · <strong>Host:</strong> {h(finding.host or 'unknown')} · <strong>User:</strong> {h(finding.user or 'unknown')}
 · <strong>Task:</strong> <a href="#{h(task_anchor)}">{h(finding.task)}</a></p>
+<p class="reasons"><strong>Reasons:</strong> {h("; ".join(reasons) or finding.title)}</p>
 <div class="evidence-head"><strong>Evidence</strong> (source, time UTC; location: raw value)</div>
 <ol class="evidence">{evidence or '<li>none recorded</li>'}</ol>
 <p class="action"><strong>Recommended Action:</strong> {h(_unique_sentences(finding.recommended_action))}</p>
@@ -352,6 +362,7 @@ def _definition_rows(entity: Entity) -> str:
     """Each source's definition of the task as a short labelled block (one per task file, registry entry,
     rebuilt event, job, process), so a story reads top to bottom on paper."""
     blocks = []
+    shown: list[tuple] = []
     for d in entity.definitions:
         actions = "<br>".join(h(f"{a.kind}: {a.command_line}") for a in d.actions) or None
         triggers = ", ".join(
@@ -359,9 +370,16 @@ def _definition_rows(entity: Entity) -> str:
               + (f" from {t.start.utc or t.start.as_written}" if t.start else "")) for t in d.triggers) or None
         principal = " / ".join(p for p in (d.user_id, d.group_id, d.logon_type, d.run_level) if p) or None
         flags = ", ".join(f for f, on in (("hidden", d.hidden), ("disabled", d.enabled is False)) if on) or None
+        facts = (principal, triggers, flags, d.author, actions, d.description)
+        same = facts in shown and any(facts)
+        shown.append(facts)
         blocks.append(_def_block(d.source, d.provenance.location, [
-            ("File SHA-256", h(d.file.sha256) if d.file and d.file.sha256 else None), ("Principal", h(principal) if principal else None), ("Triggers", triggers), ("Flags", h(flags) if flags else None),
-            ("Author", h(d.author) if d.author else None)], actions, d.description))
+            ("Tree key", h(d.details["tree_key"]) if d.source == "taskcache" and d.details.get("tree_key") else None),
+            ("File SHA-256", h(d.file.sha256) if d.file and d.file.sha256 else None),
+            ("Principal", h(principal) if principal and not same else None), ("Triggers", None if same else triggers),
+            ("Flags", h(flags) if flags and not same else None), ("Author", h(d.author) if d.author and not same else None),
+            ("Same as above", "principal, triggers, flags, author, actions and description" if same else None)],
+            None if same else actions, None if same else d.description))
     for job in entity.unix_jobs:
         blocks.append(_def_block(job.kind, job.provenance.location, [
             ("File SHA-256", h(job.file.sha256) if job.file and job.file.sha256 else None),
@@ -372,11 +390,6 @@ def _definition_rows(entity: Entity) -> str:
             ("User SID", h(p.user_sid) if p.user_sid else None), ("Flags", h(", ".join(p.flags)) if p.flags else None)],
             h(f"pid {p.pid}: {p.command_line or p.name}"), None))
     return "".join(blocks)
-
-
-def _file_hashes(entity: Entity) -> frozenset[str]:
-    files = [d.file for d in entity.definitions if d.file] + [j.file for j in entity.unix_jobs if j.file]
-    return frozenset(f.sha256 for f in files if f.sha256)
 
 
 def _def_block(source: str, where: str, pairs: list[tuple[str, str | None]], actions: str | None,
@@ -422,32 +435,47 @@ def _merged_rows(rows: list[TimelineEvent]) -> list[tuple[TimelineEvent, str]]:
     return [(members[0], compact_what([r.what for r in members])) for members in ordered]
 
 
-def _timeline_table(rows: list[TimelineEvent], file_hashes: frozenset[str] = frozenset()) -> str:
-    """The task's timeline; a file row's raw value (the file's SHA-256) is left out when the definition
-    above already shows it."""
+def _timeline_table(rows: list[TimelineEvent], places: dict[str, str] | None = None) -> str:
+    """The task's timeline, one line per time where possible: a place the definitions above already name
+    (its file, its registry keys) is shown by its short label, and raw values are left to timeline.csv,
+    which holds every row's location, value name and raw value whole."""
     if not rows:
         return '<p class="note">No timeline row in the selected range.</p>'
+    places = places or {}
     body = []
     for row, what in _merged_rows(rows):
         when = row.utc or f"{row.as_written or '?'} (local, zone unknown)"
         prov = row.provenance
-        where = prov.location + (f" @ {prov.offset}" if prov.offset is not None else "")
+        label = places.get(prov.location)
+        where = f'<span class="src">{h(label)}</span>' if label else f'<span class="path">{h(prov.location)}</span>'
+        if prov.offset is not None:
+            where += f' <span class="src">@ {h(prov.offset)}</span>'
         if prov.value_name:
-            where += f" [{prov.value_name}]"
-        raw = f': <span class="value">{h(_shorten(prov.raw))}</span>' if prov.raw and prov.raw not in file_hashes else ""
-        body.append(f'<tr><td class="time">{h(when)}</td><td>{h(what)} <span class="src">({h(row.source)})</span>'
-                    f' — <span class="path">{h(where)}</span>{raw}</td></tr>')
-    return ('<table class="tl"><colgroup><col class="c-time"><col class="c-what"></colgroup>'
-            "<thead><tr><th>UTC</th><th>What (source) — where [value]: raw value</th></tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+            where += f' <span class="src">[{h(prov.value_name)}]</span>'
+        body.append(f'<li><span class="time">{h(when)}</span> {h(what)} — {where}</li>')
+    return ('<p class="tl-head"><strong>Timeline</strong> (UTC; what — where [value]; raw values in timeline.csv)</p>'
+            f'<ol class="tl">{"".join(body)}</ol>')
 
 
-RAW_SHOWN = 72
-
-
-def _shorten(raw: str) -> str:
-    """Raw values (hex blobs, file hashes) cut for paper; timeline.csv and timeline.jsonl hold them whole."""
-    return raw if len(raw) <= RAW_SHOWN else f"{raw[:RAW_SHOWN]}… ({len(raw)} characters, whole in timeline.csv)"
+def _places(entity: Entity) -> dict[str, str]:
+    """Short labels for the places the task's definition blocks already name in full."""
+    places: dict[str, str] = {}
+    for d in entity.definitions:
+        label = {"task_xml": "task file", "job": ".job file", "gpp": "GPO file", "taskcache": "Tasks key"}.get(d.source)
+        if label and d.source != "taskcache":
+            places.setdefault(d.provenance.location, label)
+        if d.file is not None:
+            places.setdefault(d.file.path, label or "file")
+        for name, key_label in (("tasks_key", "Tasks key"), ("tree_key", "Tree key")):
+            if d.details.get(name):
+                places.setdefault(d.details[name], key_label)
+        if d.source == "taskcache":
+            places.setdefault(d.provenance.location, "Tasks key")
+    for job in entity.unix_jobs:
+        places.setdefault(job.provenance.location, f"{job.kind} file")
+        if job.file is not None:
+            places.setdefault(job.file.path, f"{job.kind} file")
+    return places
 
 
 def _action_texts(definition) -> list[str]:
@@ -473,9 +501,10 @@ def actions_windows_runs(entity: Entity) -> tuple[list[str], list[str] | None]:
 
 
 def _runs_line(entity: Entity) -> str:
+    """What Windows runs, stated once above the sources (each source's own actions follow)."""
     runs, claimed = actions_windows_runs(entity)
-    if not runs:
-        return ""
+    if not runs or (claimed is None and len(entity.definitions) + len(entity.unix_jobs) < 2):
+        return ""  # one source: its block below already says it
     text = f'<p><strong>Action Windows runs:</strong> <span class="value">{"<br>".join(h(a) for a in runs)}</span>'
     if claimed is not None:
         text += (' <span class="warn">(the registry and the task file differ; the task file says: '
@@ -487,13 +516,12 @@ def _task(entity: Entity, rows: list[TimelineEvent], findings: list[Finding], an
     links = " ".join(f'<a class="badge risk-{h(f.risk_level.lower())}" href="#{h(anchor("finding", f.hunt_id))}">'
                      f'{h(f.hunt_id)}</a>' for f in findings)
     return f"""<article class="task" id="{h(anchor_id)}">
-<h3>{h(entity.task)}</h3>
-<p><strong>Host:</strong> {h(entity.host or 'unknown')} · <strong>Kind:</strong> {h(entity.kind)} ·
-<strong>Sources:</strong> {h(', '.join(entity.sources) or '—')} · <strong>Status:</strong> {h(entity.status or '—')}
-{('· <strong>Findings:</strong> ' + links) if links else ''}</p>
+<h3>{h(entity.task)} <span class="task-meta">{links} <strong>Host:</strong> {h(entity.host or 'unknown')} ·
+<strong>Kind:</strong> {h(entity.kind)} · <strong>Sources:</strong> {h(', '.join(entity.sources) or '—')} ·
+<strong>Status:</strong> {h(entity.status or '—')}</span></h3>
 {_runs_line(entity)}
 {_definition_rows(entity)}
-{_timeline_table(rows, _file_hashes(entity))}
+{_timeline_table(rows, _places(entity))}
 </article>"""
 
 

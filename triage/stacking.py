@@ -19,7 +19,9 @@ Each task or job of each host is described by *stack keys*, one per dimension an
 A stack is one (dimension, value) with the hosts that have it. It is *rare* when at most
 ``max(threshold_hosts, floor(threshold_percent% of the fleet))`` hosts have it: with the defaults
 (5 %, 3 hosts) a 50-host fleet flags entries on 1-3 hosts, a 1000-host fleet entries on up to 50.
-"At most" because "on 3 hosts" should read as rare when the threshold says 3.
+"At most" because "on 3 hosts" should read as rare when the threshold says 3. Stacks are counted
+within one OS family (Windows hosts against Windows hosts), and a family of fewer than
+:data:`MIN_FLEET_HOSTS` hosts gets its stacks but no stacking finding: on three hosts everything is rare.
 
 Findings: one per rare task identity (``task_path``/``unix_entry``), listing the task's other rare
 dimensions as evidence; plus one per rare action/hash/principal/trigger of tasks that are themselves

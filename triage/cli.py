@@ -143,7 +143,7 @@ def _print_summary(case, ctx) -> None:
         print()
         print(f"Gaps (not read): {len(ctx.gaps)}")
         for gap in ctx.gaps:
-            print(f"  - {_clip(gap.line(), terminal_width() - 4)}")
+            print(f"  - {_clip(gap.line(), (terminal_width() or 100_000) - 4)}")
     print()
     print(fit_table(_summary_rows(case, ctx), ["Summary", ""]))
 

@@ -427,7 +427,7 @@ def fleet_summary_text(record: dict, stacks: list[dict], width: int | None = Non
 
     from triage.termtable import fit_table, terminal_width
 
-    width = width or terminal_width()
+    width = width or terminal_width() or 100_000
     done = [i for i in record["items"] if i["status"] == "done"]
     failed = [i for i in record["items"] if i["status"] == "failed"]
     lines = [f"Hosts: {record['fleet_hosts']} ({', '.join(f'{n} {f}' for f, n in ((f, v['hosts']) for f, v in record['families'].items()))})"

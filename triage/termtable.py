@@ -1,11 +1,13 @@
-"""Terminal tables that fit the terminal: widest columns cut with an ellipsis until the table fits.
+"""Terminal tables that fit the terminal: the long columns cut with an ellipsis until the table fits.
 
-The case folder keeps every value whole; the terminal shows what fits (``shutil.get_terminal_size``,
-which honours ``COLUMNS`` and falls back to 80 columns when the output is not a terminal)."""
+The case folder keeps every value whole; the terminal shows what fits (``COLUMNS`` when set, else
+``shutil.get_terminal_size`` when stdout is a terminal; output piped elsewhere is not cut)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 
 from tabulate import tabulate
 
@@ -22,14 +24,23 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-def terminal_width() -> int:
-    return shutil.get_terminal_size((80, 24)).columns
+def terminal_width() -> int | None:
+    """Columns to fit: ``COLUMNS`` when set, the terminal's width when stdout is one, else None (output
+    piped to a file or another program is not cut)."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((80, 24)).columns
+    return None
 
 
 def fit_table(rows: list[list], headers: list[str], width: int | None = None, whole: tuple[int, ...] = ()) -> str:
-    """``tabulate`` "simple" table no wider than ``width`` (default: the terminal's width); the columns
-    numbered in ``whole`` are cut only when nothing else fits."""
+    """``tabulate`` "simple" table no wider than ``width`` (default: :func:`terminal_width`; None: no
+    limit); the columns numbered in ``whole`` are cut only when nothing else fits."""
     width = width or terminal_width()
+    if width is None:
+        return tabulate([[_printable(c) for c in row] for row in rows], headers=headers, tablefmt="simple",
+                        disable_numparse=True)
     cells = [[_printable(c) for c in row] for row in rows]
     count = len(headers)
     # tabulate pads a header by two: a column is at least its header plus two wide

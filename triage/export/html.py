@@ -418,7 +418,8 @@ def compact_what(whats: list[str]) -> str:
 
 
 def _merged_rows(rows: list[TimelineEvent]) -> list[tuple[TimelineEvent, str]]:
-    """(row, what) with a file's times of one attribute at one instant on one line, as in timeline.csv."""
+    """(row, what) with a file's times at one instant on one line: its MACB times as in timeline.csv, and
+    on paper also its ``$STANDARD_INFORMATION`` and ``$FILE_NAME`` sets when they name the same times."""
     from triage.export.timeline_csv import _macb_group
 
     groups: dict[tuple, list[TimelineEvent]] = {}
@@ -427,12 +428,30 @@ def _merged_rows(rows: list[TimelineEvent]) -> list[tuple[TimelineEvent, str]]:
         key = _macb_group(row)
         if key is None:
             ordered.append([row])
-        elif key in groups:
+            continue
+        key = key[:8] + key[9:]  # without the attribute set: $SI and $FN of one instant together
+        if key in groups:
             groups[key].append(row)
         else:
             groups[key] = [row]
             ordered.append(groups[key])
-    return [(members[0], compact_what([r.what for r in members])) for members in ordered]
+    return [(members[0], _file_times_what(members)) for members in ordered]
+
+
+_ATTRIBUTE_NAMES = {"si_": "$STANDARD_INFORMATION", "fn_": "$FILE_NAME"}
+
+
+def _file_times_what(members: list[TimelineEvent]) -> str:
+    if len(members) == 1:
+        return members[0].what
+    sets: dict[str, list[str]] = {}
+    for row in members:
+        sets.setdefault(row.meaning[:3] if row.meaning[:3] in _ATTRIBUTE_NAMES else "", []).append(row)
+    whats = {prefix: compact_what([r.what for r in group]) for prefix, group in sets.items()}
+    meanings = {prefix: sorted(r.meaning[3:] if prefix else r.meaning for r in group) for prefix, group in sets.items()}
+    if len(sets) == 2 and set(sets) == set(_ATTRIBUTE_NAMES) and meanings["si_"] == meanings["fn_"]:
+        return whats["si_"].replace("($STANDARD_INFORMATION)", "($STANDARD_INFORMATION and $FILE_NAME)")
+    return "; ".join(whats[p] for p in sorted(whats))
 
 
 def _timeline_table(rows: list[TimelineEvent], places: dict[str, str] | None = None) -> str:
@@ -478,6 +497,11 @@ def _places(entity: Entity) -> dict[str, str]:
     return places
 
 
+def _action_keys(definition) -> list[tuple]:
+    """What an action is, without what triage resolved about it (a COM handler's DLL comes from the registry)."""
+    return [(a.kind, a.command, a.arguments, a.working_directory, a.class_id, a.data) for a in definition.actions]
+
+
 def _action_texts(definition) -> list[str]:
     return [f"{a.kind}: {a.command_line}" for a in definition.actions]
 
@@ -490,8 +514,8 @@ def actions_windows_runs(entity: Entity) -> tuple[list[str], list[str] | None]:
     registry = next((d for d in entity.definitions if d.source == "taskcache" and d.actions), None)
     if registry is not None:
         runs = _action_texts(registry)
-        claimed = next((_action_texts(d) for d in entity.definitions
-                        if d.source in ("task_xml", "job", "gpp") and d.actions and _action_texts(d) != runs), None)
+        claimed = next((_action_texts(d) for d in entity.definitions if d.source in ("task_xml", "job", "gpp")
+                        and d.actions and _action_keys(d) != _action_keys(registry)), None)
         return runs, claimed
     for definition in entity.definitions:
         if definition.actions:
@@ -538,8 +562,9 @@ def _quiet_tasks(entities: list[Entity], anchors: dict[str, str]) -> str:
         authors = sorted({d.author for d in entity.definitions if d.author})
         rows.append(f'<tr id="{h(anchors[entity.task])}"><td class="path">{h(entity.task)}</td>'
                     f"<td>{h(', '.join(entity.sources) or '—')}</td><td>{h(entity.status or '—')}</td>"
-                    f'<td class="value">{h(action)}</td><td>{h(", ".join(authors) or "—")}</td></tr>')
-    return ('<table class="quiet"><thead><tr><th>Task</th><th>Sources</th><th>Status</th><th>Action Windows runs</th>'
+                    f'<td class="value">{h(action)}</td><td class="value">{h(", ".join(authors) or "—")}</td></tr>')
+    return ('<table class="quiet"><colgroup><col style="width:30%"><col style="width:11%"><col style="width:13%">'
+            '<col style="width:32%"><col style="width:14%"></colgroup><thead><tr><th>Task</th><th>Sources</th><th>Status</th><th>Action Windows runs</th>'
             f"<th>Author</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 

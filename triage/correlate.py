@@ -7,7 +7,6 @@ GUID; Unix jobs by their entry id. Nothing here reads evidence: everything comes
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Iterable
 
 from triage.records import (

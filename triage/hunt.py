@@ -366,7 +366,14 @@ def write_fleet(out: Path, summaries: list[dict], failures: dict[str, str], args
     """Write the fleet outputs; returns the fleet record (for the terminal summary)."""
     from triage.export import jsonl
     from triage.export.safe import csv_cell, json_text
-    from triage.stacking import MIN_FLEET_HOSTS, build_stacks, family_sizes, os_family, rare_limit, stacking_findings
+    from triage.stacking import (
+        MIN_FLEET_HOSTS,
+        build_stacks,
+        family_sizes,
+        os_family,
+        rare_limit,
+        stacking_findings,
+    )
 
     hosts = identify_hosts(summaries)
     stacks = build_stacks(hosts, args.threshold_percent, args.threshold_hosts)
@@ -430,8 +437,8 @@ def fleet_summary_text(record: dict, stacks: list[dict], width: int | None = Non
     width = width or terminal_width() or 100_000
     done = [i for i in record["items"] if i["status"] == "done"]
     failed = [i for i in record["items"] if i["status"] == "failed"]
-    lines = [f"Hosts: {record['fleet_hosts']} ({', '.join(f'{n} {f}' for f, n in ((f, v['hosts']) for f, v in record['families'].items()))})"
-             f"; evidence items: {len(done)} done, {len(failed)} failed"]
+    families = ", ".join(f"{facts['hosts']} {family}" for family, facts in record["families"].items())
+    lines = [f"Hosts: {record['fleet_hosts']} ({families}); evidence items: {len(done)} done, {len(failed)} failed"]
     shared = sorted({i["host_name"] for i in done if i["name_shared_with_other_evidence"]})
     if shared:
         lines.append(f"Same host name from different evidence (kept apart): {', '.join(shared)}")
@@ -476,13 +483,13 @@ def fleet_report_html(record: dict, stacks: list[dict]) -> str:
              "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
              "<meta name=\"referrer\" content=\"no-referrer\">",
              f"<title>Fleet hunt {h(record['hunt_date'])}</title>{style}",
-             "<style>tr.rare td { background: #fff0f0; } table.fleet td { overflow-wrap: anywhere; word-break: break-word; }"
-             " table.fleet { table-layout: fixed; }</style></head><body>",
-             f"<header><h1>Fleet hunt {h(record['hunt_date'])}: scheduled-task persistence (MITRE ATT&amp;CK T1053)</h1>"
-             f"<p>{h(record['fleet_hosts'])} hosts · {len(failed)} evidence item(s) failed</p></header><main>",
+             ("<style>tr.rare td { background: #fff0f0; } table.fleet td { overflow-wrap: anywhere; word-break: break-word; }"
+              " table.fleet { table-layout: fixed; }</style></head><body>"),
+             (f"<header><h1>Fleet hunt {h(record['hunt_date'])}: scheduled-task persistence (MITRE ATT&amp;CK T1053)</h1>"
+              f"<p>{h(record['fleet_hosts'])} hosts · {len(failed)} evidence item(s) failed</p></header><main>"),
              "<section id=\"summary\"><h2>Summary</h2>",
-             f"<p class=\"lead\">{h(record['fleet_hosts'])} host(s) were triaged, each into its own case folder (linked below). "
-             f"Tasks are stacked within each operating-system family only. {h(_stacking_note(record))}.</p>"]
+             (f"<p class=\"lead\">{h(record['fleet_hosts'])} host(s) were triaged, each into its own case folder (linked "
+              f"below). Tasks are stacked within each operating-system family only. {h(_stacking_note(record))}.</p>")]
     shared = sorted({i["host_name"] for i in record["items"] if i.get("name_shared_with_other_evidence")})
     if shared:
         parts.append(f"<p class=\"warn\">Same host name from different evidence, kept as separate hosts: {h(', '.join(shared))}.</p>")

@@ -9,7 +9,7 @@ of strings and the outputs stay byte-identical.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # Sorts after every real time: rows without a UTC time go last.
 NO_TIME = "9999-12-31T23:59:59.999999Z~"
@@ -20,12 +20,12 @@ def parse_instant(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def utc_key(text: str | None) -> str:

@@ -28,7 +28,7 @@ MAX_PAGES_LETTER = 19
 def case(committed_windows_e01, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("print") / "case"
     subprocess.run([sys.executable, "-m", "triage", str(committed_windows_e01), "-o", str(out), "--hunt-date",
-                    "20260101", "-q"], cwd=ROOT, capture_output=True, timeout=600)
+                    "20260101", "-q"], cwd=ROOT, capture_output=True, timeout=600, check=False)  # exit 1: the image has gaps
     return out
 
 

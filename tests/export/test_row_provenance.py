@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from dissect.eventlog.evtx import Evtx
 from dissect.target import Target
+from regipy.exceptions import RegistryKeyNotFoundException
 from regipy.recovery import apply_transaction_logs
 from regipy.registry import RegistryHive
 
@@ -76,13 +77,12 @@ class Evidence:
         path = location[len(HKLM_SOFTWARE):]
         try:
             return self.hive(False).get_key(path)
-        except Exception:  # only present after the transaction logs are replayed
+        except RegistryKeyNotFoundException:  # only present after the transaction logs are replayed
             return self.hive(True).get_key(path)
 
     def record(self, location: str, number: int) -> dict:
         if location not in self._records:
-            source = self.target.fs.path(location).open("rb") if self.target else open(location, "rb")
-            with source as fh:
+            with self.target.fs.path(location).open("rb") if self.target else Path(location).open("rb") as fh:
                 # values rendered while the record is current (dissect's time objects are lazy)
                 self._records[location] = {int(r["EventRecordID"]): {k: str(v) for k, v in r.items()} for r in Evtx(fh)}
         return self._records[location][number]

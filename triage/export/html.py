@@ -9,6 +9,7 @@ The page skeleton and style live in ``triage/data/report.html.tmpl`` (``string.T
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 from collections import defaultdict
@@ -87,7 +88,7 @@ def incident_window(times: list[float]) -> tuple[float, float]:
     ordered = sorted(times)
     best = (ordered[0], ordered[0], 1)
     start, count = ordered[0], 1
-    for previous, current in zip(ordered, ordered[1:]):
+    for previous, current in itertools.pairwise(ordered):
         if current - previous > _CLUSTER_GAP:
             start, count = current, 1
         else:

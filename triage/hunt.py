@@ -484,7 +484,9 @@ def fleet_report_html(record: dict, stacks: list[dict]) -> str:
              "<meta name=\"referrer\" content=\"no-referrer\">",
              f"<title>Fleet hunt {h(record['hunt_date'])}</title>{style}",
              ("<style>tr.rare td { background: #fff0f0; } table.fleet td { overflow-wrap: anywhere; word-break: break-word; }"
-              " table.fleet { table-layout: fixed; }</style></head><body>"),
+              " table.fleet { table-layout: fixed; } table.fleet code { white-space: pre-wrap; overflow-wrap: anywhere; }"
+              " table.fleet td.time { font-size: 11px; }"
+              "</style></head><body>"),
              (f"<header><h1>Fleet hunt {h(record['hunt_date'])}: scheduled-task persistence (MITRE ATT&amp;CK T1053)</h1>"
               f"<p>{h(record['fleet_hosts'])} hosts · {len(failed)} evidence item(s) failed</p></header><main>"),
              "<section id=\"summary\"><h2>Summary</h2>",
@@ -506,8 +508,8 @@ def fleet_report_html(record: dict, stacks: list[dict]) -> str:
     else:
         parts.append(f"<p class=\"note\">No stacking finding: {h(_stacking_note(record))}.</p>")
     parts.append("</section><section id=\"hosts\"><h2>Hosts and evidence items</h2><table class=\"fleet\"><thead><tr>"
-                 "<th style=\"width:16%\">Host</th><th style=\"width:8%\">Family</th><th>Evidence (SHA-256)</th>"
-                 "<th style=\"width:8%\">Status</th><th style=\"width:9%\">Findings</th><th style=\"width:20%\">Report / problem</th>"
+                 "<th style=\"width:14%\">Host</th><th style=\"width:7%\">Family</th><th>Evidence (SHA-256)</th>"
+                 "<th style=\"width:7%\">Status</th><th style=\"width:8%\">Findings</th><th style=\"width:20%\">Report / problem</th>"
                  "<th style=\"width:18%\">Gaps</th></tr></thead><tbody>")
     for i in record["items"]:
         if i["status"] == "done" and i.get("case_dir"):
@@ -521,9 +523,10 @@ def fleet_report_html(record: dict, stacks: list[dict]) -> str:
                      f"<td><span class=\"path\">{h(i['evidence'])}</span>{sha}</td><td>{h(i['status'])}</td>"
                      f"<td>{h(i.get('host_findings', '—'))}</td><td>{where}</td><td>{h('; '.join(i.get('gaps', [])) or '—')}</td></tr>")
     parts.append("</tbody></table></section><section id=\"stacks\"><h2>Stacks, rarest first</h2><table class=\"fleet\"><thead><tr>"
-                 "<th style=\"width:8%\">Family</th><th style=\"width:9%\">Kind</th><th>Value</th><th style=\"width:6%\">Hosts</th>"
-                 "<th style=\"width:6%\">%</th><th style=\"width:16%\">Which hosts</th><th style=\"width:16%\">Tasks</th>"
-                 "<th style=\"width:12%\">First seen</th><th style=\"width:12%\">Last seen</th></tr></thead><tbody>")
+                 "<th style=\"width:6%\">Family</th><th style=\"width:9%\">Kind</th><th style=\"width:20%\">Value</th>"
+                 "<th style=\"width:5%\">Hosts</th><th style=\"width:5%\">%</th><th style=\"width:12%\">Which hosts</th>"
+                 "<th style=\"width:13%\">Tasks</th><th style=\"width:15%\">First seen</th><th style=\"width:15%\">Last seen</th>"
+                 "</tr></thead><tbody>")
     for s in stacks:
         row_class = ' class="rare"' if s["rare"] else ""
         which = ", ".join(s["hosts"]) if s["rare"] else f"{len(s['hosts'])} hosts"

@@ -159,3 +159,21 @@ def test_ex01_gets_a_clear_conversion_message(tmp_path, capsys):
     assert main([str(ex01), "-q"]) == 2
     err = capsys.readouterr().err
     assert "EWF2 (Ex01) image" in err and "ewfexport" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("columns", [80, 100, 160])
+def test_terminal_tables_fit_the_terminal_width(committed_windows_e01, tmp_path, capsys, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    main([str(committed_windows_e01), "-o", str(tmp_path / "case"), "--hunt-date", "20260101", "-q"])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= columns
+    findings = [line for line in out.split("Findings: ", 1)[1].splitlines() if line.startswith("TH-HUNTIN-")]
+    assert len(findings) == 31 and all(re.match(r"TH-HUNTIN-20260101-\d{3} ", line) for line in findings)  # IDs whole
+    cut = [line for line in out.splitlines() if "…" in line]
+    assert cut  # long values are cut with an ellipsis ...
+    case = json.loads((tmp_path / "case" / "findings.json").read_text(encoding="utf-8"))
+    assert max(len(f["title"]) for f in case) > columns  # ... and stay whole in the case folder
+    monkeypatch.delenv("COLUMNS")
+    main([str(committed_windows_e01), "--hunt-date", "20260101", "-q"])
+    piped = capsys.readouterr().out  # ... and are not cut when stdout is no terminal (piped, captured)
+    assert all(f["title"] in piped for f in case)

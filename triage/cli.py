@@ -17,7 +17,7 @@ import sys
 from datetime import UTC, datetime, time
 from pathlib import Path
 
-from tabulate import tabulate
+from triage.termtable import fit_table, terminal_width
 
 from triage.export.safe import escape_controls
 
@@ -266,20 +266,20 @@ def _clip(text: str, width: int) -> str:
 
 
 def _print_summary(case, ctx) -> None:
-    rows = [[_clip(e.task, 60), escape_controls(e.host or ""), ",".join(e.sources), _actions_text(e), _triggers_text(e), e.status or ""]
+    rows = [[e.task, escape_controls(e.host or ""), ",".join(e.sources), _actions_text(e), _triggers_text(e), e.status or ""]
             for e in case.entities]
     say(f"Scheduled tasks and jobs: {len(case.entities)}")
-    say(tabulate(rows, headers=["Task", "Host", "Sources", "Actions", "Triggers", "Status"], tablefmt="simple"))
+    say(fit_table(rows, ["Task", "Host", "Sources", "Actions", "Triggers", "Status"]))
     say()
     say(f"Findings: {len(case.findings)}")
     if case.findings:
-        rows = [[f.hunt_id, f.risk_level, f.confidence, f.technique, _clip(f.task, 50), _clip(f.title, 70)] for f in case.findings]
-        say(tabulate(rows, headers=["Hunt ID", "Risk", "Confidence", "Technique", "Task", "Finding"], tablefmt="simple"))
+        rows = [[f.hunt_id, f.risk_level, f.confidence, f.technique, f.task, f.title] for f in case.findings]
+        say(fit_table(rows, ["Hunt ID", "Risk", "Confidence", "Technique", "Task", "Finding"], whole=(0, 1, 2, 3)))
     if ctx.gaps:
         say()
         say(f"Gaps (not read): {len(ctx.gaps)}")
         for gap in ctx.gaps:
-            say(f"  - {_clip(gap.line(), 200)}")
+            say(f"  - {_clip(gap.line(), (terminal_width() or 100_000) - 4)}")
     # which stores were read per host (absence findings stand only on these)
     if getattr(case, "stores", None):
         from triage.stores import summary_lines
@@ -289,7 +289,7 @@ def _print_summary(case, ctx) -> None:
         for line in summary_lines(case.stores):
             say(f"  - {_clip(line, 200)}")
     say()
-    say(tabulate(_summary_rows(case, ctx), headers=["Summary", ""], tablefmt="simple"))
+    say(fit_table(_summary_rows(case, ctx), ["Summary", ""]))
 
 
 def _summary_rows(case, ctx) -> list[list[str]]:
@@ -344,10 +344,9 @@ def _show_task(case, wanted: str, ctx, since: datetime | None = None, until: dat
     for finding in (f for f in case.findings if f.task == entity.task):
         say(f"Finding {finding.hunt_id}: [{finding.risk_level}/{finding.confidence}] {finding.title}")
     say()
-    rows = [[_clip(r.utc or f"{r.as_written} (local, zone unknown)", 40), _clip(r.what, 60), _clip(r.source, 20),
-             _clip(r.provenance.location, 70)]
+    rows = [[r.utc or f"{r.as_written} (local, zone unknown)", r.what, r.source, r.provenance.location]
             for r in filter_rows(entity.timeline, since, until)]
-    say(tabulate(rows, headers=["UTC", "What", "Source", "Where"], tablefmt="simple"))
+    say(fit_table(rows, ["UTC", "What", "Source", "Where"], whole=(0,)))
     return EXIT_GAPS if ctx.gaps else EXIT_OK
 
 

@@ -6,6 +6,7 @@ GUID; Unix jobs by their entry id. Nothing here reads evidence: everything comes
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from triage.records import (
@@ -20,6 +21,7 @@ from triage.records import (
 )
 from triage.stores import StoreIndex, host_key
 from triage.taskpath import display_task_path, normalise_task_path
+from triage.timeorder import utc_key
 
 # Stamp meanings → the words a timeline row uses.
 _WHAT = {
@@ -144,14 +146,14 @@ def correlate(
 
 def unattached_timeline(events: Iterable[TaskEvent], processes: Iterable[TaskProcess]) -> list[TimelineEvent]:
     """Timeline rows for task tooling seen without a task name (schtasks.exe runs, atsvc access...)."""
-    rows = [_event_row(e, key="") for e in events if not e.task]
+    rows = [_event_row(e, key="") for e in events if not e.task and _has_time(e.time)]
     rows += [row for p in processes if not p.task and not p.details.get("task_entity")
              for row in _process_rows(p, key="", host=p.host)]
     return sorted(rows, key=timeline_sort_key)
 
 
 def timeline_sort_key(row: TimelineEvent) -> tuple:
-    return (row.utc or "9999", row.task, row.what, row.source, row.provenance.location, row.provenance.offset or 0)
+    return (utc_key(row.utc), row.task, row.what, row.source, row.provenance.location, row.provenance.offset or 0)
 
 
 def _sources(entity: Entity) -> set[str]:
@@ -190,7 +192,7 @@ def _state(entity: Entity) -> str:
         return "task file only"
     if in_registry:
         return "registry only (no task file)"
-    rebuilt = sorted((e for e in entity.events if e.definition is not None), key=lambda e: (e.time.utc or "", e.provenance.offset or 0))
+    rebuilt = sorted((e for e in entity.events if e.definition is not None), key=lambda e: (utc_key(e.time.utc), e.provenance.offset or 0))
     deleted = any(e.action == "deleted" for e in entity.events)
     if rebuilt:
         when = rebuilt[0].time.utc or rebuilt[0].time.as_written
@@ -209,12 +211,18 @@ def _entity_timeline(entity: Entity) -> list[TimelineEvent]:
     for definition in entity.definitions:
         rows.extend(_definition_rows(definition, entity.key, entity.host))
     for event in entity.events:
-        rows.append(_event_row(event, entity.key))
+        if _has_time(event.time):
+            rows.append(_event_row(event, entity.key))
     for process in entity.processes:
         rows.extend(_process_rows(process, entity.key, entity.host))
     for job in entity.unix_jobs:
         rows.extend(_unix_rows(job, entity.key))
     return rows
+
+
+def _has_time(stamp: Stamp) -> bool:
+    """A log entry with no time at all (a SchedLgU header or version line) is an event, not a timeline row."""
+    return bool(stamp.utc or stamp.as_written)
 
 
 def _row(stamp: Stamp, what: str, key: str, host: str | None, source: str, provenance: Provenance, **details) -> TimelineEvent:
@@ -230,15 +238,54 @@ def _definition_rows(definition: TaskDefinition, key: str, host: str | None) -> 
     prov = definition.provenance
     source = definition.source
     if definition.date is not None:
-        rows.append(_row(definition.date, f"{_label(source)} registration date", key, host, source, prov))
+        rows.append(_row(definition.date, f"{_label(source)} registration date", key, host, source,
+                         _stamp_provenance(definition, definition.date)))
     if definition.file is not None:
         file_prov = Provenance(artifact=prov.artifact, location=definition.file.path, evidence=prov.evidence,
                                evidence_sha256=prov.evidence_sha256, raw=definition.file.sha256)
         for stamp in definition.file.times:
             rows.append(_row(stamp, _what(stamp), key, host, source, file_prov))
     for stamp in definition.stamps:
-        rows.append(_row(stamp, f"{_label(source)} {_what(stamp)}", key, host, source, prov))
+        what = f"{_label(source)} {_what(stamp)}"
+        which = (stamp.as_written or "").rpartition(" (")[2]
+        if stamp.meaning == "key_last_written" and which in ("Tree key)", "Tasks key)"):
+            what = f"{_label(source)} {which[:-1]} last written"  # the Tree and the Tasks key are two keys
+        rows.append(_row(stamp, what, key, host, source, _stamp_provenance(definition, stamp)))
     return rows
+
+
+# Registry times and the value or key each is read from (TaskCache on disk and in memory).
+_DYNAMIC_INFO_MEANINGS = frozenset({"registered", "created", "last_run", "last_successful_run"})
+
+
+def _stamp_provenance(definition: TaskDefinition, stamp: Stamp) -> Provenance:
+    """The exact place a definition's time was read: the XML's ``RegistrationInfo/Date``, a TaskCache
+    ``Date`` value, the ``DynamicInfo`` value, the Tree or the Tasks key's last-write time; the
+    definition's own provenance otherwise."""
+    prov = definition.provenance
+    if definition.source not in ("taskcache", "memory_taskcache"):
+        if stamp is definition.date and (definition.source == "task_xml" or definition.source.startswith("evtx_")):
+            element = "RegistrationInfo/Date"
+            return dataclasses.replace(prov, value_name=f"{prov.value_name}/{element}" if prov.value_name else element,
+                                       raw=stamp.as_written)
+        return prov
+    details = definition.details
+    values = (details.get("values") or {}).get("tasks") or {}
+    tasks_key = details.get("tasks_key") or prov.location
+    written = stamp.as_written or ""
+    if stamp.meaning in ("key_last_written", "tree_key_last_written", "tasks_key_last_written"):
+        tree = stamp.meaning == "tree_key_last_written" or written.endswith("(Tree key)")
+        location = details.get("tree_key") if tree else tasks_key
+        return dataclasses.replace(prov, location=location or prov.location, value_name=None,
+                                   raw=written.split(" ", 1)[0] or None)
+    if stamp is definition.date:
+        value = values.get("Date") or {}
+        return dataclasses.replace(prov, location=tasks_key, value_name="Date", raw=value.get("hex") or stamp.as_written)
+    if stamp.meaning in _DYNAMIC_INFO_MEANINGS:
+        value = values.get("DynamicInfo") or {}
+        return dataclasses.replace(prov, location=tasks_key, value_name="DynamicInfo",
+                                   raw=value.get("hex") or details.get("dynamic_info_hex") or stamp.as_written)
+    return prov
 
 
 def _label(source: str) -> str:
@@ -284,9 +331,9 @@ def filter_timeline(rows: list[TimelineEvent], *, since: str | None = None, unti
     wanted = normalise_task_path(task) if task and task.startswith("\\") else task
     out = []
     for row in rows:
-        if since and (row.utc is None or row.utc < since):
+        if since and (row.utc is None or utc_key(row.utc) < utc_key(since)):
             continue
-        if until and (row.utc is None or row.utc > until):
+        if until and (row.utc is None or utc_key(row.utc) > utc_key(until)):
             continue
         if wanted and row.task != wanted:
             continue

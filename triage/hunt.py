@@ -127,6 +127,7 @@ def triage_item(path: str, case_dir: str, hunt_date: str, options: dict) -> dict
     from triage.run import run
     from triage.runscope import run_scope
     from triage.stacking import stack_keys
+    from triage.timeorder import earliest, latest
 
     with contextlib.redirect_stderr(io.StringIO()), run_scope("triage-item", signals=False):
         ctx = Context(quiet=True, options={k: options.get(k) for k in ("symbols", "sigma", "iocs")})
@@ -151,9 +152,12 @@ def triage_item(path: str, case_dir: str, hunt_date: str, options: dict) -> dict
                   if row.utc and not (row.meaning == "changed" and row.provenance.evidence in copied)]
         entities.append({"task": entity.task, "kind": entity.kind,
                          "stacks": [list(k) for k in stack_keys(entity, hashes)],
-                         "first_seen": min(stamps, default=None), "last_seen": max(stamps, default=None)})
+                         "first_seen": earliest(stamps), "last_seen": latest(stamps)})
+    systems = " ".join(h.os or "" for h in case.hosts).lower()
+    family = "windows" if "windows" in systems else ("unix" if systems.strip() else None)
     return {
         "evidence": path, "host": host, "opened": case.opened, "case_dir": str(written) if written else None,
+        "evidence_sha256": next((ref.sha256 for ref in case.evidence if ref.sha256), None), "family": family,
         "entities": sorted(entities, key=lambda e: (e["task"], e["kind"])),
         "findings": [{"hunt_id": f.hunt_id, "task": f.task, "risk_level": f.risk_level, "confidence": f.confidence,
                       "title": f.title, "rule": f.rule} for f in case.findings],
@@ -410,7 +414,7 @@ def _hunt(paths: list[str], memory_paths: frozenset[str], out: Path, args, optio
             _say("triage hunt: error: no evidence item could be triaged")
             builder.discard()
             return EXIT_USAGE
-        write_fleet(builder.tmp, [summaries[p] for p in sorted(summaries)], failures, args)
+        fleet_record = write_fleet(builder.tmp, [summaries[p] for p in sorted(summaries)], failures, args)
         digest = write_hunt_manifest(builder, [summaries[p] for p in sorted(summaries)], failures, args, argv)
         builder.commit()
     except OSError as exc:
@@ -421,6 +425,12 @@ def _hunt(paths: list[str], memory_paths: frozenset[str], out: Path, args, optio
         builder.discard()
         raise
     _say(f"triage hunt: wrote {out}: manifest.json SHA-256 {digest}")
+    from triage.stacking import build_stacks
+
+    summary = fleet_summary_text(fleet_record, build_stacks(identify_hosts([summaries[p] for p in sorted(summaries)]),
+                                                            args.threshold_percent, args.threshold_hosts))
+    for line in summary.splitlines():
+        print(escape_controls(line))
     has_gaps = any(s["gaps"] for s in summaries.values())
     return EXIT_GAPS if failures or has_gaps else EXIT_OK
 
@@ -473,16 +483,46 @@ def _host_label(summary: dict) -> str:
     return summary["host"] or f"[{case_folder_name(summary['evidence'])}]"
 
 
-def write_fleet(out: Path, summaries: list[dict], failures: dict[str, str], args) -> None:
+def identify_hosts(summaries: list[dict]) -> list[dict]:
+    """Host summaries labelled by host name plus evidence hash.
+
+    The same name from the same evidence bytes (one image listed twice) is one host. The same name
+    from different evidence (two images, a disk and a collection, or a cloned machine) is kept as two
+    hosts, labelled ``NAME [sha256 prefix]`` and flagged ``name_shared``, never silently merged."""
+    by_name: dict[str, set[str]] = {}
+    for summary in summaries:
+        identity = summary.get("evidence_sha256") or summary["evidence"]
+        by_name.setdefault(_host_label(summary), set()).add(identity)
+    hosts = []
+    for summary in summaries:
+        name = _host_label(summary)
+        identity = summary.get("evidence_sha256") or summary["evidence"]
+        shared = len(by_name[name]) > 1
+        suffix = (summary.get("evidence_sha256") or "")[:8] or case_folder_name(summary["evidence"])[-8:]
+        label = f"{name} [{suffix}]" if shared else name
+        hosts.append(dict(summary, host=label, host_name=name, identity=identity, name_shared=shared))
+    return hosts
+
+
+def write_fleet(out: Path, summaries: list[dict], failures: dict[str, str], args) -> dict:
+    """Write the fleet outputs; returns the fleet record (for the terminal summary)."""
     from triage.export import jsonl
     from triage.export.safe import csv_cell, json_text
-    from triage.stacking import build_stacks, rare_limit, stacking_findings
+    from triage.stacking import (
+        MIN_FLEET_HOSTS,
+        build_stacks,
+        family_sizes,
+        os_family,
+        rare_limit,
+        stacking_findings,
+    )
 
-    hosts = [dict(s, host=_host_label(s)) for s in summaries]
+    hosts = identify_hosts(summaries)
     stacks = build_stacks(hosts, args.threshold_percent, args.threshold_hosts)
     findings = stacking_findings(stacks, hosts, args.hunt_date, args.threshold_hosts, args.threshold_percent)
+    sizes = family_sizes(hosts)
     fleet_size = len({h["host"] for h in hosts})
-    columns = ("kind", "value", "host_count", "fleet_hosts", "percent", "rare", "hosts", "tasks", "first_seen",
+    columns = ("family", "kind", "value", "host_count", "fleet_hosts", "percent", "rare", "hosts", "tasks", "first_seen",
                "last_seen")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -492,47 +532,150 @@ def write_fleet(out: Path, summaries: list[dict], failures: dict[str, str], args
     (out / "stacks.csv").write_text(buffer.getvalue(), encoding="utf-8")
     (out / "stacks.jsonl").write_text(
         "".join(json_text({c: stack[c] for c in columns}) + "\n" for stack in stacks), encoding="utf-8")
-    items = [{"evidence": h["evidence"], "host": h["host"], "status": "done",
-              "case_dir": str(Path(h["case_dir"]).relative_to(out)) if h["case_dir"] else None,
-              "host_findings": len(h["findings"]), "gaps": h["gaps"]} for h in hosts]
+    items = [{"evidence": h["evidence"], "host": h["host"], "host_name": h["host_name"], "family": os_family(h),
+              "evidence_sha256": h.get("evidence_sha256"), "name_shared_with_other_evidence": h["name_shared"],
+              "status": "done", "case_dir": str(Path(h["case_dir"]).relative_to(out)) if h["case_dir"] else None,
+              "host_findings": len(h["findings"]), "top_host_findings": _top_host_findings(h), "gaps": h["gaps"]}
+             for h in hosts]
     items += [{"evidence": path, "status": "failed", "problem": problem} for path, problem in failures.items()]
+    families = {family: {"hosts": size, "rare_at_most_hosts": rare_limit(size, args.threshold_percent, args.threshold_hosts),
+                         "stacking_findings": size >= MIN_FLEET_HOSTS}
+                for family, size in sizes.items()}
     record = {"hunt_date": args.hunt_date, "fleet_hosts": fleet_size,
               "rare_at_most_hosts": rare_limit(fleet_size, args.threshold_percent, args.threshold_hosts),
+              "minimum_hosts_for_stacking_findings": MIN_FLEET_HOSTS, "families": families,
               "items": sorted(items, key=lambda i: i["evidence"]),
               "findings": [jsonl.finding_dict(f) for f in findings]}
     (out / "fleet_findings.json").write_text(json_text(record, indent=2) + "\n", encoding="utf-8")
     (out / "fleet_report.html").write_text(fleet_report_html(record, stacks), encoding="utf-8")
+    return record
+
+
+def _top_host_findings(host: dict) -> list[dict]:
+    from triage.detect import RISK_ORDER
+
+    ordered = sorted(host["findings"], key=lambda f: (-RISK_ORDER.get(f["risk_level"], 0), f["hunt_id"]))
+    return [{k: f[k] for k in ("hunt_id", "risk_level", "confidence", "task", "title")} for f in ordered[:3]]
+
+
+def _stacking_note(record: dict) -> str:
+    """Why stacking raised findings for a family, or why it did not."""
+    parts = []
+    for family, facts in record["families"].items():
+        if facts["stacking_findings"]:
+            parts.append(f"{family}: {facts['hosts']} hosts, an entry is rare on at most {facts['rare_at_most_hosts']} hosts")
+        else:
+            parts.append(f"{family}: only {facts['hosts']} host(s), fewer than the {record['minimum_hosts_for_stacking_findings']} "
+                         "needed before rarity means anything, so its stacks are shown but raise no finding")
+    return "; ".join(parts)
+
+
+def fleet_summary_text(record: dict, stacks: list[dict], width: int | None = None) -> str:
+    """What ``triage hunt`` prints when done: hosts, failed items, the rarest entries and the top findings."""
+    import textwrap
+
+    from triage.termtable import fit_table, terminal_width
+
+    width = width or terminal_width() or 100_000
+    done = [i for i in record["items"] if i["status"] == "done"]
+    failed = [i for i in record["items"] if i["status"] == "failed"]
+    families = ", ".join(f"{facts['hosts']} {family}" for family, facts in record["families"].items())
+    lines = [f"Hosts: {record['fleet_hosts']} ({families}); evidence items: {len(done)} done, {len(failed)} failed"]
+    shared = sorted({i["host_name"] for i in done if i["name_shared_with_other_evidence"]})
+    if shared:
+        lines.append(f"Same host name from different evidence (kept apart): {', '.join(shared)}")
+    lines.append(f"Stacking: {_stacking_note(record)}")
+    for item in failed:
+        lines.append(f"Failed: {item['evidence']}: {item['problem']}")
+    lines = [wrapped for line in lines for wrapped in textwrap.wrap(line, width, subsequent_indent="  ",
+                                                                    break_long_words=True, break_on_hyphens=False)]
+    rare = [s for s in stacks if s["rare"]][:10]
+    if rare:
+        lines += ["", "Rarest entries:", fit_table([[s["host_count"], s["family"], s["kind"], s["value"], ", ".join(s["hosts"])]
+                                                      for s in rare], ["Hosts", "Family", "Kind", "Value", "Which hosts"], width, whole=(0, 1, 2))]
+    top = [f for f in record["findings"]][:10]
+    host_top = sorted((dict(f, host=i["host"]) for i in done for f in i["top_host_findings"]),
+                      key=lambda f: (-_risk_rank(f["risk_level"]), f["host"], f["hunt_id"]))[:10]
+    if top:
+        lines += ["", "Stacking findings:", fit_table([[f["hunt_id"], f["risk_level"], f["confidence"], f["title"]] for f in top],
+                                                      ["Hunt ID", "Risk", "Confidence", "Finding"], width, whole=(0, 1, 2))]
+    if host_top:
+        lines += ["", "Top per-host findings:", fit_table([[f["host"], f["hunt_id"], f["risk_level"], f["task"], f["title"]]
+                                                           for f in host_top], ["Host", "Hunt ID", "Risk", "Task", "Finding"], width, whole=(0, 1, 2))]
+    return "\n".join(lines) + "\n"
+
+
+def _risk_rank(risk: str) -> int:
+    from triage.detect import RISK_ORDER
+
+    return RISK_ORDER.get(risk, 0)
 
 
 def fleet_report_html(record: dict, stacks: list[dict]) -> str:
-    """A self-contained page (no scripts, no external resources); every value HTML-escaped."""
+    """A self-contained page styled like report.html (no scripts, no external resources), every value
+    HTML-escaped; each host links to its own case folder's report.html."""
+    from importlib import resources
+
     from triage.export.safe import html_text as h
 
+    template = resources.files("triage").joinpath("data", "report.html.tmpl").read_text(encoding="utf-8")
+    style = template[template.index("<style>"):template.index("</style>") + len("</style>")]
+    failed = [i for i in record["items"] if i["status"] == "failed"]
     parts = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
              "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-             f"<title>Fleet hunt {h(record['hunt_date'])}</title><style>body{{font-family:sans-serif;margin:1em}}"
-             "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px;vertical-align:top;"
-             "font-size:90%}tr.rare{background:#fde}code{white-space:pre-wrap}</style></head><body>",
-             f"<h1>Fleet hunt {h(record['hunt_date'])}</h1>",
-             f"<p>{h(record['fleet_hosts'])} hosts; an entry is rare on at most {h(record['rare_at_most_hosts'])} "
-             f"hosts. {sum(1 for i in record['items'] if i['status'] == 'failed')} evidence item(s) failed.</p>",
-             "<h2>Stacking findings</h2><table><tr><th>Hunt ID</th><th>Risk</th><th>Confidence</th><th>Finding</th>"
-             "<th>Hosts</th><th>Why</th></tr>"]
-    for f in record["findings"]:
-        parts.append(f"<tr><td>{h(f['hunt_id'])}</td><td>{h(f['risk_level'])}</td><td>{h(f['confidence'])}</td>"
-                     f"<td>{h(f['title'])}</td><td>{h(f.get('host'))}</td><td>{h(f.get('confidence_basis'))}</td></tr>")
-    parts.append("</table><h2>Stacks, rarest first</h2><table><tr><th>Kind</th><th>Value</th><th>Hosts</th>"
-                 "<th>%</th><th>Which hosts</th><th>Tasks</th><th>First seen</th><th>Last seen</th></tr>")
+             "<meta name=\"referrer\" content=\"no-referrer\">",
+             f"<title>Fleet hunt {h(record['hunt_date'])}</title>{style}",
+             ("<style>tr.rare td { background: #fff0f0; } table.fleet td { overflow-wrap: anywhere; word-break: break-word; }"
+              " table.fleet { table-layout: fixed; } table.fleet code { white-space: pre-wrap; overflow-wrap: anywhere; }"
+              " table.fleet td.time { font-size: 11px; }"
+              "</style></head><body>"),
+             (f"<header><h1>Fleet hunt {h(record['hunt_date'])}: scheduled-task persistence (MITRE ATT&amp;CK T1053)</h1>"
+              f"<p>{h(record['fleet_hosts'])} hosts · {len(failed)} evidence item(s) failed</p></header><main>"),
+             "<section id=\"summary\"><h2>Summary</h2>",
+             (f"<p class=\"lead\">{h(record['fleet_hosts'])} host(s) were triaged, each into its own case folder (linked "
+              f"below). Tasks are stacked within each operating-system family only. {h(_stacking_note(record))}.</p>")]
+    shared = sorted({i["host_name"] for i in record["items"] if i.get("name_shared_with_other_evidence")})
+    if shared:
+        parts.append(f"<p class=\"warn\">Same host name from different evidence, kept as separate hosts: {h(', '.join(shared))}.</p>")
+    parts.append("</section><section id=\"findings\"><h2>Stacking findings</h2>")
+    if record["findings"]:
+        parts.append("<table class=\"fleet\"><thead><tr><th style=\"width:18%\">Hunt ID</th><th style=\"width:8%\">Risk</th>"
+                     "<th style=\"width:9%\">Confidence</th><th>Finding</th><th style=\"width:18%\">Hosts</th>"
+                     "<th style=\"width:20%\">Why</th></tr></thead><tbody>")
+        for f in record["findings"]:
+            parts.append(f"<tr><td class=\"nowrap\">{h(f['hunt_id'])}</td><td><span class=\"badge risk-{h(f['risk_level'].lower())}\">"
+                         f"{h(f['risk_level'])}</span></td><td>{h(f['confidence'])}</td><td>{h(f['title'])}</td>"
+                         f"<td>{h(f.get('host'))}</td><td>{h(f.get('confidence_basis'))}</td></tr>")
+        parts.append("</tbody></table>")
+    else:
+        parts.append(f"<p class=\"note\">No stacking finding: {h(_stacking_note(record))}.</p>")
+    parts.append("</section><section id=\"hosts\"><h2>Hosts and evidence items</h2><table class=\"fleet\"><thead><tr>"
+                 "<th style=\"width:14%\">Host</th><th style=\"width:7%\">Family</th><th>Evidence (SHA-256)</th>"
+                 "<th style=\"width:7%\">Status</th><th style=\"width:8%\">Findings</th><th style=\"width:20%\">Report / problem</th>"
+                 "<th style=\"width:18%\">Gaps</th></tr></thead><tbody>")
+    for i in record["items"]:
+        if i["status"] == "done" and i.get("case_dir"):
+            link = f"{i['case_dir']}/report.html"
+            where = f'<a href="{h(link)}">{h(link)}</a>'
+        else:
+            where = h(i.get("problem") or "—")
+        sha = f"<br><span class=\"hash\">{h(i['evidence_sha256'])}</span>" if i.get("evidence_sha256") else ""
+        flag = " (name shared with other evidence)" if i.get("name_shared_with_other_evidence") else ""
+        parts.append(f"<tr><td>{h(i.get('host') or '—')}{h(flag)}</td><td>{h(i.get('family') or '—')}</td>"
+                     f"<td><span class=\"path\">{h(i['evidence'])}</span>{sha}</td><td>{h(i['status'])}</td>"
+                     f"<td>{h(i.get('host_findings', '—'))}</td><td>{where}</td><td>{h('; '.join(i.get('gaps', [])) or '—')}</td></tr>")
+    parts.append("</tbody></table></section><section id=\"stacks\"><h2>Stacks, rarest first</h2><table class=\"fleet\"><thead><tr>"
+                 "<th style=\"width:6%\">Family</th><th style=\"width:9%\">Kind</th><th style=\"width:20%\">Value</th>"
+                 "<th style=\"width:5%\">Hosts</th><th style=\"width:5%\">%</th><th style=\"width:12%\">Which hosts</th>"
+                 "<th style=\"width:13%\">Tasks</th><th style=\"width:15%\">First seen</th><th style=\"width:15%\">Last seen</th>"
+                 "</tr></thead><tbody>")
     for s in stacks:
         row_class = ' class="rare"' if s["rare"] else ""
         which = ", ".join(s["hosts"]) if s["rare"] else f"{len(s['hosts'])} hosts"
-        parts.append(f"<tr{row_class}><td>{h(s['kind'])}</td><td><code>{h(s['value'])}"
+        parts.append(f"<tr{row_class}><td>{h(s['family'])}</td><td>{h(s['kind'])}</td><td><code>{h(s['value'])}"
                      f"</code></td><td>{h(s['host_count'])}</td><td>{h(s['percent'])}</td><td>{h(which)}</td>"
-                     f"<td>{h(', '.join(s['tasks']))}</td><td>{h(s['first_seen'])}</td><td>{h(s['last_seen'])}</td></tr>")
-    parts.append("</table><h2>Evidence items</h2><table><tr><th>Evidence</th><th>Host</th><th>Status</th>"
-                 "<th>Case folder / problem</th><th>Gaps</th></tr>")
-    for i in record["items"]:
-        parts.append(f"<tr><td>{h(i['evidence'])}</td><td>{h(i.get('host'))}</td><td>{h(i['status'])}</td>"
-                     f"<td>{h(i.get('case_dir') or i.get('problem'))}</td><td>{h('; '.join(i.get('gaps', [])))}</td></tr>")
-    parts.append("</table></body></html>\n")
+                     f"<td>{h(', '.join(s['tasks']))}</td><td class=\"time\">{h(s['first_seen'])}</td>"
+                     f"<td class=\"time\">{h(s['last_seen'])}</td></tr>")
+    parts.append("</tbody></table></section></main><footer>Written by triage hunt. All times are UTC. Each host's case "
+                 "folder holds its own report, timeline and manifest.</footer></body></html>\n")
     return "\n".join(parts)

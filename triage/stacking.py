@@ -19,7 +19,9 @@ Each task or job of each host is described by *stack keys*, one per dimension an
 A stack is one (dimension, value) with the hosts that have it. It is *rare* when at most
 ``max(threshold_hosts, floor(threshold_percent% of the fleet))`` hosts have it: with the defaults
 (5 %, 3 hosts) a 50-host fleet flags entries on 1-3 hosts, a 1000-host fleet entries on up to 50.
-"At most" because "on 3 hosts" should read as rare when the threshold says 3.
+"At most" because "on 3 hosts" should read as rare when the threshold says 3. Stacks are counted
+within one OS family (Windows hosts against Windows hosts), and a family of fewer than
+:data:`MIN_FLEET_HOSTS` hosts gets its stacks but no stacking finding: on three hosts everything is rare.
 
 Findings: one per rare task identity (``task_path``/``unix_entry``), listing the task's other rare
 dimensions as evidence; plus one per rare action/hash/principal/trigger of tasks that are themselves
@@ -36,6 +38,7 @@ import re
 
 from triage.detect import RISK_ORDER, TECHNIQUE_BY_KIND
 from triage.records import Entity, EvidenceItem, Finding
+from triage.timeorder import earliest, latest
 
 IDENTITY_KINDS = ("task_path", "unix_entry")
 STACK_KINDS = ("task_path", "unix_entry", "action", "action_sha256", "principal", "trigger")
@@ -147,35 +150,57 @@ def rare_limit(fleet_size: int, threshold_percent: float = 5.0, threshold_hosts:
     return max(threshold_hosts, math.floor(fleet_size * threshold_percent / 100))
 
 
-def build_stacks(hosts: list[dict], threshold_percent: float = 5.0, threshold_hosts: int = 3) -> list[dict]:
-    """Stacks from per-host summaries, rarest first.
+MIN_FLEET_HOSTS = 10  # below this many hosts of one OS family, "rare" means little: no stacking finding
 
-    A host summary: ``{"host": name, "case_dir": ..., "entities": [{"task", "kind", "stacks": [[dim, value], ...],
-    "first_seen", "last_seen"}], "findings": [{"hunt_id", "task", "risk_level", ...}]}``. Two evidence
-    items of the same host (a disk and a collection) count once."""
-    fleet = sorted({h["host"] for h in hosts})
-    limit = rare_limit(len(fleet), threshold_percent, threshold_hosts)
-    stacks: dict[tuple[str, str], dict] = {}
+
+def os_family(summary: dict) -> str:
+    """``windows`` or ``unix`` for a host summary: its ``family`` when given, else from its task kinds."""
+    family = summary.get("family")
+    if family:
+        return family
+    kinds = {e["kind"] for e in summary.get("entities", [])}
+    return "windows" if "windows_task" in kinds or not kinds else "unix"
+
+
+def family_sizes(hosts: list[dict]) -> dict[str, int]:
+    """Distinct hosts per OS family."""
+    sizes: dict[str, set[str]] = {}
     for host in hosts:
+        sizes.setdefault(os_family(host), set()).add(host["host"])
+    return {family: len(names) for family, names in sorted(sizes.items())}
+
+
+def build_stacks(hosts: list[dict], threshold_percent: float = 5.0, threshold_hosts: int = 3) -> list[dict]:
+    """Stacks from per-host summaries, rarest first, each within one OS family (a Windows task is never
+    rare merely because the Linux hosts lack it).
+
+    A host summary: ``{"host": name, "family": "windows"|"unix", "case_dir": ..., "entities": [{"task", "kind",
+    "stacks": [[dim, value], ...], "first_seen", "last_seen"}], "findings": [{"hunt_id", "task", "risk_level", ...}]}``.
+    Hosts are counted by ``host``, so give two different images of one machine name distinct labels."""
+    sizes = family_sizes(hosts)
+    stacks: dict[tuple[str, str, str], dict] = {}
+    for host in hosts:
+        family = os_family(host)
         for entity in host["entities"]:
             for dimension, value in entity["stacks"]:
-                stack = stacks.setdefault((dimension, value), {"kind": dimension, "value": value, "hosts": set(),
-                                                               "tasks": set(), "pairs": set(), "seen": []})
+                stack = stacks.setdefault((family, dimension, value), {"hosts": set(), "tasks": set(), "pairs": set(),
+                                                                       "seen": []})
                 stack["hosts"].add(host["host"])
                 stack["tasks"].add(entity["task"])
                 stack["pairs"].add((host["host"], entity["task"], entity["kind"]))
                 stack["seen"] += [t for t in (entity.get("first_seen"), entity.get("last_seen")) if t]
     rows = []
-    for (dimension, value), stack in stacks.items():
-        count = len(stack["hosts"])
+    for (family, dimension, value), stack in stacks.items():
+        count, size = len(stack["hosts"]), sizes[family]
         rows.append({
-            "kind": dimension, "value": value, "host_count": count, "fleet_hosts": len(fleet),
-            "percent": round(100 * count / len(fleet), 2) if fleet else 0.0, "rare": count <= limit,
+            "family": family, "kind": dimension, "value": value, "host_count": count, "fleet_hosts": size,
+            "percent": round(100 * count / size, 2) if size else 0.0,
+            "rare": count <= rare_limit(size, threshold_percent, threshold_hosts),
             "hosts": sorted(stack["hosts"]), "tasks": sorted(stack["tasks"]),
-            "first_seen": min(stack["seen"], default=None), "last_seen": max(stack["seen"], default=None),
+            "first_seen": earliest(stack["seen"]), "last_seen": latest(stack["seen"]),
             "pairs": sorted(stack["pairs"]),
         })
-    rows.sort(key=lambda r: (r["host_count"], STACK_KINDS.index(r["kind"]), r["value"]))
+    rows.sort(key=lambda r: (r["host_count"], r["family"], STACK_KINDS.index(r["kind"]), r["value"]))
     return rows
 
 
@@ -188,15 +213,19 @@ def _host_findings(hosts: list[dict]) -> dict[tuple[str, str], list[dict]]:
 
 
 def stacking_findings(stacks: list[dict], hosts: list[dict], hunt_date: str, threshold_hosts: int = 3,
-                      threshold_percent: float = 5.0) -> list[Finding]:
-    """One finding per rare task identity, and per rare dimension of otherwise common tasks (see module doc)."""
-    fleet_size = len({h["host"] for h in hosts})
-    limit = rare_limit(fleet_size, threshold_percent, threshold_hosts)
+                      threshold_percent: float = 5.0, min_hosts: int = MIN_FLEET_HOSTS) -> list[Finding]:
+    """One finding per rare task identity, and per rare dimension of otherwise common tasks (see module doc).
+
+    Only within an OS family of at least ``min_hosts`` hosts: on a smaller fleet nearly everything is
+    "rare", so the stacks are still written but raise nothing."""
+    sizes = family_sizes(hosts)
     per_host = _host_findings(hosts)
-    rare = [s for s in stacks if s["rare"]]
+    rare = [s for s in stacks if s["rare"] and sizes.get(s.get("family", "windows"), 0) >= min_hosts]
     covered = {(host, task) for s in rare if s["kind"] in IDENTITY_KINDS for host, task, _ in s["pairs"]}
     drafts = []
     for stack in rare:
+        fleet_size = stack["fleet_hosts"]
+        limit = rare_limit(fleet_size, threshold_percent, threshold_hosts)
         pairs = [(host, task, kind) for host, task, kind in stack["pairs"]]
         if stack["kind"] not in IDENTITY_KINDS and all((host, task) in covered for host, task, _ in pairs):
             continue  # already told by the finding on the rare task itself
@@ -216,7 +245,7 @@ def stacking_findings(stacks: list[dict], hosts: list[dict], hunt_date: str, thr
                                        + ", ".join(stack["hosts"]),
                                  time=stack["first_seen"])]
         for other in rare:
-            if other is not stack and other["kind"] not in IDENTITY_KINDS and identity \
+            if other is not stack and other["kind"] not in IDENTITY_KINDS and identity and other["family"] == stack["family"] \
                     and {(h, t) for h, t, _ in other["pairs"]} & {(h, t) for h, t, _ in pairs}:
                 evidence.append(EvidenceItem(source="fleet stack", location=other["kind"],
                                              value=f"{other['value']} on {other['host_count']} of {fleet_size} hosts"))

@@ -21,6 +21,7 @@ from triage.collect import Context, Source
 from triage.collect.filefacts import UnreadableFile, check_regular, read_error
 from triage.collect.names import escaped_text
 from triage.detect.sigma import EventRef
+from triage.evidence import sha256_file
 from triage.evtx_reader import EvtxReader
 from triage.parsers.evtx_task import EvtxTaskError, NetworkLogons, task_event
 from triage.records import TaskEvent
@@ -51,7 +52,11 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskEvent]:
 def read_log(fh: BinaryIO, location: str, source: Source, ctx: Context) -> Iterator[TaskEvent]:
     """Task events of one log; problems become one gap line each; records read before an error are kept."""
     evaluator = ctx.options.get("sigma_evaluator")
-    ref = EventRef(location=location, evidence=source.ref.path, evidence_sha256=source.ref.sha256, local_tz=source.tz)
+    # A folder of loose logs has no hash of its own: each row carries the SHA-256 of its own .evtx file.
+    file_sha256 = source.ref.sha256
+    if file_sha256 is None and Path(location) in source.evtx_files:
+        file_sha256 = sha256_file(Path(location))
+    ref = EventRef(location=location, evidence=source.ref.path, evidence_sha256=file_sha256, local_tz=source.tz)
 
     def problem(where: str, text: str) -> None:
         ctx.gap(source.name, f"{location} ({where})", text)

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Iterator
 
 from triage.records import Provenance, Stamp, TaskDefinition, TaskEvent, TaskProcess
 from triage.timeutil import filetime_stamp
+from triage.timeorder import utc_key
 
 TASK_HOSTS = {"taskhostw.exe", "taskhost.exe", "taskhostex.exe", "taskeng.exe"}
 POWERSHELL = {"powershell.exe", "pwsh.exe", "powershell_ise.exe"}
@@ -387,7 +388,7 @@ def link_task_processes(processes: list[TaskProcess], events: Iterable[TaskEvent
                 proc.details["exec_action_matches"] = matches
         if definitions and not proc.task and role == "task_process":
             proc.flags = sorted(set(proc.flags) | {"task_not_in_registry"})
-    for event in sorted(events, key=lambda e: (e.time.utc or "", e.provenance.offset or 0)):
+    for event in sorted(events, key=lambda e: (utc_key(e.time.utc), e.provenance.offset or 0)):
         if event.event_id != 129 or event.process_id is None or not event.task:
             continue
         logged = _parse_utc(event.time)
@@ -403,7 +404,7 @@ def link_task_processes(processes: list[TaskProcess], events: Iterable[TaskEvent
                 proc.details["event_129_task"] = event.task
             elif not proc.task:
                 proc.task, proc.link_reason = event.task, reason
-    for proc in sorted(processes, key=lambda p: (p.created.utc if p.created else "", p.pid)):
+    for proc in sorted(processes, key=lambda p: (utc_key(p.created.utc) if p.created else "", p.pid)):
         if proc.task or proc.details.get("role") == "schedule_host":
             continue
         key = _parent_key(proc, processes)
@@ -443,13 +444,11 @@ def _assign_task_entities(processes: list[TaskProcess], by_key: dict) -> None:
 
 def _parent_key(proc: TaskProcess, processes: list[TaskProcess]) -> tuple[int, str | None] | None:
     """Key of the parent record: same PID as ppid, created before the child (latest such)."""
-    def created(p: TaskProcess) -> str:
-        return (p.created.utc or "") if p.created else ""
-
-    candidates = [p for p in processes if p.pid == proc.ppid and p is not proc and created(p) <= created(proc)]
+    created = utc_key(proc.created.utc) if proc.created else ""
+    candidates = [p for p in processes if p.pid == proc.ppid and p is not proc and (utc_key(p.created.utc) if p.created else "") <= created]
     if not candidates:
         return None
-    parent = max(candidates, key=created)
+    parent = max(candidates, key=lambda p: utc_key(p.created.utc) if p.created else "")
     return parent.pid, parent.created.utc if parent.created else None
 
 
@@ -634,5 +633,7 @@ def collect(source, ctx) -> Iterator[TaskDefinition | TaskProcess]:
         else:
             ctx.gap(source.name, r"\REGISTRY\MACHINE (in memory)", problem)
     ctx.progress(f"memory: Schedule service host found from the {result.schedule_host_method}")
+    for record in (*result.definitions, *result.processes):  # every row from the image carries its SHA-256
+        record.provenance.evidence_sha256 = source.ref.sha256
     yield from result.definitions
     yield from result.processes

@@ -26,6 +26,7 @@ from triage.collect.filefacts import file_facts, inflate_capped, read_capped, re
 from triage.parsers import anacrontab, atjob, crontab, cronlog, systemd_unit
 from triage.records import FileFacts, Provenance, Stamp, TaskEvent, UnixJob
 from triage.timeutil import iso, local_stamp, system_zone, tzif_zone, zone_from_clock_text, zone_name_from_link
+from triage.timeorder import utc_key
 
 SYSTEM_CRONTABS = ("/etc/crontab",)
 CRON_D_DIRS = ("/etc/cron.d", "/usr/local/etc/cron.d")
@@ -144,7 +145,7 @@ def collect(source: Source, ctx: Context) -> Iterator[UnixJob | TaskEvent]:
         if stage == "logs" and _exists(host, "/var/log"):
             ctx.examined(source.name, "cron_logs", "/var/log", host=source.host.hostname)
     yield from sorted(host.jobs, key=lambda j: (j.kind, j.entry))
-    yield from sorted(events, key=lambda e: (e.time.utc or "", e.provenance.location, e.provenance.offset or 0))
+    yield from sorted(events, key=lambda e: (utc_key(e.time.utc), e.provenance.location, e.provenance.offset or 0))
 
 
 def _exists(host: _Host, *paths: str) -> bool:

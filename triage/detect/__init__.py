@@ -157,6 +157,29 @@ def _is_task(entity: Entity) -> bool:
     return bool(entity.definitions or entity.unix_jobs or entity.processes or not entity.key.startswith("sigma:"))
 
 
+def merge_evidence(items) -> list[EvidenceItem]:
+    """Each supporting record once: items naming the same place, value, time and evidence hash are one
+    item whose source lists every reason that cited it (``task_xml (rule A; rule B)``), in first-seen order."""
+    merged: dict[tuple, list[EvidenceItem]] = {}
+    for item in items:
+        merged.setdefault((item.location, item.value, item.time, item.evidence_sha256), []).append(item)
+    out = []
+    for group in merged.values():
+        sources: list[str] = []
+        for item in group:
+            if item.source not in sources:
+                sources.append(item.source)
+        prefixes = {s.split(" (", 1)[0] for s in sources}
+        if len(sources) > 1 and len(prefixes) == 1 and all(s.endswith(")") and " (" in s for s in sources):
+            source = f"{prefixes.pop()} ({'; '.join(s.split(' (', 1)[1][:-1] for s in sources)})"
+        else:
+            source = "; ".join(sources)
+        first = group[0]
+        out.append(EvidenceItem(source=source, location=first.location, value=first.value, time=first.time,
+                                evidence_sha256=first.evidence_sha256))
+    return out
+
+
 def build_findings(judged: list[tuple[Entity, list[Hit]]], ctx: JudgeContext) -> list[Finding]:
     """Merge hits per task into findings, order them (risk, then task) and number them stably."""
     drafts = []
@@ -178,7 +201,7 @@ def build_findings(judged: list[tuple[Entity, list[Hit]]], ctx: JudgeContext) ->
         for h in hits:
             if h.action and h.action not in actions:
                 actions.append(h.action)
-        evidence = [item for h in hits for item in h.evidence]
+        evidence = merge_evidence(item for h in hits for item in h.evidence)
         drafts.append(Finding(
             hunt_id="", title=title, technique=technique, host=entity.host, user=_user(entity), task=entity.task,
             risk_level=top.risk, confidence=confidence, recommended_action=" ".join(actions), evidence=evidence,

@@ -39,6 +39,7 @@ from sigma.rule import SigmaRule
 
 from triage.parsers.evtx_task import EvtxTaskError, generic_event
 from triage.records import EvidenceItem, TaskEvent
+from triage.timeorder import utc_key
 
 BATCH_SIZE = 2000
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules"
@@ -443,7 +444,7 @@ class SigmaEvaluator:
                                                 evidence_sha256=ref.evidence_sha256, local_tz=ref.local_tz))
                 except EvtxTaskError:
                     continue  # the collector already reported the event as undecodable
-            events.sort(key=lambda e: (e.time.utc or "", e.provenance.location, e.provenance.offset or 0))
+            events.sort(key=lambda e: (utc_key(e.time.utc), e.provenance.location, e.provenance.offset or 0))
             out.append(SigmaMatch(rule_id=rule.rule_id, title=rule.title, level=rule.level, description=rule.description,
                                   tags=rule.tags, path=rule.path, events=events))
         out.sort(key=lambda m: (_LEVEL_ORDER.get(m.level, 9), m.title.lower(), m.rule_id))

@@ -17,6 +17,7 @@ from __future__ import annotations
 from triage.detect import Hit, JudgeContext
 from triage.records import Entity, EvidenceItem, Stamp
 from triage.stores import Absence
+from triage.timeorder import earliest, latest, utc_key
 
 _RUN_ACTIONS = {"started", "finished", "process_created", "action_started", "action_completed", "run_by_user"}
 _DEFINING_ACTIONS = {"created", "updated", "registered"}
@@ -39,7 +40,7 @@ def check_timeline(entity: Entity, ctx: JudgeContext) -> list[Hit]:
             continue
         si_created = _times(definition.file.times, "si_created")
         fn_created = _times(definition.file.times, "fn_created")
-        if si_created and fn_created and si_created[0].utc < fn_created[0].utc:
+        if si_created and fn_created and utc_key(si_created[0].utc) < utc_key(fn_created[0].utc):
             hits.append(Hit(
                 rule="timestomped_task_file", risk="High", techniques=["T1070.006"],
                 title="Task file $STANDARD_INFORMATION creation time is earlier than its $FILE_NAME time (timestomping)",
@@ -48,8 +49,8 @@ def check_timeline(entity: Entity, ctx: JudgeContext) -> list[Hit]:
                 single_source_ok=True,
             ))
         if definition.source == "task_xml" and definition.date and definition.date.utc and si_created and fn_created:
-            created = min(si_created[0].utc, fn_created[0].utc)
-            if definition.date.utc > created:
+            created = earliest((si_created[0].utc, fn_created[0].utc))
+            if utc_key(definition.date.utc) > utc_key(created):
                 hits.append(Hit(
                     rule="xml_date_after_file_creation", risk="Medium",
                     title="Task XML RegistrationInfo/Date is later than the task file's creation",
@@ -72,12 +73,12 @@ def _registry_after_events(entity: Entity, ctx: JudgeContext) -> list[Hit]:
         return []
     if any(ctx.stores.log_gaps(e.provenance.evidence, e.provenance.location) for e in defining):
         return []  # part of a log that holds its updates was unreadable: a later update may be in it
-    last_logged = max(logged)
+    last_logged = latest(logged)
     for definition in entity.definitions:
         if definition.source != "taskcache":
             continue
         for stamp in _times(definition.stamps, "key_last_written"):
-            if stamp.utc > last_logged:
+            if utc_key(stamp.utc) > utc_key(last_logged):
                 return [Hit(
                     rule="registry_written_after_last_logged_update", risk="Medium", techniques=["T1112"],
                     title="TaskCache key was written after the last logged create/update of the task",
@@ -105,7 +106,7 @@ def _runs_without_definition(entity: Entity, ctx: JudgeContext) -> list[Hit]:
     looked = definition_absence(entity, ctx)
     if not looked.claimable:
         return []  # the entity's status says "definition not examined (...)"
-    first = min(runs, key=lambda e: (e.time.utc or "", e.provenance.offset or 0))
+    first = min(runs, key=lambda e: (utc_key(e.time.utc), e.provenance.offset or 0))
     deleted = any(e.action == "deleted" for e in entity.events)
     title = ("Task ran and was then deleted: runs and deletion are logged, and the task folders and TaskCache read hold no definition"
              if deleted else "Task runs are logged but the task folders and TaskCache read hold no definition of it (nor does any creation event)")
@@ -114,7 +115,7 @@ def _runs_without_definition(entity: Entity, ctx: JudgeContext) -> list[Hit]:
         title=title,
         evidence=[EvidenceItem(source=f"{e.channel} {e.event_id}", location=f"{e.provenance.location} record {e.provenance.offset}",
                                value=e.command_line or e.action, time=e.time.utc, evidence_sha256=e.provenance.evidence_sha256)
-                  for e in sorted(runs, key=lambda e: (e.time.utc or "", e.provenance.offset or 0))[:10]]
+                  for e in sorted(runs, key=lambda e: (utc_key(e.time.utc), e.provenance.offset or 0))[:10]]
                  + looked.evidence("no task file or TaskCache entry for this task"),
         action=f"Look for the task in memory and in Volume Shadow Copies; the first logged run was at {first.time.utc}.",
         single_source_ok=True,

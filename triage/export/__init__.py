@@ -21,6 +21,7 @@ from triage.export.casefolder import (
     check_output,
 )
 from triage.records import TimelineEvent
+from triage.timeorder import utc_key
 
 OUTPUT_FILES = ("tasks.jsonl", "timeline.jsonl", "timeline_undated.jsonl", "timeline.csv", "findings.json",
                 "findings.md", "report.html")
@@ -28,7 +29,7 @@ OUTPUT_FILES = ("tasks.jsonl", "timeline.jsonl", "timeline_undated.jsonl", "time
 
 def _row_order(row: TimelineEvent) -> tuple:
     prov = row.provenance
-    return (row.utc or "9999", row.task, row.what, row.source, prov.location, prov.offset or 0, prov.value_name or "",
+    return (utc_key(row.utc), row.task, row.what, row.source, prov.location, prov.offset or 0, prov.value_name or "",
             row.meaning, row.as_written or "", prov.raw or "", prov.evidence or "", sorted(map(str, row.details.items())))
 
 

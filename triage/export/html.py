@@ -9,6 +9,9 @@ The page skeleton and style live in ``triage/data/report.html.tmpl`` (``string.T
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
+import re
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -75,8 +78,28 @@ def _tick_label(seconds: float, step: float) -> str:
     return when.strftime("%Y")
 
 
+# Marks further apart than this start a new cluster; the chart spans the cluster with the most marks.
+_CLUSTER_GAP = 30 * 86400.0
+
+
+def incident_window(times: list[float]) -> tuple[float, float]:
+    """(first, last) of the largest run of marks with no gap over 30 days: the incident, not the
+    stock tasks' 2008 registration dates that would squeeze it against the edge."""
+    ordered = sorted(times)
+    best = (ordered[0], ordered[0], 1)
+    start, count = ordered[0], 1
+    for previous, current in itertools.pairwise(ordered):
+        if current - previous > _CLUSTER_GAP:
+            start, count = current, 1
+        else:
+            count += 1
+        if count > best[2]:
+            best = (start, current, count)
+    return best[0], best[1]
+
+
 def timeline_chart(entities: list[Entity], rows_by_task: dict[str, list[TimelineEvent]]) -> str:
-    """Inline SVG: one lane per task, a mark for each creation, run and change."""
+    """Inline SVG: one lane per task, a mark for each creation, run and change, over the incident window."""
     lanes = []
     undated = 0
     for entity in entities:
@@ -91,18 +114,20 @@ def timeline_chart(entities: list[Entity], rows_by_task: dict[str, list[Timeline
                 continue
             points.append((_seconds(when), kind, row))
         if points:
-            lanes.append((min(p[0] for p in points), entity.key, entity, sorted(points, key=lambda p: (p[0], p[1]))))
+            lanes.append((entity.key, entity, sorted(points, key=lambda p: (p[0], p[1]))))
     if not lanes:
         note = f" ({undated} without a UTC time)" if undated else ""
         return f'<p class="note">No task creation or run time in the evidence{h(note)}.</p>'
+    low, high = incident_window([p[0] for lane in lanes for p in lane[2]])
+    outside = [(p[0], entity) for _, entity, points in lanes for p in points if not low <= p[0] <= high]
+    lanes = [(min((p[0] for p in points if low <= p[0] <= high), default=high + 1), key, entity, points)
+             for key, entity, points in lanes]
     lanes.sort(key=lambda lane: (lane[0], lane[1]))
-    low = min(p[0] for lane in lanes for p in lane[3])
-    high = max(p[0] for lane in lanes for p in lane[3])
     if high - low < 3600:
         low, high = low - 1800, high + 1800
     pad = (high - low) * 0.02
     low, high = low - pad, high + pad
-    width, label_w, lane_h, top = 1180, 330, 18, 46
+    width, label_w, lane_h, top = 1180, 330, 15, 46
     x0, x1 = label_w + 10, width - 20
     height = top + lane_h * len(lanes) + 40
 
@@ -129,6 +154,8 @@ def timeline_chart(entities: list[Entity], rows_by_task: dict[str, list[Timeline
                      f'<title>{h(entity.task)}</title>{h(label)}</text>')
         parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#ced4da" stroke-width="0.5"/>')
         for seconds, kind, row in points:
+            if not low <= seconds <= high:
+                continue
             px = x(seconds)
             colour, word = _MARK[kind]
             tip = f"<title>{h(row.utc)} {h(word)}: {h(row.what)} ({h(row.source)})</title>"
@@ -150,7 +177,23 @@ def timeline_chart(entities: list[Entity], rows_by_task: dict[str, list[Timeline
         parts.append(f'<text x="{legend_x}" y="{legend_y}" font-size="12" fill="#6c757d">'
                      f'{undated} mark(s) without a UTC time not drawn</text>')
     parts.append("</svg>")
-    return "\n".join(parts)
+    return "\n".join(parts) + _outlier_note(outside)
+
+
+def _outlier_note(outside: list[tuple[float, Entity]]) -> str:
+    """Say which marks fall outside the drawn window, so nothing is hidden by the scaling."""
+    if not outside:
+        return ""
+    outside.sort(key=lambda p: (p[0], p[1].key))
+    first, last = outside[0], outside[-1]
+
+    def when(seconds: float) -> str:
+        return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%d")
+
+    tasks = len({entity.key for _, entity in outside})
+    span = f"{when(first[0])} ({first[1].task})" + (f" to {when(last[0])} ({last[1].task})" if len(outside) > 1 else "")
+    return (f'<p class="note">Scaled to the incident window; {len(outside)} mark(s) of {tasks} task(s) lie outside it '
+            f'and are not drawn: {h(span)}. Every time is in the task stories below and in timeline.csv.</p>')
 
 
 def _size(value: Any) -> str:
@@ -195,6 +238,79 @@ def _stores_examined(case) -> str:
     return "<h3>Stores examined</h3><ul>" + "".join(f"<li>{h(line)}</li>" for line in lines) + "</ul>"
 
 
+def _plain_summary(case, counts: dict[str, Any], evidence: list[dict[str, Any]]) -> str:
+    """The first paragraph: what was examined and what was found, in words a manager reads."""
+    hosts = sorted({host.hostname for host in case.hosts if host.hostname})
+    systems = sorted({host.os for host in case.hosts if host.os})
+    items = ", ".join(f"{item.get('path')} ({item.get('kind')})" for item in evidence)
+    by_risk = counts["findings_by_risk"]
+    risk_text = ", ".join(f"{by_risk[r]} {r}" for r in RISKS if by_risk.get(r)) or "none"
+    tasks_with = len({f.task for f in case.findings})
+    text = (f"triage examined {len(evidence)} evidence item(s): {items}"
+            f"{' from host ' + ', '.join(hosts) if hosts else ''}{' (' + ', '.join(systems) + ')' if systems else ''}. "
+            f"It found {counts['tasks']} scheduled task(s) and job(s) and raised {counts['findings']} finding(s) "
+            f"on {tasks_with} of them ({risk_text}). ")
+    if counts["gaps"]:
+        text += (f"{counts['gaps']} part(s) of the evidence could not be read; they are listed under Gaps at the end "
+                 "and may hide more. ")
+    else:
+        text += "Everything triage looks at in the evidence was read. "
+    text += ("Findings are listed below by risk, the best-corroborated first; each has its evidence and a "
+             "recommended action further on. All times are UTC.")
+    return f'<p class="lead">{h(text)}</p>'
+
+
+def _headline(finding: Finding) -> str:
+    """The finding's main reason without the list of rule ids the full title carries."""
+    reasons = finding.details.get("reasons") or []
+    if not reasons:
+        return finding.title
+    more = f" (and {len(reasons) - 1} more reason{'s' if len(reasons) > 2 else ''})" if len(reasons) > 1 else ""
+    return f"{reasons[0]['title']}{more}"
+
+
+def _short_headline(finding: Finding) -> str:
+    """The main reason up to its first explanation, for the one-line table on the first page."""
+    reasons = finding.details.get("reasons") or []
+    title = reasons[0]["title"] if reasons else finding.title
+    cut = min((i for i in (title.find(" ("), title.find(": ")) if i > 20), default=len(title))
+    more = f" (+{len(reasons) - 1})" if len(reasons) > 1 else ""
+    return title[:cut] + more
+
+
+def _unique_sentences(text: str) -> str:
+    """Each sentence once: a finding's reasons often recommend the same step (collect and hash the program)."""
+    seen: list[str] = []
+    for sentence in re.split(r"(?<=[.;])\s+(?=[A-Z])", text):
+        if sentence and sentence not in seen:
+            seen.append(sentence)
+    return " ".join(seen)
+
+
+_CONFIDENCE_ORDER = {"High": 0, "Medium": 1, "Low": 2}
+
+
+def _glance(findings: list[Finding], task_anchors: dict[str, str]) -> str:
+    """Every finding on one line, by risk and then by corroboration (confidence), so the best-supported
+    findings of the highest risk come first."""
+    if not findings:
+        return '<p class="note">No finding was raised.</p>'
+    order = sorted(findings, key=lambda f: (-_risk_rank(f.risk_level), _CONFIDENCE_ORDER.get(f.confidence, 3), f.hunt_id))
+    rows = "".join(
+        f'<tr><td><span class="badge risk-{h(f.risk_level.lower())}">{h(f.risk_level)}</span></td>'
+        f"<td>{h(f.confidence)}</td>"
+        f'<td class="nowrap"><a href="#{h(anchor("finding", f.hunt_id))}">{h(f.hunt_id)}</a></td>'
+        f'<td class="path"><a href="#{h(task_anchors.get(f.task, anchor("task", f.task)))}">{h(f.task)}</a></td>'
+        f"<td>{h(_short_headline(f))}</td></tr>" for f in order)
+    return ('<table class="glance"><colgroup><col class="g-risk"><col class="g-conf"><col class="g-id"><col class="g-task">'
+            '<col class="g-what"></colgroup><thead><tr><th>Risk</th><th>Confidence</th><th>Hunt ID</th><th>Task</th>'
+            f"<th>What was found</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _risk_rank(risk: str) -> int:
+    return len(RISKS) - RISKS.index(risk) if risk in RISKS else 0
+
+
 def _counts(counts: dict[str, Any]) -> str:
     cards = [
         ("Tasks and jobs", counts["tasks"]), ("Findings", counts["findings"]),
@@ -206,25 +322,32 @@ def _counts(counts: dict[str, Any]) -> str:
     return f'<div class="cards">{html}</div><p>Findings by risk: {h(risk)}</p>'
 
 
+def _evidence_label(source: str, reasons: list[str]) -> str:
+    """``task_xml (reason A; reason B)`` without the reasons the finding lists once above its evidence."""
+    artifact, _, cited = source.partition(" (")
+    if cited.endswith(")") and all(part in reasons for part in cited[:-1].split("; ")):
+        return artifact
+    return source
+
+
 def _finding(finding: Finding, task_anchor: str) -> str:
+    reasons = [r["title"] for r in finding.details.get("reasons") or []]
     evidence = "".join(
-        f"<tr><td>{h(item.source)}</td><td class=\"path\">{h(item.location)}</td><td class=\"value\">{h(item.value)}</td>"
-        f"<td>{h(item.time or '—')}</td></tr>" for item in finding.evidence)
+        f'<li><span class="src">{h(_evidence_label(item.source, reasons))}</span>'
+        + (f' <span class="time">{h(item.time)}</span>' if item.time else "")
+        + f' <span class="path">{h(item.location)}</span>: <span class="value">{h(item.value)}</span></li>'
+        for item in finding.evidence)
     confidence = finding.confidence + (f" ({finding.confidence_basis})" if finding.confidence_basis else "")
     return f"""<article class="finding risk-{h(finding.risk_level.lower())}" id="{h(anchor('finding', finding.hunt_id))}">
-<h4><span class="hunt-id">{h(finding.hunt_id)}</span> {h(finding.title)}</h4>
-<dl>
-<dt>Hunt ID</dt><dd>{h(finding.hunt_id)}</dd>
-<dt>Technique</dt><dd>{h(technique_text(finding))}</dd>
-<dt>Host</dt><dd>{h(finding.host or 'unknown')}</dd>
-<dt>User</dt><dd>{h(finding.user or 'unknown')}</dd>
-<dt>Task</dt><dd><a href="#{h(task_anchor)}">{h(finding.task)}</a></dd>
-<dt>Evidence</dt><dd><table><thead><tr><th>Source</th><th>Location</th><th>Value</th><th>Time (UTC)</th></tr></thead>
-<tbody>{evidence or '<tr><td colspan="4">none recorded</td></tr>'}</tbody></table></dd>
-<dt>Risk Level</dt><dd><span class="badge risk-{h(finding.risk_level.lower())}">{h(finding.risk_level)}</span></dd>
-<dt>Confidence</dt><dd>{h(confidence)}</dd>
-<dt>Recommended Action</dt><dd>{h(finding.recommended_action)}</dd>
-</dl>
+<h4><span class="hunt-id">{h(finding.hunt_id)}</span> {h(_headline(finding))}</h4>
+<p class="meta"><strong>Hunt ID:</strong> {h(finding.hunt_id)} · <strong>Risk Level:</strong> <span class="badge risk-{h(finding.risk_level.lower())}">{h(finding.risk_level)}</span>
+· <strong>Confidence:</strong> {h(confidence)} · <strong>Technique:</strong> {h(technique_text(finding))}
+· <strong>Host:</strong> {h(finding.host or 'unknown')} · <strong>User:</strong> {h(finding.user or 'unknown')}
+· <strong>Task:</strong> <a href="#{h(task_anchor)}">{h(finding.task)}</a></p>
+<p class="reasons"><strong>Reasons:</strong> {h("; ".join(reasons) or finding.title)}</p>
+<div class="evidence-head"><strong>Evidence</strong> (source, time UTC; location: raw value)</div>
+<ol class="evidence">{evidence or '<li>none recorded</li>'}</ol>
+<p class="action"><strong>Recommended Action:</strong> {h(_unique_sentences(finding.recommended_action))}</p>
 </article>"""
 
 
@@ -242,56 +365,218 @@ def _findings(findings: list[Finding], task_anchors: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+def _facts(pairs: list[tuple[str, str | None]]) -> str:
+    return " · ".join(f"<strong>{h(name)}:</strong> {value}" for name, value in pairs if value)
+
+
 def _definition_rows(entity: Entity) -> str:
-    rows = []
+    """Each source's definition of the task as a short labelled block (one per task file, registry entry,
+    rebuilt event, job, process), so a story reads top to bottom on paper."""
+    blocks = []
+    shown: list[tuple] = []
     for d in entity.definitions:
-        actions = "<br>".join(h(f"{a.kind}: {a.command_line}") for a in d.actions) or "—"
-        triggers = "<br>".join(
+        actions = "<br>".join(h(f"{a.kind}: {a.command_line}") for a in d.actions) or None
+        triggers = ", ".join(
             h(t.kind + (f" every {t.repetition_interval}" if t.repetition_interval else "")
-              + (f" from {t.start.utc or t.start.as_written}" if t.start else "")) for t in d.triggers) or "—"
-        principal = " / ".join(p for p in (d.user_id, d.group_id, d.logon_type, d.run_level) if p) or "—"
-        flags = ", ".join(f for f, on in (("hidden", d.hidden), ("disabled", d.enabled is False)) if on)
-        rows.append(f"<tr><td>{h(d.source)}</td><td class=\"path\">{h(d.provenance.location)}</td><td>{h(principal)}</td>"
-                    f"<td class=\"value\">{actions}</td><td>{triggers}</td><td>{h(flags or '—')}</td>"
-                    f"<td>{h(d.author or '—')}</td><td class=\"value\">{h(d.description or '—')}</td></tr>")
+              + (f" from {t.start.utc or t.start.as_written}" if t.start else "")) for t in d.triggers) or None
+        principal = " / ".join(p for p in (d.user_id, d.group_id, d.logon_type, d.run_level) if p) or None
+        flags = ", ".join(f for f, on in (("hidden", d.hidden), ("disabled", d.enabled is False)) if on) or None
+        facts = (principal, triggers, flags, d.author, actions, d.description)
+        same = facts in shown and any(facts)
+        shown.append(facts)
+        blocks.append(_def_block(d.source, d.provenance.location, [
+            ("Tree key", h(d.details["tree_key"]) if d.source == "taskcache" and d.details.get("tree_key") else None),
+            ("File SHA-256", h(d.file.sha256) if d.file and d.file.sha256 else None),
+            ("Principal", h(principal) if principal and not same else None), ("Triggers", None if same else triggers),
+            ("Flags", h(flags) if flags and not same else None), ("Author", h(d.author) if d.author and not same else None),
+            ("Same as above", "principal, triggers, flags, author, actions and description" if same else None)],
+            None if same else actions, None if same else d.description))
     for job in entity.unix_jobs:
-        rows.append(f"<tr><td>{h(job.kind)}</td><td class=\"path\">{h(job.provenance.location)}</td><td>{h(job.user or '—')}</td>"
-                    f"<td class=\"value\">{h(job.command or '—')}</td><td>{h(job.schedule or '—')}</td>"
-                    f"<td>{h('disabled' if job.enabled is False else '—')}</td><td>—</td><td>—</td></tr>")
+        blocks.append(_def_block(job.kind, job.provenance.location, [
+            ("File SHA-256", h(job.file.sha256) if job.file and job.file.sha256 else None),
+            ("User", h(job.user) if job.user else None), ("Schedule", h(job.schedule) if job.schedule else None),
+            ("Flags", "disabled" if job.enabled is False else None)], h(job.command) if job.command else None, None))
     for p in entity.processes:
-        rows.append(f"<tr><td>memory</td><td class=\"path\">{h(p.provenance.location)}</td><td>{h(p.user_sid or '—')}</td>"
-                    f"<td class=\"value\">{h(f'pid {p.pid}: {p.command_line or p.name}')}</td><td>—</td>"
-                    f"<td>{h(', '.join(p.flags) or '—')}</td><td>—</td><td>—</td></tr>")
-    if not rows:
-        return ""
-    return ("<table class=\"defs\"><thead><tr><th>Source</th><th>Where</th><th>Principal</th><th>Actions</th><th>Triggers</th>"
-            f"<th>Flags</th><th>Author</th><th>Description</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        blocks.append(_def_block("memory", p.provenance.location, [
+            ("User SID", h(p.user_sid) if p.user_sid else None), ("Flags", h(", ".join(p.flags)) if p.flags else None)],
+            h(f"pid {p.pid}: {p.command_line or p.name}"), None))
+    return "".join(blocks)
 
 
-def _timeline_table(rows: list[TimelineEvent]) -> str:
+def _def_block(source: str, where: str, pairs: list[tuple[str, str | None]], actions: str | None,
+               description: str | None) -> str:
+    lines = [f'<div class="def"><strong>{h(source)}</strong> <span class="path">{h(where)}</span>']
+    facts = _facts(pairs)
+    if facts:
+        lines.append(f"<br>{facts}")
+    if actions:
+        lines.append(f'<br><strong>Actions:</strong> <span class="value">{actions}</span>')
+    if description:
+        lines.append(f"<br><strong>Description:</strong> {h(description)}")
+    return "".join(lines) + "</div>"
+
+
+def compact_what(whats: list[str]) -> str:
+    """``task file modified ($SI)``, ``task file created ($SI)`` → ``task file modified, created ($SI)``."""
+    if len(whats) == 1:
+        return whats[0]
+    prefix = os.path.commonprefix(whats)
+    prefix = prefix[: prefix.rfind(" ") + 1]
+    suffix = os.path.commonprefix([w[::-1] for w in whats])[::-1]
+    suffix = suffix[suffix.find(" ("):] if " (" in suffix else ""
+    middles = [w[len(prefix): len(w) - len(suffix)] for w in whats]
+    return f"{prefix}{', '.join(middles)}{suffix}"
+
+
+def _merged_rows(rows: list[TimelineEvent]) -> list[tuple[TimelineEvent, str]]:
+    """(row, what) with a file's times at one instant on one line: its MACB times as in timeline.csv, and
+    on paper also its ``$STANDARD_INFORMATION`` and ``$FILE_NAME`` sets when they name the same times."""
+    from triage.export.timeline_csv import _macb_group
+
+    groups: dict[tuple, list[TimelineEvent]] = {}
+    ordered: list[list[TimelineEvent]] = []
+    for row in rows:
+        key = _macb_group(row)
+        if key is None:
+            ordered.append([row])
+            continue
+        key = key[:8] + key[9:]  # without the attribute set: $SI and $FN of one instant together
+        if key in groups:
+            groups[key].append(row)
+        else:
+            groups[key] = [row]
+            ordered.append(groups[key])
+    return [(members[0], _file_times_what(members)) for members in ordered]
+
+
+_ATTRIBUTE_NAMES = {"si_": "$STANDARD_INFORMATION", "fn_": "$FILE_NAME"}
+
+
+def _file_times_what(members: list[TimelineEvent]) -> str:
+    if len(members) == 1:
+        return members[0].what
+    sets: dict[str, list[str]] = {}
+    for row in members:
+        sets.setdefault(row.meaning[:3] if row.meaning[:3] in _ATTRIBUTE_NAMES else "", []).append(row)
+    whats = {prefix: compact_what([r.what for r in group]) for prefix, group in sets.items()}
+    meanings = {prefix: sorted(r.meaning[3:] if prefix else r.meaning for r in group) for prefix, group in sets.items()}
+    if len(sets) == 2 and set(sets) == set(_ATTRIBUTE_NAMES) and meanings["si_"] == meanings["fn_"]:
+        return whats["si_"].replace("($STANDARD_INFORMATION)", "($STANDARD_INFORMATION and $FILE_NAME)")
+    return "; ".join(whats[p] for p in sorted(whats))
+
+
+def _timeline_table(rows: list[TimelineEvent], places: dict[str, str] | None = None) -> str:
+    """The task's timeline, one line per time where possible: a place the definitions above already name
+    (its file, its registry keys) is shown by its short label, and raw values are left to timeline.csv,
+    which holds every row's location, value name and raw value whole."""
     if not rows:
         return '<p class="note">No timeline row in the selected range.</p>'
+    places = places or {}
     body = []
-    for row in rows:
+    for row, what in _merged_rows(rows):
         when = row.utc or f"{row.as_written or '?'} (local, zone unknown)"
-        where = row.provenance.location + (f" @ {row.provenance.offset}" if row.provenance.offset is not None else "")
-        body.append(f"<tr><td class=\"time\">{h(when)}</td><td>{h(row.what)}</td><td>{h(row.source)}</td>"
-                    f"<td class=\"path\">{h(where)}</td><td class=\"value\">{h(row.provenance.raw or '')}</td></tr>")
-    return ("<table class=\"tl\"><thead><tr><th>UTC</th><th>What</th><th>Source</th><th>Where</th><th>Raw value</th></tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+        prov = row.provenance
+        label = places.get(prov.location)
+        where = f'<span class="src">{h(label)}</span>' if label else f'<span class="path">{h(prov.location)}</span>'
+        if prov.offset is not None:
+            where += f' <span class="src">@ {h(prov.offset)}</span>'
+        if prov.value_name:
+            where += f' <span class="src">[{h(prov.value_name)}]</span>'
+        body.append(f'<li><span class="time">{h(when)}</span> {h(what)} — {where}</li>')
+    return ('<p class="tl-head"><strong>Timeline</strong> (UTC; what — where [value]; raw values in timeline.csv)</p>'
+            f'<ol class="tl">{"".join(body)}</ol>')
+
+
+def _places(entity: Entity) -> dict[str, str]:
+    """Short labels for the places the task's definition blocks already name in full."""
+    places: dict[str, str] = {}
+    for d in entity.definitions:
+        label = {"task_xml": "task file", "job": ".job file", "gpp": "GPO file", "taskcache": "Tasks key"}.get(d.source)
+        if label and d.source != "taskcache":
+            places.setdefault(d.provenance.location, label)
+        if d.file is not None:
+            places.setdefault(d.file.path, label or "file")
+        for name, key_label in (("tasks_key", "Tasks key"), ("tree_key", "Tree key")):
+            if d.details.get(name):
+                places.setdefault(d.details[name], key_label)
+        if d.source == "taskcache":
+            places.setdefault(d.provenance.location, "Tasks key")
+    for job in entity.unix_jobs:
+        places.setdefault(job.provenance.location, f"{job.kind} file")
+        if job.file is not None:
+            places.setdefault(job.file.path, f"{job.kind} file")
+    return places
+
+
+def _action_keys(definition) -> list[tuple]:
+    """What an action is, without what triage resolved about it (a COM handler's DLL comes from the registry)."""
+    return [(a.kind, a.command, a.arguments, a.working_directory, a.class_id, a.data) for a in definition.actions]
+
+
+def _action_texts(definition) -> list[str]:
+    return [f"{a.kind}: {a.command_line}" for a in definition.actions]
+
+
+def actions_windows_runs(entity: Entity) -> tuple[list[str], list[str] | None]:
+    """(the actions Windows runs, the task file's actions when they differ, else None).
+
+    Windows 10+ runs the TaskCache copy of a task, not its XML file, so when both exist and differ the
+    registry's actions are the ones that matter and the file's are shown as what it claims."""
+    registry = next((d for d in entity.definitions if d.source == "taskcache" and d.actions), None)
+    if registry is not None:
+        runs = _action_texts(registry)
+        claimed = next((_action_texts(d) for d in entity.definitions if d.source in ("task_xml", "job", "gpp")
+                        and d.actions and _action_keys(d) != _action_keys(registry)), None)
+        return runs, claimed
+    for definition in entity.definitions:
+        if definition.actions:
+            return _action_texts(definition), None
+    commands = [job.command for job in entity.unix_jobs if job.command]
+    return commands, None
+
+
+def _runs_line(entity: Entity) -> str:
+    """What Windows runs, stated once above the sources (each source's own actions follow)."""
+    runs, claimed = actions_windows_runs(entity)
+    if not runs or (claimed is None and len(entity.definitions) + len(entity.unix_jobs) < 2):
+        return ""  # one source: its block below already says it
+    text = f'<p><strong>Action Windows runs:</strong> <span class="value">{"<br>".join(h(a) for a in runs)}</span>'
+    if claimed is not None:
+        text += (' <span class="warn">(the registry and the task file differ; the task file says: '
+                 f'<span class="value">{"<br>".join(h(a) for a in claimed)}</span>)</span>')
+    return text + "</p>"
 
 
 def _task(entity: Entity, rows: list[TimelineEvent], findings: list[Finding], anchor_id: str) -> str:
     links = " ".join(f'<a class="badge risk-{h(f.risk_level.lower())}" href="#{h(anchor("finding", f.hunt_id))}">'
                      f'{h(f.hunt_id)}</a>' for f in findings)
     return f"""<article class="task" id="{h(anchor_id)}">
-<h3>{h(entity.task)}</h3>
-<p><strong>Host:</strong> {h(entity.host or 'unknown')} · <strong>Kind:</strong> {h(entity.kind)} ·
-<strong>Sources:</strong> {h(', '.join(entity.sources) or '—')} · <strong>Status:</strong> {h(entity.status or '—')}
-{('· <strong>Findings:</strong> ' + links) if links else ''}</p>
+<h3>{h(entity.task)} <span class="task-meta">{links} <strong>Host:</strong> {h(entity.host or 'unknown')} ·
+<strong>Kind:</strong> {h(entity.kind)} · <strong>Sources:</strong> {h(', '.join(entity.sources) or '—')} ·
+<strong>Status:</strong> {h(entity.status or '—')}</span></h3>
+{_runs_line(entity)}
 {_definition_rows(entity)}
-{_timeline_table(rows)}
+{_timeline_table(rows, _places(entity))}
 </article>"""
+
+
+def _quiet_tasks(entities: list[Entity], anchors: dict[str, str]) -> str:
+    """Tasks without a finding (stock or quiet): one table line each instead of a story."""
+    if not entities:
+        return '<p class="note">Every task has a finding.</p>'
+    rows = []
+    for entity in entities:
+        runs, claimed = actions_windows_runs(entity)
+        action = "; ".join(runs) or "—"
+        if claimed is not None:
+            action += " (task file differs)"
+        authors = sorted({d.author for d in entity.definitions if d.author})
+        rows.append(f'<tr id="{h(anchors[entity.task])}"><td class="path">{h(entity.task)}</td>'
+                    f"<td>{h(', '.join(entity.sources) or '—')}</td><td>{h(entity.status or '—')}</td>"
+                    f'<td class="value">{h(action)}</td><td class="value">{h(", ".join(authors) or "—")}</td></tr>')
+    return ('<table class="quiet"><colgroup><col style="width:30%"><col style="width:11%"><col style="width:13%">'
+            '<col style="width:32%"><col style="width:14%"></colgroup><thead><tr><th>Task</th><th>Sources</th><th>Status</th><th>Action Windows runs</th>'
+            f"<th>Author</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def _gaps(gaps) -> str:
@@ -310,21 +595,32 @@ def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str,
     findings_by_task: dict[str, list[Finding]] = defaultdict(list)
     for finding in case.findings:
         findings_by_task[finding.task].append(finding)
-    tasks_html = "\n".join(_task(e, rows_by_task.get(e.key, []), findings_by_task.get(e.task, []), task_anchors[e.task])
-                           for e in entities) or '<p class="note">No scheduled task or job found.</p>'
+    flagged = [e for e in entities if findings_by_task.get(e.task)]
+    quiet = [e for e in entities if not findings_by_task.get(e.task)]
+    tasks_html = "\n".join(_task(e, rows_by_task.get(e.key, []), findings_by_task[e.task], task_anchors[e.task])
+                           for e in flagged) or '<p class="note">No task has a finding.</p>'
     unattached = rows_by_task.get("", [])
     other = f"<h3>Task tooling not tied to one task</h3>{_timeline_table(unattached)}" if unattached else ""
+    # The chart shows the tasks with findings; when none of them has a dated mark, every task.
+    chart, scope = timeline_chart(flagged, rows_by_task), "tasks with a finding"
+    if "<svg" not in chart:
+        chart, scope = timeline_chart(entities, rows_by_task), "every task"
     template = Template(resources.files("triage").joinpath("data", "report.html.tmpl").read_text(encoding="utf-8"))
     return template.substitute(
         title=h(f"triage report{' — ' + case_id if case_id else ''}"),
         case_id=h(case_id or "—"),
         examiner=h(examiner or "—"),
         version=h(version),
+        summary=_plain_summary(case, counts, evidence),
+        glance=_glance(case.findings, task_anchors),
         counts=_counts(counts),
         evidence=_evidence_table(evidence),
         hosts=_hosts_table(case) + _stores_examined(case),
-        chart=timeline_chart(entities, rows_by_task),
+        chart=chart,
+        chart_scope=scope,
         findings=_findings(case.findings, task_anchors),
         tasks=tasks_html + other,
+        quiet_count=str(len(quiet)),
+        quiet=_quiet_tasks(quiet, task_anchors),
         gaps=_gaps(gaps),
     )

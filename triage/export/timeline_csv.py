@@ -6,7 +6,10 @@ Column mapping (plaso's own values in brackets where they differ):
   UTC time keeps its local time as written: date and time from it when it reads as a date, and
   ``timezone`` ``local (zone unknown)``.
 - ``MACB``: ``M...`` modified, ``.A..`` accessed, ``..C.`` entry changed, ``...B`` created/born, ``....``
-  for other meanings (a run, a log entry, a registration date).
+  for other meanings (a run, a log entry, a registration date). As plaso does, the times of one file
+  that fall on the same instant are one row with their letters combined (``MACB``, ``M.C.``); the
+  ``$STANDARD_INFORMATION`` and ``$FILE_NAME`` sets stay separate rows, and ``timeline.jsonl`` keeps
+  one line per time for Timesketch.
 - ``source``: short kind (``FILE`` file-system times, ``TASK`` task definitions, ``REG`` TaskCache,
   ``EVT`` event logs, ``LOG`` text logs, ``MEM`` memory, ``CRON`` Unix jobs); ``sourcetype`` the artifact.
 - ``type``: what the timestamp means (Timesketch's ``timestamp_desc``).
@@ -118,10 +121,59 @@ def l2tcsv_row(row: TimelineEvent, task_display: str) -> list[str]:
     ]
 
 
+def _attribute(meaning: str) -> str:
+    """Which time set a file time belongs to: ``$STANDARD_INFORMATION``, ``$FILE_NAME`` or the inode's."""
+    return meaning[:3] if meaning.startswith(("si_", "fn_")) else ""
+
+
+def _macb_group(row: TimelineEvent) -> tuple | None:
+    """Rows that are the same file's times of one attribute at one instant share this key (None: never merged)."""
+    if row.meaning not in _FILE_TIME_MEANINGS or not row.utc:
+        return None
+    prov = row.provenance
+    return (row.utc, row.task, row.host, prov.artifact, prov.location, prov.evidence, prov.evidence_sha256, prov.raw,
+            _attribute(row.meaning), row.basis, row.precision)
+
+
+def merge_macb(cells: list[list[str]]) -> list[str]:
+    """One l2tcsv row for several times of one file at one instant, as plaso prints them: the MACB
+    letters combined (``MACB``), and type, short and desc naming every time in MACB order."""
+    cells = sorted(cells, key=lambda c: "MACB".index(c[3].strip(".")[0]))
+    merged = list(cells[0])
+    letters = "".join(next((c[3][i] for c in cells if c[3][i] != "."), ".") for i in range(4))
+    merged[3] = letters
+    whats = [c[6] for c in cells]
+    merged[6] = "; ".join(whats)
+    prefix = cells[0][9][: -len(cells[0][6])] if cells[0][9].endswith(cells[0][6]) else ""
+    merged[9] = prefix + merged[6]
+    merged[10] = merged[9] + cells[0][10][len(cells[0][9]):]
+    written = []
+    for c in cells:
+        note = c[14].split("; as written: ", 1)
+        if len(note) == 2 and note[1] not in written:
+            written.append(note[1])
+    merged[14] = cells[0][14].split("; as written: ", 1)[0] + (f"; as written: {' / '.join(written)}" if written else "")
+    return merged
+
+
 def timeline_csv(rows: list[TimelineEvent], names: dict[str, str]) -> str:
+    """The l2tcsv text; a file's M, A, C and B times at one instant are one row (see :func:`merge_macb`)."""
+    groups: dict[tuple, list[list[str]]] = {}
+    ordered: list[list[list[str]]] = []
+    for row in rows:
+        cells = l2tcsv_row(row, names.get(row.task, row.task))
+        group = _macb_group(row)
+        if group is None:
+            ordered.append([cells])
+        elif group in groups:
+            groups[group].append(cells)
+        else:
+            groups[group] = [cells]
+            ordered.append(groups[group])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(L2TCSV_COLUMNS)
-    for row in rows:
-        writer.writerow([csv_cell(cell) for cell in l2tcsv_row(row, names.get(row.task, row.task))])
+    for members in ordered:
+        cells = members[0] if len(members) == 1 else merge_macb(members)
+        writer.writerow([csv_cell(cell) for cell in cells])
     return buffer.getvalue()

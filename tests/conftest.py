@@ -4,6 +4,7 @@ fixture so that a checkout without it skips them with one clear reason instead o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,11 @@ import pytest
 from test_images.build import COMMITTED_E01, build_windows
 
 ROOT = Path(__file__).resolve().parents[1]
+# pytest imports pdb, whose readline exports COLUMNS/LINES (80x24) behind os.environ's back: every CLI a test
+# spawns would cut its tables to 80 columns. Output piped to a test is not cut; a test wanting a width sets COLUMNS.
+for _name in ("COLUMNS", "LINES"):
+    if _name not in os.environ:
+        os.unsetenv(_name)
 # Real public samples (PROVENANCE.md there). A path only: nothing may be read from it at import time.
 CORPUS: Path = ROOT / ".." / "shared" / "corpus"
 CORPUS_MISSING = (f"needs the shared sample corpus ../shared/corpus next to the checkout "

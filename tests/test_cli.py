@@ -128,9 +128,19 @@ def test_several_evidence_paths_in_one_call(committed_windows_e01):
 def test_readme_commands_are_the_ones_ci_runs():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
-    assert blocks[0].startswith("python3 -m pip install -e . && triage test_images/windows10.E01")
+    # the quick start: install, add the SIEM backends pinned in the package, run the demo image
+    assert blocks[0].split(" && ") == ["python3 -m pip install .",
+                                       "python3 -m pip install --no-deps -r triage/data/sigma-backends.txt",
+                                       "triage test_images/windows10.E01"]
+    smoke = (ROOT / ".ci" / "wheel-smoke").read_text(encoding="utf-8")  # CI runs it on the built wheel
+    assert '"$venv/pip" install -q --no-deps -r "$root/triage/data/sigma-backends.txt"' in smoke
+    assert '"$venv/triage" "$root/test_images/windows10.E01"' in smoke
+    # the test command: each of its steps is a command .ci/run runs, in the same order
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert blocks[1] in ci
+    ci_commands = [command.strip() for line in ci.splitlines() if not line.startswith("#")
+                   for command in line.split(" && ")]
+    positions = [ci_commands.index(step) for step in blocks[1].split(" && ")]
+    assert positions == sorted(positions) and "python3 -m pytest" in blocks[1].split(" && ")
 
 
 def test_tasks_that_crash_dissect_are_decoded(committed_windows_e01):
@@ -168,7 +178,7 @@ def test_terminal_tables_fit_the_terminal_width(committed_windows_e01, tmp_path,
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= columns
     findings = [line for line in out.split("Findings: ", 1)[1].splitlines() if line.startswith("TH-HUNTIN-")]
-    assert len(findings) == 31 and all(re.match(r"TH-HUNTIN-20260101-\d{3} ", line) for line in findings)  # IDs whole
+    assert len(findings) == 33 and all(re.match(r"TH-HUNTIN-20260101-\d{3} ", line) for line in findings)  # IDs whole
     cut = [line for line in out.splitlines() if "…" in line]
     assert cut  # long values are cut with an ellipsis ...
     case = json.loads((tmp_path / "case" / "findings.json").read_text(encoding="utf-8"))

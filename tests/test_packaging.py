@@ -4,6 +4,7 @@ the source tree (a plain `pip install`, pipx or a wheel, not the editable instal
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -44,7 +45,11 @@ def test_wheel_holds_every_file_of_the_package(wheel):
     # the files a run reads besides code, named so a glob that stops matching them is seen at once
     assert "triage/data/report.html.tmpl" in members
     assert "triage/data/attack_subset.json" in members
-    assert "triage/data/baseline_win10.json" in members
+    # the stock-job baselines: the ones the loaders name (triage/detect/baseline.py, unix_checks.py) are
+    # exactly the ones shipped
+    code = "".join(p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py"))
+    loaded = {f"triage/data/{name}" for name in re.findall(r"""["'](?:data/)?(baseline_\w+\.json)["']""", code)}
+    assert loaded and loaded == {m for m in members if m.startswith("triage/data/baseline_")}
     assert {m for m in members if m.startswith("triage/rules/definitions/")} >= {
         "triage/rules/definitions/encoded_powershell.yml", "triage/rules/definitions/unix_reverse_shell.yml"}
     assert len([m for m in members if m.startswith("triage/rules/") and m.endswith(".yml")]) >= 29

@@ -275,11 +275,12 @@ def _print_summary(case, ctx) -> None:
     if case.findings:
         rows = [[f.hunt_id, f.risk_level, f.confidence, f.technique, f.task, f.title] for f in case.findings]
         say(fit_table(rows, ["Hunt ID", "Risk", "Confidence", "Technique", "Task", "Finding"], whole=(0, 1, 2, 3)))
+    width = (terminal_width() or 100_000) - 4  # the list lines, cut like the tables ("  - " before each)
     if ctx.gaps:
         say()
         say(f"Gaps (not read): {len(ctx.gaps)}")
         for gap in ctx.gaps:
-            say(f"  - {_clip(gap.line(), (terminal_width() or 100_000) - 4)}")
+            say(f"  - {_clip(gap.line(), width)}")
     # which stores were read per host (absence findings stand only on these)
     if getattr(case, "stores", None):
         from triage.stores import summary_lines
@@ -287,7 +288,7 @@ def _print_summary(case, ctx) -> None:
         say()
         say("Stores examined:")
         for line in summary_lines(case.stores):
-            say(f"  - {_clip(line, 200)}")
+            say(f"  - {_clip(line, width)}")
     say()
     say(fit_table(_summary_rows(case, ctx), ["Summary", ""]))
 

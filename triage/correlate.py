@@ -54,15 +54,19 @@ def _what(stamp: Stamp, prefix: str = "") -> str:
     return f"{prefix}{text}" if prefix else text
 
 
+_UNNAMED_HOSTS = {"", "localhost"}
+
+
 def mark_other_computers(events: Iterable[TaskEvent], evidence_host: str | None) -> int:
     """Flag events one evidence item holds that another computer logged (a Security log copied from
     another machine): their Computer stays their host, ``evidence_host`` names where they were found.
-    Returns how many were flagged."""
-    if not evidence_host:
+    Returns how many were flagged. ``localhost`` names no machine (dissect's name for a system without
+    /etc/hostname, syslog's before the hostname is set): it is never taken for another computer."""
+    if host_key(evidence_host) in _UNNAMED_HOSTS:
         return 0
     flagged = 0
     for event in events:
-        if event.host and host_key(event.host) != host_key(evidence_host):
+        if host_key(event.host) not in _UNNAMED_HOSTS and host_key(event.host) != host_key(evidence_host):
             event.evidence_host = evidence_host
             flagged += 1
     return flagged

@@ -374,11 +374,65 @@ def _walk_record_headers(data: bytes, end: int) -> list[tuple[int, int, int]] | 
     return found
 
 
+_STRING, _ANSI_STRING, _BINXML = 0x01, 0x02, 0x21  # BinXML value types of substitution values
+
+
+def _embedded_nul(data: bytes, start: int, end: int) -> bool:
+    """Whether the BinXML fragment at ``data[start:end]`` has a string value with a NUL before its end.
+
+    The Rust reader cuts a string at its first NUL (an attacker's ``\\T1053\x00powershell`` TaskName
+    would lose "powershell" silently); the record loop keeps the whole value, so such a chunk goes there.
+    Only the substitution values are walked (a template holds no event data); anything that is not the
+    template instance every record is made of counts as a NUL, to be safe.
+    """
+    unpack = struct.unpack_from
+    if start < end and data[start] == 0x0F:
+        start += 4  # fragment header (a BinXML value inside a record may start without one)
+    if end - start < 14 or data[start] != 0x0C:
+        return True
+    pos = start + 6  # template instance token, unknown byte, template id (4)
+    (definition,) = unpack("<I", data, pos)
+    pos += 4
+    if definition == pos:  # the template definition is written inline: next offset, GUID, size, body
+        pos += 24 + unpack("<I", data, pos + 20)[0]
+    if pos + 4 > end:
+        return True
+    (count,) = unpack("<I", data, pos)
+    pos += 4
+    if pos + 4 * count > end:
+        return True
+    kinds = [unpack("<HB", data, pos + 4 * i) for i in range(count)]
+    pos += 4 * count
+    for size, kind in kinds:
+        if pos + size > end:
+            return True
+        value = data[pos:pos + size]
+        if kind == _STRING:
+            text = value[:size - size % 2]
+            while text.endswith(b"\x00\x00"):
+                text = text[:-2]
+            found = text.find(b"\x00\x00")
+            while found != -1:  # a NUL code unit starts at an even offset
+                if found % 2 == 0:
+                    return True
+                found = text.find(b"\x00\x00", found + 1)
+        elif kind == _ANSI_STRING and b"\x00" in value.rstrip(b"\x00"):
+            return True
+        elif kind == _BINXML and _embedded_nul(data, pos, pos + size):
+            return True
+        pos += size
+    return False
+
+
 def _fast_chunk(index: int, chunk_offset: int, data: bytes, end: int) -> list[EvtxEvent] | None:
     """Decode a verified chunk with the Rust reader; None hands the chunk to the record loop."""
     walk = _walk_record_headers(data, end)
     if not walk:
         return None
+    for pos, _, _ in walk:
+        (size,) = struct.unpack_from("<I", data, pos + 4)
+        if _embedded_nul(data, pos + 24, pos + size - 4):
+            return None  # a NUL inside a string value: the Rust reader would cut the value there
     try:
         parser = _fast_evtx.PyEvtxParser(io.BytesIO(_one_chunk_file_header() + data), number_of_threads=1)
         decoded = [(item["event_record_id"], json.loads(item["data"])) for item in parser.records_json()]

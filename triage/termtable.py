@@ -11,13 +11,16 @@ import sys
 
 from tabulate import tabulate
 
+from triage.export.safe import escape_controls
+
 MIN_COLUMN = 6
 _GAP = 2  # tabulate's "simple" format puts two spaces between columns
 
 
 def _printable(value) -> str:
-    text = "" if value is None else str(value)
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
+    """A cell as the terminal may show it: control and bidi characters escaped (``\\u202e``), not
+    replaced, so the examiner can still tell two names apart; escaped before widths are measured."""
+    return escape_controls(value)
 
 
 def clip(text: str, width: int) -> str:

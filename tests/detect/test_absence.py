@@ -241,10 +241,15 @@ def test_a_scheduler_process_with_no_registered_task_needs_a_registry_that_was_r
                           command_line=r"C:\Users\Public\svc.exe", provenance=Provenance(artifact="memory", location="mem.raw"))
     orphan = Entity(key="memory:svc.exe:7016", task="(unregistered task) svc.exe pid 7016", kind="windows_task",
                     host=None, processes=[process])
+    absence = "memory_process_task_not_in_registry"
     _, logs_only = _judge([_logs(RE_DEV_TASKS)])
-    assert check_memory(orphan, logs_only) == []
+    without_registry = check_memory(orphan, logs_only)
+    # the content rules still judge what the process runs; only the absence claim waits for a registry read
+    assert [h.rule for h in without_registry] == ["binary_in_user_path (memory process)"]
     _, with_disk = _judge([_disk(re_dev_disk), _logs(RE_DEV_TASKS)])
-    [hit] = check_memory(orphan, with_disk)
+    with_registry = check_memory(orphan, with_disk)
+    assert [h.rule for h in with_registry if h.rule != absence] == [h.rule for h in without_registry]
+    [hit] = [h for h in with_registry if h.rule == absence]
     assert (hit.rule, hit.risk) == ("memory_process_task_not_in_registry", "High")
-    assert [(e.source, e.value) for e in hit.evidence[1:]] == [
+    assert [(e.source, e.value) for e in hit.evidence if e.source.startswith("store examined")] == [
         ("store examined: TaskCache (SOFTWARE hive)", "read for host RE-Dev; no task matches this process")]

@@ -91,6 +91,12 @@ def test_hidden_window_powershell_every_two_minutes_under_a_user_is_raised_above
     assert "raised: very_short_repetition" in finding.title
 
 
+def test_every_two_minutes_alone_is_only_low():
+    # repetition is a raiser of other reasons, never a finding worth Medium on its own (a benign poller repeats too)
+    finding = _one(_judge([_definition(r"\Poll", r"C:\Program Files\Poll\poll.exe", interval="PT2M")]), r"\Poll")
+    assert finding.risk_level == "Low" and _rules(finding) == {"short_repetition", "very_short_repetition"}
+
+
 def test_every_thirty_minutes_alone_raises_nothing():
     finding = _one(_judge([_definition(r"\Sync", r"C:\Program Files\Sync\sync.exe", interval="PT30M")]), r"\Sync")
     assert finding.risk_level == "Low" and _rules(finding) == {"short_repetition"}

@@ -19,9 +19,10 @@ from tests.test_findings import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = re.compile(rb"/Type\s*/Page(?![s\w])")
-# Chromium's default paper (Letter). The issue's target is 15; the report measures 19 (A4: 18), down from 58:
-# this bound keeps what was reached, it does not claim the target.
-MAX_PAGES_LETTER = 19
+# Chromium's default paper (Letter). The issue's target is 15; the report measured 19 with 31 findings, down
+# from 58; after the merges it measures 21 with 33 findings (the findings and task stories are 17 of those
+# pages). This bound keeps what was reached, it does not claim the target.
+MAX_PAGES_LETTER = 21
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_first_page_holds_the_summary_down_to_the_last_hunted_scenario(case, tmp
     page.write_text(head, encoding="utf-8")
     assert pdf_pages(page, tmp_path / "profile") == 1
     assert re.search(r"triage examined 1 evidence item\(s\): .*windows10\.E01.* found 60 scheduled task\(s\) and job\(s\) "
-                     r"and raised 31 finding\(s\)", html.unescape(head))
+                     r"and raised 33 finding\(s\)", html.unescape(head))
 
 
 def test_stories_only_for_tasks_with_findings_and_the_rest_in_one_table(case):
@@ -63,8 +64,8 @@ def test_stories_only_for_tasks_with_findings_and_the_rest_in_one_table(case):
     findings = re.findall(r'<article class="finding', text)
     stories = re.findall(r'<article class="task"', text)
     quiet = text[text.index('<section id="quiet">'):text.index('<section id="evidence">')]
-    assert len(stories) == len(findings) == 31
-    assert quiet.count("<tr id=") == 60 - 31
+    assert len(stories) == len(findings) == 33
+    assert quiet.count("<tr id=") == 60 - 33
     assert "\\Microsoft\\Windows\\Defrag\\ScheduledDefrag" in quiet  # a stock task: one line, no story
 
 

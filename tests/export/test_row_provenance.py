@@ -14,9 +14,14 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import struct
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from dissect.eventlog import bxml
+from dissect.eventlog.bxml import BxmlType
 from dissect.eventlog.evtx import Evtx
 from dissect.target import Target
 from regipy.exceptions import RegistryKeyNotFoundException
@@ -40,6 +45,24 @@ FILE_ARTIFACTS = {"task_xml", "job", "gpp", "crontab", "cron_script", "systemd_t
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _filetime_exact(stream) -> datetime:
+    """FILETIME ticks (100 ns since 1601) to UTC in integers, truncated to the microsecond."""
+    (ticks,) = struct.unpack("<Q", stream.read(8))
+    return datetime(1601, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ticks // 10)
+
+
+@contextmanager
+def _exact_filetimes():
+    """dissect.eventlog converts FILETIMEs through a float (1-2 us off for about half the records); the
+    re-read converts the record's own ticks exactly instead, so the comparison below stays exact."""
+    original = bxml.TYPE_READERS[BxmlType.FILETIME]
+    bxml.TYPE_READERS[BxmlType.FILETIME] = _filetime_exact
+    try:
+        yield
+    finally:
+        bxml.TYPE_READERS[BxmlType.FILETIME] = original
 
 
 class Evidence:
@@ -82,7 +105,8 @@ class Evidence:
 
     def record(self, location: str, number: int) -> dict:
         if location not in self._records:
-            with self.target.fs.path(location).open("rb") if self.target else Path(location).open("rb") as fh:
+            with (self.target.fs.path(location).open("rb") if self.target else Path(location).open("rb") as fh,
+                  _exact_filetimes()):
                 # values rendered while the record is current (dissect's time objects are lazy)
                 self._records[location] = {int(r["EventRecordID"]): {k: str(v) for k, v in r.items()} for r in Evtx(fh)}
         return self._records[location][number]
@@ -143,6 +167,18 @@ def check_file(row, ev: Evidence) -> None:
         assert data, prov.location
 
 
+def check_wants_link(row, ev: Evidence) -> None:
+    """An enabled timer's ``*.wants`` link: the link itself (not what it points to) is re-read, and the
+    row's time is the link's own inode time, named by the stat field in ``as_written``."""
+    prov = row.provenance
+    link = ev.target.fs.path(prov.location)
+    assert link.is_symlink(), prov.location
+    assert str(link.readlink()).endswith(".timer"), (prov.location, str(link.readlink()))
+    field, _, ns = row.as_written.partition("=")
+    assert getattr(link.lstat(), field) == int(ns), (prov.location, row.as_written)
+    assert parse_instant(row.utc) == datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(ns) // 1000)
+
+
 def check_log_line(row, ev: Evidence) -> None:
     prov = row.provenance
     data = ev.file(prov.location)
@@ -169,6 +205,9 @@ def check_row(row, ev: Evidence, expected_sha256) -> str:
     if prov.artifact in FILE_ARTIFACTS:
         check_file(row, ev)
         return "file"
+    if prov.artifact == "systemd_wants_link":
+        check_wants_link(row, ev)
+        return "symlink"
     if prov.artifact in ("memory", "memory_taskcache"):
         return "memory image hash"  # the image's SHA-256 (checked above); volatility is not re-run here
     raise AssertionError(f"no check for rows of artifact {prov.artifact!r} ({row.what})")

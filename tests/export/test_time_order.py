@@ -7,9 +7,11 @@ timeline check and stacking code with exactly those spellings."""
 from __future__ import annotations
 
 from triage.correlate import correlate, filter_timeline
+from triage.detect import JudgeContext
 from triage.detect.timeline_checks import _registry_after_events
-from triage.records import Provenance, Stamp, TaskDefinition, TaskEvent
+from triage.records import Provenance, Stamp, StoreRead, TaskDefinition, TaskEvent
 from triage.stacking import build_stacks
+from triage.stores import StoreIndex
 from triage.timeorder import earliest, latest, utc_key
 
 WHOLE = "2024-03-14T10:00:00Z"
@@ -49,7 +51,10 @@ def test_registry_write_half_a_second_after_the_last_logged_update_is_seen():
     definition = TaskDefinition(task="\\Backdoor", source="taskcache", stamps=[key_time],
                                 provenance=Provenance(artifact="taskcache", location="HKLM\\...\\Tasks\\{X}"))
     entities, _ = correlate([definition], [_event(WHOLE, 1, action="updated")], [], [])
-    hits = _registry_after_events(entities[0])
+    # The Security log was read whole (no gap over it), so "no later logged update" may be claimed.
+    logs_read = StoreIndex([StoreRead(evidence="Security.evtx", store="eventlog", location="Security.evtx",
+                                      channel="Security", records=1)])
+    hits = _registry_after_events(entities[0], JudgeContext(hunt_date="20240314", stores=logs_read))
     assert [h.rule for h in hits] == ["registry_written_after_last_logged_update"]
 
 

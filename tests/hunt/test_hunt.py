@@ -2,8 +2,10 @@
 
 The fleet (test_images.fleet) plants a rare beacon on 3 hosts, a rare encoded-PowerShell task on 2
 and a benign task on 1; everything else is on all 50. The external cluster is a ``dask scheduler``
-and two ``dask worker`` processes; the second run uses triage's own local cluster. A junk file and a
-FIFO named like an E01 (opening it blocks forever: a real hang) ride along in both runs.
+and two ``dask worker`` processes; the second run uses triage's own local cluster. A junk file, a FIFO
+named like an E01 (refused before it is opened: reading it would block forever) and a sparse 4 TiB raw
+disk image (a regular file whose SHA-256 alone takes far longer than the per-item timeout: the worker is
+restarted) ride along in both runs.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from triage.hunt import case_folder_name, expand_evidence, hunt_main
 HUNT_DATE = "20240314"
 HOSTS = 50
 OUTPUTS = ("stacks.csv", "stacks.jsonl", "fleet_findings.json", "fleet_report.html")
+# Hashing it reads 4 TiB (SHA-256 of a whole image comes before anything else): over 15 min even at 4 GB/s,
+# hundreds of times one small host's triage, of which --timeout is 20x.
+SLOW_IMAGE_BYTES = 4 << 40
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +41,20 @@ def fleet(tmp_path_factory) -> dict:
     junk = root / "junk.E01"
     junk.write_bytes(b"this is not a disk image\n" * 2000)
     stuck = root / "stuck.E01"
-    os.mkfifo(stuck)  # no writer ever opens it: reading blocks forever
+    os.mkfifo(stuck)  # no writer ever opens it: reading would block forever
+    slow = root / "slow.raw"
+    with slow.open("wb") as image:  # sparse: no disk space, but every byte is read to hash it
+        image.truncate(SLOW_IMAGE_BYTES)
     listing = root / "fleet.txt"
-    listing.write_text("# the fleet\n" + "".join(f"hosts/{h.hostname}\n" for h in hosts) + "junk.E01\nstuck.E01\n")
-    return {"root": root, "hosts": hosts, "junk": str(junk), "stuck": str(stuck), "listing": listing,
+    items = "".join(f"hosts/{h.hostname}\n" for h in hosts) + "junk.E01\nstuck.E01\nslow.raw\n"
+    listing.write_text("# the fleet\n" + items)
+    return {"root": root, "hosts": hosts, "junk": str(junk), "stuck": str(stuck), "slow": str(slow), "listing": listing,
             "timeout": _item_timeout(root / "hosts" / hosts[0].hostname)}
 
 
 def _item_timeout(host: Path) -> str:
     """--timeout as 20x one host's own triage time, measured here under the machine's present load: every
-    real host finishes within it however busy the machine is, and the hanging FIFO still runs out."""
+    real host finishes within it however busy the machine is, and hashing the 4 TiB image still runs out."""
     from triage.collect import Context
     from triage.run import run
 
@@ -147,12 +156,14 @@ def test_stacking_findings_rank_malicious_rare_tasks_above_the_benign_one(extern
     ]
 
 
-def test_junk_and_hanging_items_fail_alone_and_the_fleet_finishes(external_run, fleet):
+def test_junk_fifo_and_overlong_items_fail_alone_and_the_fleet_finishes(external_run, fleet):
     record = json.loads((external_run["out"] / "fleet_findings.json").read_text())
     failed = {i["evidence"]: i["problem"] for i in record["items"] if i["status"] == "failed"}
-    assert set(failed) == {fleet["junk"], fleet["stuck"]}
+    assert set(failed) == {fleet["junk"], fleet["stuck"], fleet["slow"]}
     assert "cannot open as a disk image or collection" in failed[fleet["junk"]]
-    assert failed[fleet["stuck"]] == f"timed out after {fleet['timeout']} s (worker restarted)"
+    # the FIFO is refused by its file type, without a read that would hang: no timeout is spent on it
+    assert failed[fleet["stuck"]] == f"{fleet['stuck']}: not a regular file, directory or block device: not read"
+    assert failed[fleet["slow"]] == f"timed out after {fleet['timeout']} s (worker restarted)"
     assert sum(1 for i in record["items"] if i["status"] == "done") == HOSTS
     assert external_run["code"] == 1
     assert len(list((external_run["out"] / "cases").iterdir())) == HOSTS
@@ -184,6 +195,7 @@ def test_report_escapes_and_lists_stacks_rarest_first(external_run):
 def test_evidence_list_file_globs_and_paths_expand_to_sorted_unique_paths(fleet):
     root = fleet["root"]
     via_list = expand_evidence([str(fleet["listing"])])
-    via_glob = expand_evidence([str(root / "hosts" / "WS-0*"), fleet["junk"], fleet["stuck"], fleet["junk"]])
+    via_glob = expand_evidence([str(root / "hosts" / "WS-0*"), fleet["junk"], fleet["stuck"], fleet["slow"],
+                                fleet["junk"]])
     assert via_list == via_glob
-    assert len(via_list) == HOSTS + 2 and via_list == sorted(via_list)
+    assert len(via_list) == HOSTS + 3 and via_list == sorted(via_list)

@@ -316,8 +316,11 @@ def test_public_cron_logs_link_to_crontabs_and_unheld_commands_are_named(tmp_pat
         "/etc/crontab:1": 1, "cron log: (root) CMD (/tmp/.cache_proc)": 2}
     gone = next(f for f in case.findings if f.task == "cron log: (root) CMD (/tmp/.cache_proc)")
     assert (gone.risk_level, gone.rule) == ("High", "unix_hidden_temp_program,unix_temp_path,runs_without_definition")
-    # each content rule cites the first run of the command; the absence cites every run
-    assert [item.time for item in gone.evidence] == ["2025-05-11T09:30:01Z"] * 2 + ["2025-05-11T09:30:01Z", "2025-05-11T09:35:01Z"]
+    # each content rule cites the first run of the command, the absence every run; a record cited by
+    # several reasons is one evidence item (the same log line is not listed three times)
+    assert [(item.time, item.value) for item in gone.evidence] == [
+        ("2025-05-11T09:30:01Z", "May 11 09:30:01 srv-prod CRON[2102]: (root) CMD (/tmp/.cache_proc)"),
+        ("2025-05-11T09:35:01Z", "May 11 09:35:01 srv-prod CRON[2240]: (root) CMD (/tmp/.cache_proc)")]
     # the test log's commands no crontab holds are leads, nothing more
     assert {f.risk_level for f in case.findings if "script &> /dev/null" in f.task} == {"Low"}
     # the same syslog alone: no crontab read, no absence claimed, but what ran is still judged

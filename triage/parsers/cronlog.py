@@ -23,6 +23,7 @@ Nothing is raised: lines that are not one of the above are counted, not returned
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
@@ -152,19 +153,19 @@ PLAUSIBLE_MTIME_LAG = timedelta(days=8)
 def parse_log(text: str, location: str, *, channel: str, mtime: datetime | None, tz: tzinfo | None) -> LogResult:
     """Cron-related events of one text log. ``mtime``: the file's modification time (aware), which
     gives classic lines their year; ``tz``: the machine's zone."""
-    return parse_rotation_chain([LogFile(text, location, mtime)], channel=channel, tz=tz)[0]
+    return next(parse_rotation_chain([LogFile(text, location, mtime)], channel=channel, tz=tz))
 
 
-def parse_rotation_chain(files: list[LogFile], *, channel: str, tz: tzinfo | None) -> list[LogResult]:
+def parse_rotation_chain(files: list[LogFile], *, channel: str, tz: tzinfo | None) -> Iterator[LogResult]:
     """Cron-related events of a rotation chain, newest file first (``syslog``, ``syslog.1``,
-    ``syslog.2.gz`` ...), one result per file in the same order.
+    ``syslog.2.gz`` ...), one result per file in the same order, each yielded as soon as it is parsed (a
+    failure in an older file keeps the newer files' events).
 
     Classic syslog lines carry no year; it is inferred, and every such stamp says so (basis
     ``local, year inferred``, the reasoning in the event's ``year_basis``). Per file, in this order:
     the file's own modification time when its last line falls within a few days before it (the time
     is original); else the year carried back from the newer file's first line (older files are
     older); else the rotation day in a dateext name; else the modification time, said to be doubtful."""
-    results: list[LogResult] = []
     carry: tuple[datetime, str] | None = None  # (first classic line of the newer file, with its year; that file)
     for log in files:
         result, found = _scan(log.text)
@@ -180,8 +181,7 @@ def parse_rotation_chain(files: list[LogFile], *, channel: str, tz: tzinfo | Non
                 carry = (first.naive.replace(year=first_year), log.location) if first.naive else None
             except ValueError:  # Feb 29 in a year that has none
                 carry = None
-        results.append(result)
-    return results
+        yield result
 
 
 def _year_anchor(log: LogFile, classic: list, carry: tuple[datetime, str] | None, tz: tzinfo | None) -> tuple[datetime | None, str]:

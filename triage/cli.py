@@ -98,6 +98,16 @@ def parse_time(text: str, option: str, *, end_of_day: bool = False) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def parse_dates(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    """--hunt-date, --since and --until checked (args.hunt_date normalised in place); (since, until)."""
+    args.hunt_date = parse_hunt_date(args.hunt_date)
+    since = parse_time(args.since, "--since") if args.since else None
+    until = parse_time(args.until, "--until", end_of_day=True) if args.until else None
+    if since and until and since > until:
+        raise UsageError(f"--since {args.since} is after --until {args.until}")
+    return since, until
+
+
 def parse_hunt_date(text: str | None, prog: str = "triage") -> str | None:
     if text is None:
         return None
@@ -162,11 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         say("triage: error: give at least one evidence path", err=True)
         return EXIT_USAGE
     try:
-        args.hunt_date = parse_hunt_date(args.hunt_date)
-        since = parse_time(args.since, "--since") if args.since else None
-        until = parse_time(args.until, "--until", end_of_day=True) if args.until else None
-        if since and until and since > until:
-            raise UsageError(f"--since {args.since} is after --until {args.until}")
+        since, until = parse_dates(args)
         check_input_paths(args)
     except UsageError as exc:
         say(f"triage: error: {exc}", err=True)

@@ -44,8 +44,7 @@ from triage.cli import (
     add_common_options,
     check_input_paths,
     filter_rows,
-    parse_hunt_date,
-    parse_time,
+    parse_dates,
 )
 from triage.export.safe import escape_controls
 
@@ -341,11 +340,7 @@ def hunt_main(argv: list[str]) -> int:
     from triage.runscope import Interrupted, run_scope
 
     try:
-        args.hunt_date = parse_hunt_date(args.hunt_date)
-        since = parse_time(args.since, "--since") if args.since else None
-        until = parse_time(args.until, "--until", end_of_day=True) if args.until else None
-        if since and until and since > until:
-            raise UsageError(f"--since {args.since} is after --until {args.until}")
+        since, until = parse_dates(args)
         if args.timeout <= 0 or args.threshold_hosts < 1 or not 0 <= args.threshold_percent <= 100:
             raise UsageError("--timeout must be > 0, --threshold-hosts >= 1, --threshold-percent 0-100")
         check_input_paths(args)

@@ -137,7 +137,7 @@ def test_dynamic_info_28_byte_win7_regrippy_sample():
     #  0x14 = 0; 0x18 = 0 (no error). 28 bytes, so no 0x1C FILETIME."
     assert (info.size, info.magic, info.status_0x14, info.status_0x18, info.last_successful_run) == (28, 3, 0, 0, None)
     assert stamps("airbus-cert_regrippy/3DC1692F-C720-4D79-BC69-9032ABF0CB22__DynamicInfo.bin") == {
-        "created": "2021-12-13T09:09:18.388838Z",
+        "registered": "2021-12-13T09:09:18.388838Z",
         "last_run": "2022-02-16T09:08:18.006441Z",
     }
 
@@ -148,7 +148,7 @@ def test_dynamic_info_hresult_at_0x18_in_win10_error_sample():
     # "0x14 = 0; 0x18 = 0x80070002 (file not found); 0x1C = 2022-02-07 15:07:21.3348068 UTC"
     assert (info.status_0x14, info.status_0x18) == (0, 0x80070002)
     assert stamps(name) == {
-        "created": "2022-02-07T14:49:43.269424Z",
+        "registered": "2022-02-07T14:49:43.269424Z",
         "last_run": "2022-02-07T16:19:59.569579Z",
         "last_successful_run": "2022-02-07T15:07:21.334806Z",
     }
@@ -159,7 +159,7 @@ def test_dynamic_info_success_sample_has_no_error_and_later_success():
     info = decode_dynamic_info(real(name))
     assert (info.status_0x14, info.status_0x18) == (0, 0)
     assert stamps(name) == {
-        "created": "2022-02-07T14:49:43.269424Z",
+        "registered": "2022-02-07T14:49:43.269424Z",
         "last_run": "2022-02-07T16:20:39.477493Z",
         "last_successful_run": "2022-02-07T16:20:39.993394Z",
     }
@@ -170,14 +170,14 @@ def test_dynamic_info_hresult_at_0x14_in_libyal_vista_and_win8_samples():
     vista = decode_dynamic_info(real("libyal_winreg-kb/doc-win7-sample2__DynamicInfo.bin"))
     assert (vista.size, vista.status_0x14, vista.status_0x18) == (28, 0x8007042B, 0)
     assert stamps("libyal_winreg-kb/doc-win7-sample2__DynamicInfo.bin") == {
-        "created": "2006-11-02T13:01:49.747586Z",
+        "registered": "2006-11-02T13:01:49.747586Z",
         "last_run": "2008-11-22T06:25:02.721008Z",
     }
     # "doc-win8-10-sample3: 0x14 = 0x80070420; 0x18 = 0; 0x1C = 2013-09-20 16:06:05.4922658 UTC"
     win8 = decode_dynamic_info(real("libyal_winreg-kb/doc-win8-10-sample3__DynamicInfo.bin"))
     assert (win8.size, win8.status_0x14, win8.status_0x18) == (36, 0x80070420, 0)
     assert stamps("libyal_winreg-kb/doc-win8-10-sample3__DynamicInfo.bin") == {
-        "created": "2012-07-26T07:22:12.417389Z",
+        "registered": "2012-07-26T07:22:12.417389Z",
         "last_run": "2013-09-20T16:05:49.347490Z",
         "last_successful_run": "2013-09-20T16:06:05.492265Z",
     }
@@ -185,9 +185,9 @@ def test_dynamic_info_hresult_at_0x14_in_libyal_vista_and_win8_samples():
 
 def test_dynamic_info_never_run_samples_have_only_a_creation_time():
     # "0x0C = 0 (never run)" for both Win7 libyal values; 0xlane 36-byte value has 0x0C..0x1C all 0.
-    assert stamps("libyal_winreg-kb/doc-win7-sample1__DynamicInfo.bin") == {"created": "2009-07-14T04:53:53.661238Z"}
-    assert stamps("libyal_winreg-kb/test-DYNAMIC_INFO_DATA__DynamicInfo.bin") == {"created": "2009-07-14T04:53:47.312026Z"}
-    assert stamps("0xlane_reinject/blog-win81-or-win10__DynamicInfo.bin") == {"created": "2023-11-06T19:33:32.045000Z"}
+    assert stamps("libyal_winreg-kb/doc-win7-sample1__DynamicInfo.bin") == {"registered": "2009-07-14T04:53:53.661238Z"}
+    assert stamps("libyal_winreg-kb/test-DYNAMIC_INFO_DATA__DynamicInfo.bin") == {"registered": "2009-07-14T04:53:47.312026Z"}
+    assert stamps("0xlane_reinject/blog-win81-or-win10__DynamicInfo.bin") == {"registered": "2023-11-06T19:33:32.045000Z"}
 
 
 # --- Triggers ---------------------------------------------------------------------------------
@@ -609,7 +609,7 @@ def test_volatility3_swaps_creation_and_last_run_time(vol3):
     # PROVENANCE: registered 2021-12-13, last run 2022-02-16; vol3 reports them the other way round
     assert theirs.creation_time.date().isoformat() == "2022-02-16"
     assert theirs.last_run_time.date().isoformat() == "2021-12-13"
-    assert (ours["created"][:10], ours["last_run"][:10]) == ("2021-12-13", "2022-02-16")
+    assert (ours["registered"][:10], ours["last_run"][:10]) == ("2021-12-13", "2022-02-16")
     # and agrees on the last successful run (0x1C) where it exists
     win10 = "gdata_winreg-tasks/TestDynamicInfo_Read_WithErrorCode__DynamicInfo.bin"
     assert vol3.DynamicInfo.decode(real(win10)).last_successful_run_time.isoformat()[:19] == stamps(win10)["last_successful_run"][:19]

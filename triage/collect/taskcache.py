@@ -29,35 +29,26 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from triage.collect import Context, Source
 from triage.collect.filefacts import read_error, read_file
 from triage.collect.windows_tasks import MAX_DEFINITION_BYTES, Where, find_path, windows_dir
-from triage.parsers.security_descriptor import SecurityDescriptorError, parse_security_descriptor
-from triage.parsers.taskcache import (
-    FILETIME_NEVER,
-    action_records,
-    decode_actions,
-    decode_dynamic_info,
-    decode_triggers,
-    principal_facts,
-    settings_facts,
-    trigger_records,
+from triage.parsers.taskcache import decode_actions
+from triage.parsers.taskcache_definition import (
+    TASKCACHE,
+    RegKey,
+    RegValue,
+    TaskKeys,
+    key_time,
+    task_definition,
+    tasks_in,
 )
-from triage.records import Provenance, Stamp, TaskDefinition
-from triage.taskpath import display_task_path, normalise_task_path
-from triage.timeutil import filetime_stamp, iso, xml_datetime_stamp
+from triage.records import TaskDefinition
+from triage.timeutil import iso
 
-TASKCACHE = r"Microsoft\Windows NT\CurrentVersion\Schedule\TaskCache"
 HKLM_SOFTWARE = r"HKLM\SOFTWARE"
-INDEX_KEYS = ("Boot", "Logon", "Plain", "Maintenance")
-GHOSTTASK_START = (1992, 5, 1)
-REG_TYPES = {0: "REG_NONE", 1: "REG_SZ", 2: "REG_EXPAND_SZ", 3: "REG_BINARY", 4: "REG_DWORD", 5: "REG_DWORD_BIG_ENDIAN",
-             6: "REG_LINK", 7: "REG_MULTI_SZ", 8: "REG_RESOURCE_LIST", 11: "REG_QWORD"}
-TEXT_TYPES = {1, 2, 6, 7}
 
 # Windows 8.1+ transaction log (msuhanov/regf "Format of transaction log files", libyal libregf notes).
 BASE_BLOCK = 4096
@@ -68,46 +59,6 @@ MARVIN32_SEED = 0x82EF4D887A4E55C5
 # MB and its logs smaller; larger ones are a gap, not a multi-GB read.
 MAX_HIVE_BYTES = 512 * 1024 * 1024
 MAX_HIVE_LOG_BYTES = 256 * 1024 * 1024
-
-
-# --------------------------------------------------------------------------------------------
-# A plain copy of the keys read, so the three hive states compare like for like.
-
-
-@dataclass
-class RegValue:
-    name: str
-    type: int
-    data: bytes
-
-    def text(self) -> str:
-        return self.data.decode("utf-16-le", errors="replace").split("\0", 1)[0]
-
-    def number(self) -> int | None:
-        if self.type == 4 and len(self.data) >= 4:
-            return struct.unpack_from("<I", self.data)[0]
-        return None
-
-    def shown(self) -> str:
-        """The value as an examiner reads it: text, number, or hex for binary data."""
-        if self.type in TEXT_TYPES:
-            return self.text()
-        number = self.number()
-        return f"0x{number:08x} ({number})" if number is not None else self.data.hex()
-
-    def fact(self) -> dict[str, Any]:
-        return {"type": REG_TYPES.get(self.type, str(self.type)), "hex": self.data.hex(), "shown": self.shown()}
-
-
-@dataclass
-class RegKey:
-    path: str  # relative to the hive root
-    written: datetime | None
-    written_filetime: int | None
-    values: dict[str, RegValue] = field(default_factory=dict)  # lower-case name -> value
-
-    def value(self, name: str) -> RegValue | None:
-        return self.values.get(name.lower())
 
 
 @dataclass
@@ -141,8 +92,7 @@ def _read_state(root: Any, label: str, file: str, where: Where) -> HiveState | N
             node = getattr(key, "key", None)
             cell = getattr(node, "cell", None)
             raw_time = getattr(cell, "LastWriteTime", None)
-            written = filetime_stamp(raw_time, "key_last_written") if raw_time else None
-            snap = RegKey(path=path, written=_utc(written), written_filetime=raw_time)
+            snap = RegKey(path=path, written=key_time(raw_time), written_filetime=raw_time)
             for value in key.values():
                 kv = getattr(value, "kv", None)
                 data = kv.data if kv is not None else b""
@@ -157,12 +107,6 @@ def _read_state(root: Any, label: str, file: str, where: Where) -> HiveState | N
             where.ctx.gap(where.evidence, f"{HKLM_SOFTWARE}\\{path} ({label})",
                           f"registry key not readable: {damaged}{type(exc).__name__}: {exc}")
     return state
-
-
-def _utc(stamp: Stamp | None) -> datetime | None:
-    if stamp is None or stamp.utc is None:
-        return None
-    return datetime.fromisoformat(stamp.utc.replace("Z", "+00:00"))
 
 
 def _read_com_servers(root: Any, state: HiveState, class_ids: set[str]) -> None:
@@ -347,60 +291,6 @@ def _siblings(path: Any) -> list[Any]:
 # Records
 
 
-@dataclass
-class _TaskKeys:
-    """The keys that make up one task in one hive state."""
-
-    task: str | None  # display path (Tree path, else the Tasks key's Path value)
-    guid: str | None  # "{...}" upper case
-    tree: RegKey | None
-    tasks: RegKey | None
-    index_keys: list[str]
-
-    @property
-    def identity(self) -> str:
-        return (normalise_task_path(self.task) if self.tree is not None else "") + "|" + (self.guid or "")
-
-
-def _guid(text: str | None) -> str | None:
-    if not text:
-        return None
-    text = text.strip().strip("\0").upper()
-    if not text:
-        return None
-    return text if text.startswith("{") else "{" + text + "}"
-
-
-def _tasks_in(state: HiveState) -> list[_TaskKeys]:
-    tree_root = f"{TASKCACHE}\\Tree"
-    tasks_root = f"{TASKCACHE}\\Tasks"
-    index = {name: {k.path.rsplit("\\", 1)[-1].upper() for k in state.children(f"{TASKCACHE}\\{name}")} for name in INDEX_KEYS}
-    found: list[_TaskKeys] = []
-    referenced: set[str] = set()
-    for path, key in sorted(state.keys.items()):
-        if not path.startswith(tree_root.lower() + "\\"):
-            continue
-        if key.value("Id") is None and key.value("Index") is None:
-            continue  # a folder: task keys hold Id and Index (Tarrask and Index tampering leave one of them)
-        id_value = key.value("Id")
-        guid = _guid(id_value.text()) if id_value else None
-        tasks = state.key(f"{tasks_root}\\{guid}") if guid else None
-        if guid:
-            referenced.add(guid)
-        task = display_task_path(key.path[len(tree_root):])
-        found.append(_TaskKeys(task=task, guid=guid, tree=key, tasks=tasks,
-                               index_keys=[n for n in INDEX_KEYS if guid and guid in index[n]]))
-    for key in state.children(tasks_root):
-        guid = _guid(key.path.rsplit("\\", 1)[-1])
-        if guid in referenced:
-            continue
-        path_value = key.value("Path")
-        task = display_task_path(path_value.text()) if path_value and path_value.text() else None
-        found.append(_TaskKeys(task=task, guid=guid, tree=None, tasks=key,
-                               index_keys=[n for n in INDEX_KEYS if guid in index[n]]))
-    return sorted(found, key=lambda t: ((t.task or "").lower(), t.guid or ""))
-
-
 def _class_ids(state: HiveState) -> set[str]:
     ids = set()
     for key in state.children(f"{TASKCACHE}\\Tasks"):
@@ -451,9 +341,9 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition]:
     task_files = _TaskFiles(target)
 
     records: list[TaskDefinition] = []
-    current_tasks = _tasks_in(current)
-    primary_tasks = {t.identity: t for t in _tasks_in(primary)}
-    regback_tasks = {t.identity: t for t in _tasks_in(regback)} if regback else None
+    current_tasks = tasks_in(current.keys)
+    primary_tasks = {t.identity: t for t in tasks_in(primary.keys)}
+    regback_tasks = {t.identity: t for t in tasks_in(regback.keys)} if regback else None
     seen = set()
     for keys_ in current_tasks:
         seen.add(keys_.identity)
@@ -566,160 +456,12 @@ class _UserClasses:
         return (path, value.text(), value) if value is not None else None
 
 
-def _record(keys: _TaskKeys, state: HiveState, where: Where, user_classes: _UserClasses) -> TaskDefinition:
-    tz = where.source.tz
-    tree, tasks = keys.tree, keys.tasks
-    main = tasks or tree
-    actions_value = tasks.value("Actions") if tasks else None
-    provenance = Provenance(
-        artifact="taskcache", location=_key_location(main), evidence=where.evidence,
-        evidence_sha256=where.source.ref.sha256,
-        value_name="Actions" if actions_value else ("Id" if main is tree else None),
-        raw=actions_value.data.hex() if actions_value else (tree.value("Id").shown() if tree and tree.value("Id") else None),
-    )
-    definition = TaskDefinition(task=keys.task or "", source="taskcache", provenance=provenance,
-                                host=where.source.host.hostname)
-    details: dict[str, Any] = {
-        "guid": keys.guid,
-        "hive": state.file,
-        "tree_key": _key_location(tree) if tree else None,
-        "tasks_key": _key_location(tasks) if tasks else None,
-        "tree_without_tasks": tree is not None and tasks is None,
-        "tasks_without_tree": tasks is not None and tree is None,
-        "index_keys": keys.index_keys,
-        "values": {},
-    }
-    errors: list[str] = []
-    if tree is not None:
-        details["values"]["tree"] = {v.name: v.fact() for v in sorted(tree.values.values(), key=lambda v: v.name.lower())}
-        index = tree.value("Index")
-        details["index"] = index.number() if index else None
-        details["index_present"] = index is not None
-        _security_descriptor(tree, details, errors)
-    else:
-        details.update(index=None, index_present=False, sd_sddl=None, sd_present=False, sd_dacl_empty=None)
-    stamps: list[Stamp] = []
-    if tree is not None:
-        stamps += _key_stamp(tree, "Tree")
-    if tasks is not None:
-        details["values"]["tasks"] = {v.name: v.fact() for v in sorted(tasks.values.values(), key=lambda v: v.name.lower())}
-        _tasks_values(tasks, definition, details, errors, stamps, tz)
-        _resolve_com(definition, state, user_classes)
-        stamps += _key_stamp(tasks, "Tasks")
-    else:
-        details.update(hash_hex=None, schema=None, version=None, security_descriptor=None, crc32=None)
-    details["key_last_written"] = {which: iso(key.written) if key.written else None
-                                   for which, key in (("tree", tree), ("tasks", tasks)) if key is not None}
-    details["ghost_fingerprints"] = _ghost_fingerprints(details, tasks, tz)
-    errors += [problem for key in (tree, tasks) if key is not None for problem in _text_after_nul(key)]
-    details["decode_errors"] = list(errors)
-    definition.stamps = stamps
-    definition.errors = errors
-    definition.details = details
+def _record(keys: TaskKeys, state: HiveState, where: Where, user_classes: _UserClasses) -> TaskDefinition:
+    definition = task_definition(keys, hive_root=HKLM_SOFTWARE, hive_file=state.file, artifact="taskcache",
+                                 evidence=where.evidence, evidence_sha256=where.source.ref.sha256,
+                                 host=where.source.host.hostname, tz=where.source.tz)
+    _resolve_com(definition, state, user_classes)
     return definition
-
-
-def _text_after_nul(key: RegKey) -> list[str]:
-    """REG_SZ text past an embedded NUL: regedit and the Task Scheduler stop at the NUL, so an
-    attacker can hide the rest of a name there. The whole text is reported (the hex is in ``values``)."""
-    problems = []
-    for value in sorted(key.values.values(), key=lambda v: v.name.lower()):
-        if value.type in (1, 2):  # REG_SZ, REG_EXPAND_SZ (a REG_MULTI_SZ is NUL-separated by design)
-            whole = value.data.decode("utf-16-le", errors="replace").rstrip("\0")
-            if whole != value.text():
-                problems.append(f"{value.name}: text after an embedded NUL, hidden from Windows tools: {whole}")
-    return problems
-
-
-def _key_stamp(key: RegKey, which: str) -> list[Stamp]:
-    if key.written_filetime is None:
-        return []
-    stamp = filetime_stamp(key.written_filetime, "key_last_written")
-    if stamp is None:
-        return []
-    stamp.as_written = f"0x{key.written_filetime:016x} ({which} key)"
-    return [stamp]
-
-
-def _security_descriptor(tree: RegKey, details: dict[str, Any], errors: list[str]) -> None:
-    sd = tree.value("SD")
-    details.update(sd_present=sd is not None, sd_sddl=None, sd_owner=None, sd_dacl=None, sd_dacl_empty=None)
-    if sd is None:
-        return
-    try:
-        parsed = parse_security_descriptor(sd.data)
-    except SecurityDescriptorError as exc:
-        errors.append(f"Tree SD: {exc}")
-        return
-    details.update(sd_sddl=parsed.sddl, sd_owner=parsed.owner, sd_dacl_empty=parsed.dacl_empty,
-                   sd_dacl=[ace.sddl for ace in parsed.dacl] if parsed.dacl is not None else None)
-
-
-def _tasks_values(tasks: RegKey, definition: TaskDefinition, details: dict[str, Any], errors: list[str],
-                  stamps: list[Stamp], tz: Any) -> None:
-    def text(name: str) -> str | None:
-        value = tasks.value(name)
-        return value.text() if value is not None else None
-
-    definition.uri = text("URI")
-    definition.author = text("Author")
-    definition.description = text("Description")
-    definition.source_attr = text("Source")
-    definition.documentation = text("Documentation")
-    definition.version = text("Version")
-    definition.security_descriptor = text("SecurityDescriptor")
-    definition.date = xml_datetime_stamp(text("Date"), "registration_date", tz)
-    hash_value = tasks.value("Hash")
-    schema = tasks.value("Schema")
-    details.update(
-        path_value=text("Path"), hash_hex=hash_value.data.hex() if hash_value else None,
-        schema=schema.number() if schema else None, version=text("Version"),
-        security_descriptor=text("SecurityDescriptor"),
-    )
-    actions = tasks.value("Actions")
-    if actions is not None:
-        blob = decode_actions(actions.data)
-        definition.actions = action_records(blob)
-        details["actions_hex"] = blob.raw_hex
-        details["actions_layout"] = blob.layout_variant
-        details["actions_context"] = blob.context
-        errors += [f"Actions: {e}" for e in blob.errors]
-    else:
-        details["actions_hex"] = None
-    triggers = tasks.value("Triggers")
-    details["crc32"] = None
-    if triggers is not None:
-        blob = decode_triggers(triggers.data, tz)
-        definition.triggers = trigger_records(blob, tz)
-        facts = principal_facts(blob)
-        for name in ("principal_id", "user_id", "logon_type", "run_level", "enabled", "hidden"):
-            if name in facts:
-                setattr(definition, name, facts[name])
-        definition.settings = settings_facts(blob)
-        bucket = blob.job_bucket
-        details["crc32"] = bucket.crc32 if bucket else None
-        details["triggers_hex"] = blob.raw_hex
-        details["uninitialised_padding_all_zero"] = blob.uninitialised_padding_all_zero
-        details["trigger_starts"] = [t.start.filetime for t in blob.triggers if t.start and t.start.is_set]
-        errors += [f"Triggers: {e}" for e in blob.errors]
-    else:
-        details["triggers_hex"] = None
-    dynamic = tasks.value("DynamicInfo")
-    if dynamic is not None:
-        info = decode_dynamic_info(dynamic.data)
-        details["dynamic_info_hex"] = info.raw_hex
-        details["dynamic_info"] = {"created": info.created, "last_run": info.last_run,
-                                   "status_0x14": info.status_0x14, "status_0x18": info.status_0x18,
-                                   "last_successful_run": info.last_successful_run}
-        for meaning, value in (("registered", info.created), ("last_run", info.last_run),
-                               ("last_successful_run", info.last_successful_run)):
-            if value and value != FILETIME_NEVER:
-                stamp = filetime_stamp(value, meaning)
-                if stamp is not None:
-                    stamps.append(stamp)
-        errors += [f"DynamicInfo: {e}" for e in info.errors]
-    else:
-        details["dynamic_info_hex"] = None
 
 
 def _resolve_com(definition: TaskDefinition, state: HiveState, user_classes: _UserClasses) -> None:
@@ -739,44 +481,7 @@ def _resolve_com(definition: TaskDefinition, state: HiveState, user_classes: _Us
         action.details["resolved_raw"] = value.data.hex()
 
 
-def _ghost_fingerprints(details: dict[str, Any], tasks: RegKey | None, tz: Any) -> list[str]:
-    """What GhostTask-style direct registry writes leave behind (netero1010/GhostTask, artifacts.md).
-
-    Version and SecurityDescriptor are left out: Windows itself writes them only when the XML has
-    them, so their absence proves nothing. The 0x48 filler is written by Windows too."""
-    if tasks is None:
-        return []
-    found = []
-    if tasks.value("Hash") is None:
-        found.append("no Hash value")
-    if tasks.value("Schema") is None:
-        found.append("no Schema value")
-    if details.get("crc32") == 0:
-        found.append("JobBucket CRC32 is 0")
-    if details.get("uninitialised_padding_all_zero"):
-        found.append("zeros where Windows leaves uninitialised bytes")
-    for start in details.get("trigger_starts", []):
-        moment = _filetime_datetime(start)
-        if moment and (moment.year, moment.month, moment.day) == GHOSTTASK_START:
-            found.append("trigger start 1992-05-01")
-            break
-    if details.get("sd_dacl_empty"):
-        found.append("Tree SD has an empty DACL")
-    created = (details.get("dynamic_info") or {}).get("created")
-    if created and tasks.written and tz is not None:
-        offset = tasks.written.astimezone(tz).utcoffset()
-        moment = _filetime_datetime(created)
-        if moment and offset and abs((moment - tasks.written) - offset).total_seconds() <= 2:
-            found.append("DynamicInfo creation time is local time, not UTC")
-    return found
-
-
-def _filetime_datetime(value: int) -> datetime | None:
-    stamp = filetime_stamp(value, "x")
-    return _utc(stamp)
-
-
-def _task_values(keys: _TaskKeys | None) -> dict[str, RegValue]:
+def _task_values(keys: TaskKeys | None) -> dict[str, RegValue]:
     out: dict[str, RegValue] = {}
     if keys is None:
         return out
@@ -789,7 +494,7 @@ def _task_values(keys: _TaskKeys | None) -> dict[str, RegValue]:
     return out
 
 
-def _differences(before: _TaskKeys | None, after: _TaskKeys) -> list[str]:
+def _differences(before: TaskKeys | None, after: TaskKeys) -> list[str]:
     old, new = _task_values(before), _task_values(after)
     changes = []
     for name in sorted(set(old) | set(new), key=str.lower):
@@ -802,11 +507,11 @@ def _differences(before: _TaskKeys | None, after: _TaskKeys) -> list[str]:
     return changes
 
 
-def _replay_facts(keys: _TaskKeys, before: _TaskKeys | None, replay: Replay) -> dict[str, Any]:
+def _replay_facts(keys: TaskKeys, before: TaskKeys | None, replay: Replay) -> dict[str, Any]:
     return {"applied": True, "logs": replay.logs, "entries": replay.entries, "differences": _differences(before, keys)}
 
 
-def _regback_facts(keys: _TaskKeys, regback: HiveState | None, regback_tasks: dict[str, _TaskKeys] | None) -> dict[str, Any] | None:
+def _regback_facts(keys: TaskKeys, regback: HiveState | None, regback_tasks: dict[str, TaskKeys] | None) -> dict[str, Any] | None:
     if regback is None or regback_tasks is None:
         return None
     old = regback_tasks.get(keys.identity)

@@ -11,14 +11,13 @@ import re
 from triage.collect.memory import split_program
 from triage.detect import Hit, JudgeContext, content_rules
 from triage.detect.baseline import is_unchanged_stock
+from triage.detect.stealth import tree_stealth
+from triage.parsers.taskcache_definition import stealth_flags
 from triage.records import Action, Entity, EvidenceItem, TaskDefinition, TaskProcess
 
-# in-memory TaskCache flag → (risk, technique, title)
-_REGISTRY_FLAGS = {
-    "sd_missing": ("Critical", "T1564", "In-memory TaskCache Tree key has no SD value (Tarrask): the task is hidden but loaded"),
-    "index_zero": ("High", "T1564", "In-memory TaskCache Tree Index is 0: the task is hidden from enumeration"),
-    "index_missing": ("High", "T1564", "In-memory TaskCache Tree Index value is missing: the task is hidden from enumeration"),
-    "sd_empty_dacl": ("High", "T1564", "In-memory TaskCache Tree SD has an empty DACL (GhostTask fingerprint)"),
+# in-memory TaskCache flag → (risk, technique, title) for what the Tree key alone cannot show; Tarrask and
+# Index tampering are judged by triage.detect.stealth.tree_stealth, for disk and memory alike
+_ORPHAN_FLAGS = {
     "tree_without_tasks": ("Medium", "T1112", "In-memory TaskCache Tree key points to a missing Tasks key"),
     "tasks_without_tree": ("Medium", "T1112", "In-memory TaskCache Tasks key has no Tree key"),
 }
@@ -34,12 +33,16 @@ def check_memory(entity: Entity, ctx: JudgeContext) -> list[Hit]:
     for definition in entity.definitions:
         if definition.source != "memory_taskcache":
             continue
-        for flag in definition.details.get("stealth") or []:
-            if flag not in _REGISTRY_FLAGS:
-                continue
-            risk, technique, title = _REGISTRY_FLAGS[flag]
+        judged = [(flag, risk, techniques, f"In-memory {title}") for flag, risk, techniques, title in tree_stealth(definition)]
+        judged += [(flag, _ORPHAN_FLAGS[flag][0], [_ORPHAN_FLAGS[flag][1]], _ORPHAN_FLAGS[flag][2])
+                   for flag in stealth_flags(definition.details) if flag in _ORPHAN_FLAGS]
+        fingerprints = definition.details.get("ghost_fingerprints") or []
+        if len(fingerprints) >= 2:  # as on disk when the task file cannot be looked for
+            judged.append(("ghosttask_fingerprints", "High", ["T1112", "T1070"],
+                           f"In-memory TaskCache entry was written the way GhostTask writes it ({', '.join(fingerprints)})"))
+        for flag, risk, techniques, title in judged:
             hits.append(Hit(
-                rule=f"memory_taskcache_{flag}", risk=risk, techniques=[technique], title=title, single_source_ok=True,
+                rule=f"memory_taskcache_{flag}", risk=risk, techniques=techniques, title=title, single_source_ok=True,
                 evidence=[EvidenceItem(source="in-memory TaskCache (SOFTWARE hive)", location=definition.provenance.location,
                                        value=flag, evidence_sha256=definition.provenance.evidence_sha256)],
                 action=f"Dump the SOFTWARE hive from memory (windows.registry.hivelist --dump) and the task's processes; "

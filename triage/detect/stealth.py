@@ -23,6 +23,7 @@ from collections import Counter
 
 from triage.detect import Hit, JudgeContext
 from triage.detect.baseline import is_unchanged_stock
+from triage.parsers.taskcache_definition import stealth_flags
 from triage.records import Action, Entity, EvidenceItem, TaskDefinition, Trigger
 from triage.stores import Absence
 
@@ -131,35 +132,51 @@ def _export(reg: TaskDefinition) -> str:
 # --- checks ---------------------------------------------------------------------------------
 
 
+# What each TaskCache stealth flag (triage.parsers.taskcache_definition.stealth_flags) means, for the disk
+# and the in-memory hive alike. An empty DACL is not here: GhostTask writes one, but alone it proves nothing;
+# it is one of the GhostTask fingerprints (_registry_only_hits, memory_checks).
+_TARRASK = "TaskCache Tree key has no SD value: the task is hidden from schtasks and the Task Scheduler UI but still runs (Tarrask)"
+
+
+def tree_stealth(reg: TaskDefinition) -> list[tuple[str, str, list[str], str]]:
+    """(flag, risk, techniques, title) for each hiding a definition's Tree key shows: the one judgement of
+    the TaskCache stealth flags, read by the disk checks here and the memory checks. A Tree key without SD
+    is Critical when its Tasks key exists (the task loads and runs), High when not (it cannot load)."""
+    found = []
+    for flag in stealth_flags(reg.details):
+        if flag == "sd_missing":
+            risk = "Critical" if reg.details.get("tasks_key") else "High"
+            found.append((flag, risk, ["T1564", "T1070.009", "T1112"], _TARRASK))
+        elif flag in ("index_missing", "index_zero"):
+            what = "missing" if flag == "index_missing" else "0"
+            found.append((flag, "High", ["T1564", "T1112"],
+                          f"TaskCache Tree Index value is {what}: the task is hidden from task enumeration"))
+    return found
+
+
 def _tree_hits(entity: Entity, reg: TaskDefinition, files: list[TaskDefinition], read: Absence) -> list[Hit]:
-    d = reg.details
-    if not d.get("tree_key"):
+    if not reg.details.get("tree_key"):
         return []
     hits = []
     file_items = [_file_item(x) for x in files]
-    if not d.get("sd_present"):
-        has_tasks = bool(d.get("tasks_key"))
-        hits.append(Hit(
-            rule="taskcache_tree_without_sd", risk="Critical" if has_tasks else "High",
-            techniques=["T1564", "T1070.009", "T1112"],
-            title="TaskCache Tree key has no SD value: the task is hidden from schtasks and the Task Scheduler UI but still runs (Tarrask)",
-            evidence=[_value_item(reg, "tree", "SD", "TaskCache Tree key"), _value_item(reg, "tree", "Id", "TaskCache Tree key"),
-                      *file_items, *read.evidence("the Tree key has no SD value")],
-            action=(f"Disable and remove {entity.task} (restore an SD first, or delete its TaskCache Tree/Tasks keys offline); "
-                    f"{_export(reg)}; check Security 4657 / Sysmon 12-13 for the deletion of the SD value and the writer process."),
-            single_source_ok=True,
-        ))
-    index = d.get("index")
-    if not d.get("index_present") or index == 0:
-        hits.append(Hit(
-            rule="taskcache_index_tampered", risk="High", techniques=["T1564", "T1112"],
-            title=("TaskCache Tree Index value is missing" if not d.get("index_present") else "TaskCache Tree Index value is 0")
-            + ": the task is hidden from task enumeration",
-            evidence=[_value_item(reg, "tree", "Index", "TaskCache Tree key"), *file_items,
-                      *read.evidence("the Tree key's Index is missing or 0")],
-            action=(f"Disable {entity.task}; {_export(reg)}; check Sysmon 12/13 for the deletion or change of the Index value."),
-            single_source_ok=True,
-        ))
+    for flag, risk, techniques, title in tree_stealth(reg):
+        if flag == "sd_missing":
+            hits.append(Hit(
+                rule="taskcache_tree_without_sd", risk=risk, techniques=techniques, title=title,
+                evidence=[_value_item(reg, "tree", "SD", "TaskCache Tree key"), _value_item(reg, "tree", "Id", "TaskCache Tree key"),
+                          *file_items, *read.evidence("the Tree key has no SD value")],
+                action=(f"Disable and remove {entity.task} (restore an SD first, or delete its TaskCache Tree/Tasks keys offline); "
+                        f"{_export(reg)}; check Security 4657 / Sysmon 12-13 for the deletion of the SD value and the writer process."),
+                single_source_ok=True,
+            ))
+        else:
+            hits.append(Hit(
+                rule="taskcache_index_tampered", risk=risk, techniques=techniques, title=title,
+                evidence=[_value_item(reg, "tree", "Index", "TaskCache Tree key"), *file_items,
+                          *read.evidence("the Tree key's Index is missing or 0")],
+                action=(f"Disable {entity.task}; {_export(reg)}; check Sysmon 12/13 for the deletion or change of the Index value."),
+                single_source_ok=True,
+            ))
     return hits
 
 
@@ -368,4 +385,4 @@ def _hash_hits(entity: Entity, reg: TaskDefinition, xml: TaskDefinition) -> list
     )]
 
 
-__all__ = ["check_stealth", "file_absence", "principal_matches", "registry_absence"]
+__all__ = ["check_stealth", "file_absence", "principal_matches", "registry_absence", "tree_stealth"]

@@ -36,12 +36,13 @@ from typing import Any
 
 from dissect.cstruct import cstruct
 
+from triage.parsers import ParseError
 from triage.parsers.security_descriptor import SecurityDescriptorError, sid_from_bytes
 from triage.records import Action, Stamp, Trigger
 from triage.timeutil import filetime_stamp
 
 
-class TaskCacheError(ValueError):
+class TaskCacheError(ParseError):
     """Input that cannot be decoded at all (not bytes). Malformed bytes give errors, not this."""
 
 
@@ -1035,9 +1036,10 @@ def action_records(blob: ActionsBlob) -> list[Action]:
 
 
 def dynamic_info_stamps(info: DynamicInfo) -> list[Stamp]:
-    """The DynamicInfo FILETIMEs (UTC) as Stamps: created, last_run, last_successful_run."""
+    """The DynamicInfo FILETIMEs (UTC) as Stamps: registered (when the task was created in the scheduler),
+    last_run, last_successful_run."""
     stamps = []
-    for meaning, value in (("created", info.created), ("last_run", info.last_run), ("last_successful_run", info.last_successful_run)):
+    for meaning, value in (("registered", info.created), ("last_run", info.last_run), ("last_successful_run", info.last_successful_run)):
         stamp = filetime_stamp(value, meaning) if value and value != FILETIME_NEVER else None
         if stamp is not None:
             stamps.append(stamp)

@@ -13,6 +13,7 @@ empty DACL, Tree Id without a Tasks key and the reverse.
 from __future__ import annotations
 
 import logging
+import struct
 from typing import Any, Iterator
 
 from volatility3.framework import exceptions, interfaces, renderers
@@ -21,17 +22,21 @@ from volatility3.framework.layers import registry
 from volatility3.framework.symbols.windows.extensions.registry import RegValueTypes
 from volatility3.plugins.windows.registry import hivelist
 
-from triage.parsers import taskcache
-from triage.parsers.security_descriptor import SecurityDescriptorError, parse_security_descriptor
-from triage.records import Provenance, TaskDefinition
-from triage.timeutil import filetime_stamp, xml_datetime_stamp
+from triage.parsers.taskcache_definition import (
+    TASKCACHE,
+    RegKey,
+    RegValue,
+    key_time,
+    stealth_flags,
+    task_definition,
+    tasks_in,
+)
+from triage.records import TaskDefinition
 
 vollog = logging.getLogger(__name__)
 
-CACHE_KEY = "Microsoft\\Windows NT\\CurrentVersion\\Schedule\\TaskCache"
-HIVE_ROOT = "\\REGISTRY\\MACHINE\\SOFTWARE\\"
-_STRING_VALUES = {"URI": "uri", "Author": "author", "Description": "description", "Source": "source_attr",
-                  "Documentation": "documentation", "Version": "version", "SecurityDescriptor": "security_descriptor"}
+CACHE_KEY = TASKCACHE
+HIVE_ROOT = "\\REGISTRY\\MACHINE\\SOFTWARE"
 
 
 def _value(value) -> tuple[str, Any]:
@@ -52,6 +57,23 @@ def _key_facts(node) -> dict:
         except (exceptions.InvalidAddressException, registry.RegistryException, ValueError) as exc:
             values.setdefault("__errors__", []).append(f"value unreadable: {exc}")
     return {"values": values, "written": int(node.LastWriteTime.QuadPart)}
+
+
+def _snapshot(node, path: str) -> RegKey:
+    """One key as the disk reader keeps it: raw type and bytes per value, last-write FILETIME; a value
+    volatility cannot read is a problem on the key (it becomes a decode error of the task)."""
+    written = int(node.LastWriteTime.QuadPart)
+    key = RegKey(path=path, written=key_time(written), written_filetime=written)
+    for value in node.get_values():
+        try:
+            name, kind, data = str(value.get_name()), int(value.Type), value.decode_data()
+        except (exceptions.InvalidAddressException, registry.RegistryException, ValueError) as exc:
+            key.problems.append(f"value unreadable: {exc}")
+            continue
+        if isinstance(data, int):  # decode_data unpacks the number types: keep their bytes as stored
+            data = struct.pack({5: ">I", 11: "<Q"}.get(kind, "<I"), data)
+        key.values[name.lower()] = RegValue(name=name, type=kind, data=bytes(data))
+    return key
 
 
 def _utc(definition: TaskDefinition, meaning: str) -> str:
@@ -130,110 +152,22 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
         return facts, problems
 
     @classmethod
-    def read_cache(cls, hive) -> tuple[dict[str, dict], dict[str, dict]]:
-        """Raw Tree entries {task path: facts} and Tasks entries {GUID: facts} (values undecoded)."""
-        tree: dict[str, dict] = {}
-        tasks: dict[str, dict] = {}
-        cache = hive.get_key(CACHE_KEY)
-        for sub in cache.get_subkeys():
-            kind = str(sub.get_name())
-            if kind.lower() == "tree":
-                stack = [("", sub)]
-                while stack:
-                    prefix, node = stack.pop()
-                    for child in node.get_subkeys():
-                        path = f"{prefix}\\{child.get_name()}"
-                        facts = _key_facts(child)
-                        if {"Id", "Index", "SD"} & set(facts["values"]):
-                            tree[path] = facts
-                        stack.append((path, child))
-            elif kind.lower() == "tasks":
-                for child in sub.get_subkeys():
-                    tasks[str(child.get_name()).upper()] = _key_facts(child)
-        return tree, tasks
-
-    @classmethod
-    def definition(cls, path: str | None, guid: str | None, tree: dict | None, task: dict | None,
-                   hive_name: str, evidence: str | None) -> TaskDefinition:
-        """One TaskDefinition (source memory_taskcache) from a Tree entry and/or a Tasks entry."""
-        tv = (tree or {}).get("values", {})
-        kv = (task or {}).get("values", {})
-        name = path or kv.get("Path") or f"\\{guid}"
-        location = f"{HIVE_ROOT}{CACHE_KEY}\\" + (f"Tasks\\{guid}" if task is not None else f"Tree{name}")
-        record = TaskDefinition(task=name, source="memory_taskcache",
-                                provenance=Provenance(artifact="memory_taskcache", location=location,
-                                                      evidence=evidence))
-        errors: list[str] = list(tv.get("__errors__", [])) + list(kv.get("__errors__", []))
-        stealth: list[str] = []
-        details: dict[str, Any] = {"guid": guid, "hive": hive_name}
-        if tree is None:
-            stealth.append("tree_key_missing")
-        else:
-            details["tree_key"] = f"{HIVE_ROOT}{CACHE_KEY}\\Tree{name}"
-            if (written := filetime_stamp(tree["written"], "tree_key_last_written")) is not None:
-                record.stamps.append(written)  # None: a last-write time of 0 or out of range
-            index = tv.get("Index")
-            if index is None:
-                stealth.append("index_missing")
-            else:
-                details["index"] = index
-                if index == 0:
-                    stealth.append("index_zero")
-            sd = tv.get("SD")
-            if sd is None:
-                stealth.append("sd_missing")
-            else:
-                try:
-                    parsed = parse_security_descriptor(sd)
-                    details["tree_sd"] = parsed.sddl
-                    if parsed.dacl_empty:
-                        stealth.append("sd_empty_dacl")
-                except SecurityDescriptorError as exc:
-                    errors.append(f"Tree SD: {exc}")
-                    details["tree_sd_hex"] = bytes(sd).hex() if isinstance(sd, bytes) else str(sd)
-        if task is None:
-            stealth.append("tasks_key_missing")
-        else:
-            if (written := filetime_stamp(task["written"], "tasks_key_last_written")) is not None:
-                record.stamps.append(written)
-            for value_name, attr in _STRING_VALUES.items():
-                if isinstance(kv.get(value_name), str):
-                    setattr(record, attr, kv[value_name])
-            if isinstance(kv.get("Path"), str):
-                details["path_value"] = kv["Path"]
-            record.date = xml_datetime_stamp(kv.get("Date"), "registered", None)
-            for value_name in ("Hash", "Schema"):
-                if value_name in kv:
-                    value = kv[value_name]
-                    details[value_name.lower()] = value.hex() if isinstance(value, bytes) else value
-            if isinstance(kv.get("Actions"), bytes):
-                actions = taskcache.decode_actions(kv["Actions"])
-                record.actions = taskcache.action_records(actions)
-                errors += [f"Actions: {e}" for e in actions.errors]
-            if isinstance(kv.get("Triggers"), bytes):
-                triggers = taskcache.decode_triggers(kv["Triggers"])
-                record.triggers = taskcache.trigger_records(triggers)
-                for attr, value in taskcache.principal_facts(triggers).items():
-                    setattr(record, attr, value)
-                record.settings = taskcache.settings_facts(triggers)
-                errors += [f"Triggers: {e}" for e in triggers.errors]
-            if isinstance(kv.get("DynamicInfo"), bytes):
-                info = taskcache.decode_dynamic_info(kv["DynamicInfo"])
-                record.stamps += taskcache.dynamic_info_stamps(info)
-                details["status_0x14"] = f"0x{info.status_0x14:08x}" if info.status_0x14 is not None else None
-                details["status_0x18"] = f"0x{info.status_0x18:08x}" if info.status_0x18 is not None else None
-                errors += [f"DynamicInfo: {e}" for e in info.errors]
-            if path and kv.get("Path") and kv["Path"].lower() != path.lower():
-                details["tasks_path"] = kv["Path"]
-        details["stealth"] = stealth
-        record.details = {k: v for k, v in details.items() if v is not None}
-        record.errors = errors
-        return record
+    def read_cache(cls, hive) -> dict[str, RegKey]:
+        """Every key below TaskCache as {lower-case path: key}, values raw (type and bytes) as on disk."""
+        keys: dict[str, RegKey] = {}
+        stack = [(CACHE_KEY, hive.get_key(CACHE_KEY))]
+        while stack:
+            path, node = stack.pop()
+            keys[path.lower()] = _snapshot(node, path)
+            for child in node.get_subkeys():
+                stack.append((f"{path}\\{child.get_name()}", child))
+        return keys
 
     @classmethod
     def task_definitions(cls, context, config_path: str, kernel_module_name: str,
                          evidence: str | None = None) -> tuple[list[TaskDefinition], str | None]:
-        """Every task in the in-memory TaskCache, sorted by path; plus a problem line when unreadable."""
+        """Every task in the in-memory TaskCache, sorted by path then GUID (the disk collector's mapping,
+        :func:`triage.parsers.taskcache_definition.task_definition`); plus a problem line when unreadable."""
         try:
             hive = cls.software_hive(context, config_path, kernel_module_name)
         except (exceptions.InvalidAddressException, exceptions.SymbolError, registry.RegistryException,
@@ -242,22 +176,14 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
         if hive is None:
             return [], "no SOFTWARE hive in the hive list"
         try:
-            tree, tasks = cls.read_cache(hive)
+            keys = cls.read_cache(hive)
         except KeyError:
             return [], f"{CACHE_KEY} is not in the in-memory SOFTWARE hive (paged out or absent)"
         except (exceptions.InvalidAddressException, registry.RegistryException) as exc:
             return [], f"TaskCache unreadable: {exc}"
         hive_name = str(hive.get_name())
-        records = []
-        claimed = set()
-        for path, facts in tree.items():
-            guid = str(facts["values"].get("Id") or "").upper() or None
-            claimed.add(guid)
-            records.append(cls.definition(path, guid, facts, tasks.get(guid) if guid else None, hive_name, evidence))
-        for guid, facts in tasks.items():
-            if guid not in claimed:
-                records.append(cls.definition(None, guid, None, facts, hive_name, evidence))
-        return sorted(records, key=lambda r: (r.task.lower(), r.details.get("guid") or "")), None
+        return [task_definition(task, hive_root=HIVE_ROOT, hive_file=hive_name, artifact="memory_taskcache",
+                                evidence=evidence) for task in tasks_in(keys)], None
 
     def _generator(self) -> Iterator:
         definitions, problem = self.task_definitions(self.context, self.config_path, self.config["kernel"])
@@ -265,12 +191,12 @@ class TaskCacheMem(interfaces.plugins.PluginInterface):
             vollog.warning(problem)
         for d in definitions:
             yield 0, (
-                d.task, d.details.get("guid") or "-", str(d.details.get("index", "-")), d.details.get("tree_sd", "-"),
-                ",".join(d.details["stealth"]) or "-", str(d.enabled) if d.enabled is not None else "-",
+                d.task, d.details.get("guid") or "-", str(d.details.get("index", "-")), d.details.get("sd_sddl") or "-",
+                ",".join(stealth_flags(d.details)) or "-", str(d.enabled) if d.enabled is not None else "-",
                 str(d.hidden) if d.hidden is not None else "-", d.principal_id or "-", d.user_id or "-",
                 " | ".join(f"{a.kind}: {a.command_line}" for a in d.actions) or "-",
                 ", ".join(t.kind for t in d.triggers) or "-",
-                _utc(d, "created"), _utc(d, "last_run"), _utc(d, "last_successful_run"),
+                _utc(d, "registered"), _utc(d, "last_run"), _utc(d, "last_successful_run"),
                 "; ".join(d.errors) or "-",
             )
 

@@ -14,10 +14,11 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
+from triage.parsers import ParseError
 from triage.records import Provenance, UnixJob
 
 
-class AnacrontabError(ValueError):
+class AnacrontabError(ParseError):
     """An anacron timestamp file that does not hold a YYYYMMDD date."""
 
 

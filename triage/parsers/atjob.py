@@ -16,11 +16,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+from triage.parsers import ParseError
 from triage.records import Provenance, Stamp, UnixJob
 from triage.timeutil import iso
 
 
-class AtJobError(ValueError):
+class AtJobError(ParseError):
     """A spool file name that is not ``<queue><5 hex job><8 hex minutes>``."""
 
 

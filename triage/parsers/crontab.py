@@ -22,10 +22,11 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
+from triage.parsers import ParseError
 from triage.records import Provenance, UnixJob
 
 
-class CrontabError(ValueError):
+class CrontabError(ParseError):
     """A schedule that cron would not accept, or one with no computable next run."""
 
 

@@ -24,13 +24,14 @@ from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
 
+from triage.parsers import ParseError
 from triage.parsers.task_cmdline import parse_powershell_task, parse_task_command, to_definition
 from triage.parsers.task_xml import TaskXmlError, parse_task_xml
 from triage.records import Provenance, Stamp, TaskDefinition, TaskEvent
 from triage.taskpath import display_task_path
 
 
-class EvtxTaskError(ValueError):
+class EvtxTaskError(ParseError):
     """The event lacks what every event has (EventID, TimeCreated): not a decodable event."""
 
 

@@ -20,13 +20,14 @@ from xml.etree.ElementTree import Element
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from triage.parsers import ParseError
 from triage.parsers.task_xml import TaskXmlError, decode_xml, parse_xml_text, task_from_element
 from triage.records import Action, Provenance, Stamp, TaskDefinition, Trigger
 from triage.taskpath import display_task_path
 from triage.timeutil import local_stamp, utc_stamp
 
 
-class GppError(ValueError):
+class GppError(ParseError):
     """The bytes are not a readable ScheduledTasks.xml (encoding, hostile DTD, malformed, wrong root)."""
 
 

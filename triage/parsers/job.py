@@ -16,11 +16,12 @@ from datetime import datetime, tzinfo
 
 from dissect.cstruct import cstruct
 
+from triage.parsers import ParseError
 from triage.records import Action, Provenance, Stamp, TaskDefinition, Trigger
 from triage.timeutil import local_stamp
 
 
-class JobError(ValueError):
+class JobError(ParseError):
     """The bytes are not a .job file (shorter than the fixed section)."""
 
 

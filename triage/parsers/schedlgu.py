@@ -16,12 +16,13 @@ import dataclasses
 import re
 from datetime import datetime, tzinfo
 
+from triage.parsers import ParseError
 from triage.records import Provenance, Stamp, TaskEvent
 from triage.taskpath import display_task_path
 from triage.timeutil import local_stamp
 
 
-class SchedLgUError(ValueError):
+class SchedLgUError(ParseError):
     """The bytes are not text."""
 
 

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 
 from dissect.cstruct import cstruct
 
+from triage.parsers import ParseError
 
-class SecurityDescriptorError(ValueError):
+
+class SecurityDescriptorError(ParseError):
     """The bytes are not a well-formed self-relative security descriptor (or a SID)."""
 
 

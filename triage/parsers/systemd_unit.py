@@ -15,10 +15,11 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone, tzinfo
 
+from triage.parsers import ParseError
 from triage.records import Provenance, UnixJob
 
 
-class SystemdUnitError(ValueError):
+class SystemdUnitError(ParseError):
     """A time span or calendar expression this module does not support."""
 
 

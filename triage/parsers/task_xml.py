@@ -20,11 +20,12 @@ from xml.etree.ElementTree import Element, ParseError, tostring
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import fromstring
 
+from triage.parsers import ParseError as TriageParseError
 from triage.records import Action, Provenance, TaskDefinition, Trigger
 from triage.timeutil import xml_datetime_stamp
 
 
-class TaskXmlError(ValueError):
+class TaskXmlError(TriageParseError):
     """The bytes are not a readable task XML document (encoding, hostile DTD, malformed, wrong root)."""
 
 

@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from triage.vocab import Basis, Precision
+
 
 @dataclass(kw_only=True, slots=True)
 class Provenance:
@@ -30,17 +32,18 @@ class Provenance:
 class Stamp:
     """One timestamp with its meaning.
 
-    ``basis`` says how ``utc`` was obtained: ``utc`` (stored as UTC), ``local`` (stored as local time,
-    converted with the machine's time zone named in ``timezone``), ``offset`` (written with an explicit
-    offset), ``local-unconverted`` (local time but no zone known: ``utc`` is left empty).
+    ``basis`` says how ``utc`` was obtained and ``precision`` how fine the value is: the closed
+    vocabularies :class:`triage.vocab.Basis` and :class:`triage.vocab.Precision` (``utc``, ``local``,
+    ``local, year inferred``, ``offset``, ``local-unconverted``, ``unparsed``); ``meaning`` is one of
+    :class:`triage.vocab.Meaning`.
     """
 
-    meaning: str  # created, modified, accessed, mft_modified, registered, last_run, event_logged, ...
+    meaning: str  # a triage.vocab.Meaning value: created, registration_date, registered, last_run, event_logged, ...
     utc: str | None  # ISO 8601, always with a trailing "Z"; None when it cannot be known
     as_written: str | None = None  # the value exactly as the source has it
-    basis: str = "utc"
+    basis: Basis = Basis.UTC
     timezone: str | None = None
-    precision: str = "1s"  # "100ns", "1ms", "1s", "1min", "1d"
+    precision: Precision = Precision.S
 
 
 @dataclass(kw_only=True, slots=True)
@@ -253,9 +256,9 @@ class TimelineEvent:
     host: str | None
     source: str  # artifact kind: task_xml, taskcache, evtx, memory, crontab, ...
     provenance: Provenance
-    precision: str = "1s"
+    precision: Precision = Precision.S
     as_written: str | None = None
-    basis: str = "utc"
+    basis: Basis = Basis.UTC
     details: dict[str, Any] = field(default_factory=dict)
 
 

@@ -6,6 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from triage.records import Stamp
+from triage.vocab import Basis, Precision
 
 EPOCH_1601 = datetime(1601, 1, 1, tzinfo=timezone.utc)
 
@@ -41,21 +42,21 @@ def filetime_stamp(value: int, meaning: str, *, local_tz: tzinfo | None = None, 
         return None
     written = f"0x{value:016x}"
     if not local:
-        return Stamp(meaning=meaning, utc=iso(dt), as_written=written, basis="utc", precision="100ns")
+        return Stamp(meaning=meaning, utc=iso(dt), as_written=written, basis=Basis.UTC, precision=Precision.HUNDRED_NS)
     naive = dt.replace(tzinfo=None)
-    return local_stamp(naive, meaning, written, local_tz, precision="100ns")
+    return local_stamp(naive, meaning, written, local_tz, precision=Precision.HUNDRED_NS)
 
 
-def local_stamp(naive: datetime, meaning: str, as_written: str, local_tz: tzinfo | None, precision: str = "1s") -> Stamp:
+def local_stamp(naive: datetime, meaning: str, as_written: str, local_tz: tzinfo | None, precision: Precision = Precision.S) -> Stamp:
     """A Stamp for a wall-clock value in the machine's time zone (converted when the zone is known)."""
     if local_tz is None:
-        return Stamp(meaning=meaning, utc=None, as_written=as_written, basis="local-unconverted", precision=precision)
+        return Stamp(meaning=meaning, utc=None, as_written=as_written, basis=Basis.LOCAL_UNCONVERTED, precision=precision)
     try:
         aware = naive.replace(tzinfo=local_tz)
         utc = iso(aware)
     except (OverflowError, ValueError):
-        return Stamp(meaning=meaning, utc=None, as_written=as_written, basis="local-unconverted", precision=precision)
-    return Stamp(meaning=meaning, utc=utc, as_written=as_written, basis="local", timezone=tz_name(local_tz), precision=precision)
+        return Stamp(meaning=meaning, utc=None, as_written=as_written, basis=Basis.LOCAL_UNCONVERTED, precision=precision)
+    return Stamp(meaning=meaning, utc=utc, as_written=as_written, basis=Basis.LOCAL, timezone=tz_name(local_tz), precision=precision)
 
 
 def tz_name(tz: tzinfo | None) -> str | None:
@@ -77,34 +78,34 @@ def xml_datetime_stamp(text: str | None, meaning: str, local_tz: tzinfo | None) 
         return None
     m = _XML_DT.match(text)
     if not m:
-        return Stamp(meaning=meaning, utc=None, as_written=text, basis="unparsed", precision="unknown")
+        return Stamp(meaning=meaning, utc=None, as_written=text, basis=Basis.UNPARSED, precision=Precision.UNKNOWN)
     year, month, day, hour, minute, second, frac, offset = m.groups()
     try:
         micro = int((frac or "0")[:6].ljust(6, "0"))
         naive = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro)
     except ValueError:
-        return Stamp(meaning=meaning, utc=None, as_written=text, basis="unparsed", precision="unknown")
-    precision = "100ns" if frac and len(frac) >= 7 else ("1ms" if frac else "1s")
+        return Stamp(meaning=meaning, utc=None, as_written=text, basis=Basis.UNPARSED, precision=Precision.UNKNOWN)
+    precision = Precision.HUNDRED_NS if frac and len(frac) >= 7 else (Precision.MS if frac else Precision.S)
     if offset == "Z":
-        return Stamp(meaning=meaning, utc=iso(naive.replace(tzinfo=timezone.utc)), as_written=text, basis="utc", precision=precision)
+        return Stamp(meaning=meaning, utc=iso(naive.replace(tzinfo=timezone.utc)), as_written=text, basis=Basis.UTC, precision=precision)
     if offset:
         sign = 1 if offset[0] == "+" else -1
         delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])) * sign
         try:
             aware = naive.replace(tzinfo=timezone(delta))
         except ValueError:
-            return Stamp(meaning=meaning, utc=None, as_written=text, basis="unparsed", precision="unknown")
-        return Stamp(meaning=meaning, utc=iso(aware), as_written=text, basis="offset", precision=precision)
+            return Stamp(meaning=meaning, utc=None, as_written=text, basis=Basis.UNPARSED, precision=Precision.UNKNOWN)
+        return Stamp(meaning=meaning, utc=iso(aware), as_written=text, basis=Basis.OFFSET, precision=precision)
     return local_stamp(naive, meaning, text, local_tz, precision=precision)
 
 
-def utc_stamp(dt: datetime | None, meaning: str, precision: str = "1s", as_written: str | None = None) -> Stamp | None:
+def utc_stamp(dt: datetime | None, meaning: str, precision: Precision = Precision.S, as_written: str | None = None) -> Stamp | None:
     """A Stamp for a value already known in UTC (aware datetime or naive UTC)."""
     if dt is None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return Stamp(meaning=meaning, utc=iso(dt), as_written=as_written or iso(dt), basis="utc", precision=precision)
+    return Stamp(meaning=meaning, utc=iso(dt), as_written=as_written or iso(dt), basis=Basis.UTC, precision=precision)
 
 
 # --- a Unix machine's own zone ---------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 from triage.collect.names import escaped_text
 from triage.records import FileFacts, Stamp
 from triage.timeutil import filetime_stamp, iso
+from triage.vocab import Basis, Precision
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SI_TIMES = (("CreationTime", "si_created"), ("LastModificationTime", "si_modified"),
@@ -289,4 +290,4 @@ def _ns_stamp(value: int | None, meaning: str, field: str) -> Stamp | None:
         moment = _EPOCH + timedelta(microseconds=value // 1000)
     except OverflowError:
         return None
-    return Stamp(meaning=meaning, utc=iso(moment), as_written=f"{field}={value}", basis="utc", precision="1ns")
+    return Stamp(meaning=meaning, utc=iso(moment), as_written=f"{field}={value}", basis=Basis.UTC, precision=Precision.NS)

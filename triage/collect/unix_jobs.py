@@ -27,6 +27,7 @@ from triage.parsers import anacrontab, atjob, crontab, cronlog, systemd_unit
 from triage.records import FileFacts, Provenance, Stamp, TaskEvent, UnixJob
 from triage.timeutil import iso, local_stamp, system_zone, tzif_zone, zone_from_clock_text, zone_name_from_link
 from triage.timeorder import utc_key
+from triage.vocab import Basis, Precision
 
 SYSTEM_CRONTABS = ("/etc/crontab",)
 CRON_D_DIRS = ("/etc/cron.d", "/usr/local/etc/cron.d")
@@ -412,7 +413,7 @@ def _anacron(host: _Host) -> None:
                 try:
                     day = anacrontab.parse_stamp(stamp_data)
                     written = stamp_data.decode("ascii", "replace").strip()
-                    job.stamps.append(local_stamp(datetime(day.year, day.month, day.day), "last_run_date", written, host.tz, precision="1d"))
+                    job.stamps.append(local_stamp(datetime(day.year, day.month, day.day), "last_run_date", written, host.tz, precision=Precision.DAY))
                     job.details["last_run_date"] = day.isoformat()
                 except anacrontab.AnacrontabError as exc:
                     job.errors.append(f"{stamp_path}: {exc}")
@@ -590,7 +591,7 @@ def _timer(host: _Host, scope: _Scope, units: dict[str, Any], name: str, path: A
             job.details["stamp_file"] = stamp_facts
             last = host.mtime(stamp_facts)
             if last is not None:
-                job.stamps.append(Stamp(meaning="last_trigger", utc=iso(last), as_written=f"mtime of {stamp_path}", basis="utc", precision="1ns"))
+                job.stamps.append(Stamp(meaning="last_trigger", utc=iso(last), as_written=f"mtime of {stamp_path}", basis=Basis.UTC, precision=Precision.NS))
     host.jobs.append(_finish(host, job, facts or FileFacts(path=str(path))))
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from triage.parsers import ParseError
 from triage.records import Provenance, Stamp, UnixJob
 from triage.timeutil import iso
+from triage.vocab import Basis, Precision
 
 
 class AtJobError(ParseError):
@@ -104,7 +105,8 @@ def parse_at_job(name: str, data: bytes, location: str, *, executable: bool) -> 
     if "uid" not in details:
         errors.append("no '# atrun uid=' header")
     user = details.get("submitter") or env.get("LOGNAME")
-    stamp = Stamp(meaning="scheduled_run", utc=iso(run_at), as_written=name[6:], basis="utc", precision="1min")
+    stamp = Stamp(meaning="scheduled_run", utc=iso(run_at), as_written=name[6:], basis=Basis.UTC,
+                  precision=Precision.MIN)
     return UnixJob(
         kind="at",
         entry=location,

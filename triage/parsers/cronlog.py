@@ -29,8 +29,9 @@ from datetime import datetime, timedelta, tzinfo
 
 from triage.records import Provenance, Stamp, TaskEvent
 from triage.timeutil import iso, local_stamp
+from triage.vocab import Basis, Precision
 
-YEAR_INFERRED = "local, year inferred"  # a classic syslog time: local wall clock, year not written
+YEAR_INFERRED = Basis.LOCAL_YEAR_INFERRED  # a classic syslog time: local wall clock, year not written
 _MONTHS = {m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())}
 _CLASSIC = re.compile(r"^([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))? (\S+) (.*)$")
 _ISO = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)? (\S+) (.*)$")
@@ -257,10 +258,10 @@ def _event(line: _Line, year: int | None, basis: str, location: str, channel: st
             dated = None
         fields["year_basis"] = basis
         if dated is None:
-            stamp = Stamp(meaning="logged", utc=None, as_written=written, basis="local-unconverted", precision="1s")
+            stamp = Stamp(meaning="event_logged", utc=None, as_written=written, basis=Basis.LOCAL_UNCONVERTED, precision=Precision.S)
         else:
             fields["year_inferred"] = dated.year
-            stamp = local_stamp(dated, "logged", written, tz)
+            stamp = local_stamp(dated, "event_logged", written, tz)
             if stamp.utc is not None:
                 stamp.basis = YEAR_INFERRED
     return TaskEvent(
@@ -283,7 +284,7 @@ def journal_event(utc: datetime, program: str, pid: int | None, message: str, *,
     if msg is None:
         return None
     return TaskEvent(
-        time=Stamp(meaning="logged", utc=iso(utc), as_written=iso(utc), basis="utc", precision="1us"),
+        time=Stamp(meaning="event_logged", utc=iso(utc), as_written=iso(utc), basis=Basis.UTC, precision=Precision.US),
         channel="journal",
         event_id=None,
         action=msg.action,
@@ -318,7 +319,7 @@ def _split(raw: str) -> tuple[int, datetime | None, tuple | None, str, str] | No
                 datetime.fromisoformat(written)
         except ValueError:
             return None
-        return int(mo), None, (written, naive, offset, "1us" if frac else "1s"), host, rest
+        return int(mo), None, (written, naive, offset, Precision.US if frac else Precision.S), host, rest
     return None
 
 
@@ -326,8 +327,8 @@ def _iso_stamp(parts: tuple, tz: tzinfo | None) -> Stamp:
     written, naive, offset, precision = parts
     if offset:
         aware = datetime.fromisoformat(written)
-        return Stamp(meaning="logged", utc=iso(aware), as_written=written, basis="offset" if offset != "Z" else "utc", precision=precision)
-    return local_stamp(naive, "logged", written, tz, precision=precision)
+        return Stamp(meaning="event_logged", utc=iso(aware), as_written=written, basis=Basis.OFFSET if offset != "Z" else Basis.UTC, precision=precision)
+    return local_stamp(naive, "event_logged", written, tz, precision=precision)
 
 
 def assign_years(months: list[int | None], mtime: datetime | None) -> list[int | None]:

@@ -25,6 +25,7 @@ from triage.parsers.task_xml import TaskXmlError, decode_xml, parse_xml_text, ta
 from triage.records import Action, Provenance, Stamp, TaskDefinition, Trigger
 from triage.taskpath import display_task_path
 from triage.timeutil import local_stamp, utc_stamp
+from triage.vocab import Basis, Precision
 
 
 class GppError(ParseError):
@@ -145,7 +146,7 @@ def _changed_stamp(text: str | None) -> Stamp | None:
     try:
         moment = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S")
     except ValueError:
-        return Stamp(meaning="gpp_item_changed", utc=None, as_written=text, basis="unparsed", precision="unknown")
+        return Stamp(meaning="gpp_item_changed", utc=None, as_written=text, basis=Basis.UNPARSED, precision=Precision.UNKNOWN)
     return utc_stamp(moment, "gpp_item_changed", as_written=text)
 
 
@@ -199,4 +200,4 @@ def _attr_time(attrs: dict[str, Any], prefix: str, meaning: str, local_tz: tzinf
     except ValueError:
         errors.append(f"trigger {meaning} {written} is not a valid date")
         return None
-    return local_stamp(naive, meaning, written, local_tz, precision="1min" if with_time else "1d")
+    return local_stamp(naive, meaning, written, local_tz, precision=Precision.MIN if with_time else Precision.DAY)

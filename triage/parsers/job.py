@@ -19,6 +19,7 @@ from dissect.cstruct import cstruct
 from triage.parsers import ParseError
 from triage.records import Action, Provenance, Stamp, TaskDefinition, Trigger
 from triage.timeutil import local_stamp
+from triage.vocab import Basis, Precision
 
 
 class JobError(ParseError):
@@ -303,8 +304,8 @@ def _systemtime_stamp(value, meaning: str, local_tz: tzinfo | None, errors: list
                          value.millisecond * 1000)
     except ValueError:
         errors.append(f"{meaning} SYSTEMTIME {written} is not a valid date")
-        return Stamp(meaning=meaning, utc=None, as_written=written, basis="unparsed", precision="unknown")
-    return local_stamp(naive, meaning, written, local_tz, precision="1ms")
+        return Stamp(meaning=meaning, utc=None, as_written=written, basis=Basis.UNPARSED, precision=Precision.UNKNOWN)
+    return local_stamp(naive, meaning, written, local_tz, precision=Precision.MS)
 
 
 def _date_stamp(year: int, month: int, day: int, hour: int | None, minute: int | None, meaning: str,
@@ -318,8 +319,8 @@ def _date_stamp(year: int, month: int, day: int, hour: int | None, minute: int |
         naive = datetime(year, month, day, hour or 0, minute or 0)
     except ValueError:
         errors.append(f"trigger {index + 1}: {meaning} {written} is not a valid date")
-        return Stamp(meaning=meaning, utc=None, as_written=written, basis="unparsed", precision="unknown")
-    return local_stamp(naive, meaning, written, local_tz, precision="1min" if hour is not None else "1d")
+        return Stamp(meaning=meaning, utc=None, as_written=written, basis=Basis.UNPARSED, precision=Precision.UNKNOWN)
+    return local_stamp(naive, meaning, written, local_tz, precision=Precision.MIN if hour is not None else Precision.DAY)
 
 
 def _iso_minutes(minutes: int) -> str:

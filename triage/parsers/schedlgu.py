@@ -20,6 +20,7 @@ from triage.parsers import ParseError
 from triage.records import Provenance, Stamp, TaskEvent
 from triage.taskpath import display_task_path
 from triage.timeutil import local_stamp
+from triage.vocab import Basis, Precision
 
 
 class SchedLgUError(ParseError):
@@ -125,11 +126,13 @@ def _event(group: list[tuple[int, str]], provenance: Provenance, local_tz: tzinf
 
 def _time_stamp(written: str | None, local_tz: tzinfo | None) -> Stamp:
     if not written:
-        return Stamp(meaning="event_logged", utc=None, as_written=None, basis="unknown", precision="unknown")
+        return Stamp(meaning="event_logged", utc=None, as_written=None, basis=Basis.UNPARSED,
+                     precision=Precision.UNKNOWN)
     for fmt in _TIME_FORMATS:
         try:
             naive = datetime.strptime(written, fmt)
         except ValueError:
             continue
         return local_stamp(naive, "event_logged", written, local_tz)
-    return Stamp(meaning="event_logged", utc=None, as_written=written, basis="unparsed", precision="unknown")
+    return Stamp(meaning="event_logged", utc=None, as_written=written, basis=Basis.UNPARSED,
+                 precision=Precision.UNKNOWN)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from triage import sources
 from triage.records import (
     Entity,
     Provenance,
@@ -19,6 +20,7 @@ from triage.records import (
     TimelineEvent,
     UnixJob,
 )
+from triage.sources import SourceName
 from triage.stores import StoreIndex, host_key
 from triage.taskpath import display_task_path, normalise_task_path
 from triage.timeorder import utc_key
@@ -188,8 +190,8 @@ def _status(entity: Entity, stores: StoreIndex | None = None) -> str | None:
 
 
 def _state(entity: Entity) -> str:
-    on_disk = any(d.source in ("task_xml", "job", "gpp") for d in entity.definitions)
-    in_registry = any(d.source == "taskcache" for d in entity.definitions)
+    on_disk = any(d.source in sources.task_file_sources() for d in entity.definitions)
+    in_registry = any(d.source == SourceName.TASKCACHE for d in entity.definitions)
     if on_disk and in_registry:
         return "task file and registry entry"
     if on_disk:
@@ -201,9 +203,9 @@ def _state(entity: Entity) -> str:
     if rebuilt:
         when = rebuilt[0].time.utc or rebuilt[0].time.as_written
         return f"{'deleted, ' if deleted else 'known from events only, '}rebuilt from {rebuilt[0].event_id} at {when}"
-    if any(d.source == "memory_taskcache" for d in entity.definitions):
+    if any(d.source == SourceName.MEMORY_TASKCACHE for d in entity.definitions):
         return "in-memory registry copy" + (", running" if entity.processes else "")
-    if any(d.source == "command_line" for d in entity.definitions):
+    if any(d.source == SourceName.COMMAND_LINE for d in entity.definitions):
         return "rebuilt from a task-creating command line" + (", running" if entity.processes else "")
     if entity.processes:
         return "running task not linked to a definition"
@@ -267,8 +269,8 @@ def _stamp_provenance(definition: TaskDefinition, stamp: Stamp) -> Provenance:
     ``Date`` value, the ``DynamicInfo`` value, the Tree or the Tasks key's last-write time; the
     definition's own provenance otherwise."""
     prov = definition.provenance
-    if definition.source not in ("taskcache", "memory_taskcache"):
-        if stamp is definition.date and (definition.source == "task_xml" or definition.source.startswith("evtx_")):
+    if definition.source not in (SourceName.TASKCACHE, SourceName.MEMORY_TASKCACHE):
+        if stamp is definition.date and (definition.source == SourceName.TASK_XML or definition.source.startswith("evtx_")):
             element = "RegistrationInfo/Date"
             return dataclasses.replace(prov, value_name=f"{prov.value_name}/{element}" if prov.value_name else element,
                                        raw=stamp.as_written)
@@ -293,10 +295,7 @@ def _stamp_provenance(definition: TaskDefinition, stamp: Stamp) -> Provenance:
 
 
 def _label(source: str) -> str:
-    return {
-        "task_xml": "task XML", "job": ".job", "gpp": "GPO ScheduledTasks.xml", "taskcache": "TaskCache",
-        "evtx_4698": "4698 TaskContent", "evtx_4702": "4702 TaskContentNew", "memory_taskcache": "in-memory TaskCache",
-    }.get(source, source)
+    return sources.label(source)
 
 
 def _event_row(event: TaskEvent, key: str) -> TimelineEvent:

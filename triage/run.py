@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from triage import attack, intel
+from triage import attack, intel, sources
 from triage.collect import Context, Source
 from triage.collect import binaries, eventlogs, memory, taskcache, unix_jobs, windows_tasks
 from triage.collect.names import escape_record
@@ -175,7 +175,7 @@ def match_evidence(match: sigma.SigmaMatch, events: list[TaskEvent]) -> list:
 
 def _collect(source: Source, ctx: Context, case: Case) -> None:
     buckets = {TaskDefinition: case.definitions, TaskEvent: case.events, TaskProcess: case.processes, UnixJob: case.unix_jobs}
-    for name, collect in COLLECTORS:
+    for name, collect in (*COLLECTORS, *sources.registered_collectors()):  # built-ins, then registered sources
         try:
             for record in collect(source, ctx):
                 escape_record(record)  # non-UTF-8 names become \xNN text in every output

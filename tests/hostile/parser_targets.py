@@ -10,7 +10,7 @@ result (records, SDDL, next runs), because an exception there loses the artifact
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from triage.parsers import anacrontab, atjob, cronlog, crontab, evtx_task, gpp, job, schedlgu, security_descriptor
 from triage.parsers import systemd_unit, task_cmdline, task_xml, taskcache
+from triage import sources
 from triage.records import Provenance
 from tests.conftest import CORPUS
 
@@ -278,7 +279,7 @@ def call_task_cmdline(data: bytes) -> object:
     return found, defined, script, task_cmdline.decode_powershell(text), task_cmdline.split_action(text)
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (
+_BUILT_IN: dict[str, Target] = {t.name: t for t in (
     Target("task_xml", call_task_xml, task_xml.TaskXmlError, task_xml_seeds),
     Target("gpp", call_gpp, gpp.GppError, gpp_seeds),
     Target("job", call_job, job.JobError, job_seeds),
@@ -296,6 +297,30 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("cronlog", call_cronlog, NeverRaised, cronlog_seeds),
     Target("task_cmdline", call_task_cmdline, NeverRaised, task_cmdline_seeds),
 )}
+
+
+class _Targets(Mapping[str, Target]):
+    """The built-in targets above plus every parser registered in triage.sources, read at each use: a
+    source registered through the registry is fuzzed and property-tested without an edit here."""
+
+    def _all(self) -> dict[str, Target]:
+        found = dict(_BUILT_IN)
+        for parser in sources.registered_parsers().values():
+            found.setdefault(parser.name, Target(parser.name, parser.call, parser.error,
+                                                 functools.partial(lambda p: list(p.examples()), parser)))
+        return found
+
+    def __getitem__(self, name: str) -> Target:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+TARGETS: Mapping[str, Target] = _Targets()
 
 
 def run_one(target: Target, data: bytes) -> str:

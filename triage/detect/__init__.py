@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from triage import sources
 from triage.detect.gap_index import gap_index
 from triage.records import Entity, EvidenceItem, Finding, Gap
 from triage.stores import StoreIndex
@@ -73,14 +74,8 @@ def _log_kind(channel: str) -> str:
 def corroborating_sources(entity: Entity) -> list[str]:
     kinds = set()
     for definition in entity.definitions:
-        if definition.source in ("task_xml", "job", "gpp"):
-            kinds.add("task file")
-        elif definition.source == "taskcache":
-            kinds.add("TaskCache")
-        elif definition.source == "memory_taskcache":
-            kinds.add("memory")
-        elif definition.source.startswith("evtx_"):
-            kinds.add("Security log")
+        if (kind := sources.evidence_kind(definition.source)) is not None:  # the sources table says which
+            kinds.add(kind)
     for event in entity.events:
         kinds.add(_log_kind(event.channel))
     if entity.processes:

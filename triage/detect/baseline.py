@@ -22,11 +22,12 @@ import re
 from functools import lru_cache
 from importlib import resources
 
+from triage import sources
 from triage.detect import Hit, JudgeContext
 from triage.records import Entity, EvidenceItem, HostInfo, TaskDefinition
 from triage.taskpath import normalise_task_path
 
-_DEFINITION_SOURCES = ("task_xml", "job", "gpp", "taskcache", "evtx_4698", "evtx_4702", "memory_taskcache", "command_line")
+_DEFINITION_SOURCES = sources.DEFINING_SOURCES  # the sources table (triage/sources.py) says which
 
 _ENV = [
     (re.compile(r"%(?:windir|systemroot)%", re.IGNORECASE), r"c:\\windows"),

@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import io
 
+from triage import sources
 from triage.export.jsonl import parse_utc
 from triage.export.safe import csv_cell
 from triage.records import TimelineEvent
@@ -44,27 +45,13 @@ _MACB = {
     "created": "...B", "born": "...B", "si_created": "...B", "fn_created": "...B",
 }
 
-_SOURCE_SHORT = {
-    "taskcache": "REG", "memory_taskcache": "MEM", "memory": "MEM", "evtx": "EVT", "schedlgu": "LOG",
-    "syslog": "LOG", "cronlog": "LOG", "journal": "LOG", "cron": "CRON", "anacron": "CRON",
-    "cron_script": "CRON", "at": "CRON", "systemd_timer": "CRON",
-}
-
-_SOURCE_LONG = {
-    "task_xml": "Task Scheduler XML file", "job": "Task Scheduler .job file", "gpp": "Group Policy ScheduledTasks.xml",
-    "taskcache": "TaskCache registry key", "memory_taskcache": "TaskCache in memory", "memory": "Memory image",
-    "evtx": "Windows event log", "schedlgu": "SchedLgU.txt", "syslog": "syslog", "cronlog": "cron log",
-    "journal": "systemd journal", "cron": "crontab", "anacron": "anacrontab", "cron_script": "cron script",
-    "at": "at job", "systemd_timer": "systemd timer",
-}
-
 _FILE_TIME_MEANINGS = frozenset(_MACB)
 
 
 def _source_short(row: TimelineEvent) -> str:
-    if row.meaning in _FILE_TIME_MEANINGS and row.provenance.artifact in ("task_xml", "job", "gpp"):
+    if row.meaning in _FILE_TIME_MEANINGS and row.provenance.artifact in sources.task_file_sources():
         return "FILE"
-    return _SOURCE_SHORT.get(row.provenance.artifact, _SOURCE_SHORT.get(row.source, "TASK"))
+    return sources.csv_code(row.provenance.artifact) or sources.csv_code(row.source) or "TASK"
 
 
 def _date_time(row: TimelineEvent) -> tuple[str, str, str]:
@@ -106,7 +93,7 @@ def l2tcsv_row(row: TimelineEvent, task_display: str) -> list[str]:
         date, clock, zone,
         _MACB.get(row.meaning, "...."),
         _source_short(row),
-        _SOURCE_LONG.get(row.provenance.artifact, row.provenance.artifact),
+        sources.display_name(row.provenance.artifact),
         row.what,
         str(details.get("user") or "-"),
         row.host or "-",

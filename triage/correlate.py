@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from triage import sources
+from triage.parsers.task_processes import TASK_GUID, TASK_HOSTS, matches_exec
 from triage.records import (
     Entity,
     Provenance,
@@ -342,3 +344,129 @@ def filter_timeline(rows: list[TimelineEvent], *, since: str | None = None, unti
             continue
         out.append(row)
     return out
+
+
+# --- task processes (memory) linked to their tasks ----------------------------------------------
+
+EVENT_LINK_TOLERANCE = timedelta(seconds=5)
+
+
+def _parse_utc(stamp: Stamp | None) -> datetime | None:
+    if stamp is None or not stamp.utc:
+        return None
+    return datetime.fromisoformat(stamp.utc.replace("Z", "+00:00"))
+
+
+def link_task_processes(processes: list[TaskProcess], events: Iterable[TaskEvent] = (),
+                        definitions: Iterable[TaskDefinition] = ()) -> list[TaskProcess]:
+    """Set ``task`` and ``link_reason`` on task processes; returns the same list.
+
+    In order: (1) a taskhost(w)/taskeng argument that is a task's GUID or its ComHandler CLSID;
+    (2) a command line that runs a decoded Exec action; (3) TaskScheduler event 129 (the event's
+    process id and a create time within 5 s); then every descendant inherits its nearest linked
+    ancestor's task. When definitions are given, a process the scheduler started that matches no
+    task is flagged ``task_not_in_registry`` (the task was deleted after it was loaded, or hidden).
+    """
+    definitions = list(definitions)
+    guid_to_task: dict[str, str] = {}
+    clsid_to_tasks: dict[str, set[str]] = {}
+    exec_actions: list[tuple[str, str, str | None]] = []
+    for definition in definitions:
+        guid = str(definition.details.get("guid") or "").upper()
+        if guid:
+            guid_to_task[guid] = definition.task
+        for action in definition.actions:
+            if action.kind == "comhandler" and action.class_id:
+                clsid_to_tasks.setdefault(action.class_id.upper(), set()).add(definition.task)
+            elif action.kind == "exec" and action.command:
+                exec_actions.append((definition.task, action.command, action.arguments))
+    by_key = {(p.pid, p.created.utc if p.created else None): p for p in processes}
+    for proc in processes:
+        if proc.task:
+            continue
+        role = proc.details.get("role")
+        if proc.name.lower() in TASK_HOSTS and proc.command_line:
+            for guid in TASK_GUID.findall(proc.command_line):
+                guid = guid.upper()
+                if guid in guid_to_task:
+                    proc.task, proc.link_reason = guid_to_task[guid], f"{proc.name} argument {guid} is the task's GUID"
+                    break
+                if len(clsid_to_tasks.get(guid, ())) == 1:
+                    proc.task = next(iter(clsid_to_tasks[guid]))
+                    proc.link_reason = f"{proc.name} argument {guid} is the task's ComHandler CLSID"
+                    break
+        if not proc.task and proc.command_line and role in ("task_process", "task_host"):
+            matches = sorted({task for task, command, arguments in exec_actions if matches_exec(proc.command_line, command, arguments)})
+            if len(matches) == 1:
+                proc.task, proc.link_reason = matches[0], "command line runs the task's Exec action"
+            elif matches:
+                proc.details["exec_action_matches"] = matches
+        if definitions and not proc.task and role == "task_process":
+            proc.flags = sorted(set(proc.flags) | {"task_not_in_registry"})
+    for event in sorted(events, key=lambda e: (utc_key(e.time.utc), e.provenance.offset or 0)):
+        if event.event_id != 129 or event.process_id is None or not event.task:
+            continue
+        logged = _parse_utc(event.time)
+        for proc in processes:
+            created = _parse_utc(proc.created)
+            if proc.pid != event.process_id or logged is None or created is None:
+                continue
+            if abs(logged - created) > EVENT_LINK_TOLERANCE:
+                continue
+            reason = (f"TaskScheduler event 129 (record {event.provenance.offset}) logged process id {proc.pid} "
+                      f"for {event.task} at {event.time.utc}")
+            if proc.task and proc.task.lower() != event.task.lower():
+                proc.details["event_129_task"] = event.task
+            elif not proc.task:
+                proc.task, proc.link_reason = event.task, reason
+    for proc in sorted(processes, key=lambda p: (utc_key(p.created.utc) if p.created else "", p.pid)):
+        if proc.task or proc.details.get("role") == "schedule_host":
+            continue
+        key = _parent_key(proc, processes)
+        parent = by_key.get(key) if key else None
+        if parent is not None and parent.task and parent.details.get("role") != "schedule_host":
+            proc.task = parent.task
+            proc.link_reason = f"descendant of {parent.name} ({parent.pid}), which runs the task"
+    _assign_task_entities(processes, by_key)
+    return processes
+
+
+def _assign_task_entities(processes: list[TaskProcess], by_key: dict) -> None:
+    """Give every process the scheduler runs that no definition names a task entity of its own (details
+    ``task_entity`` key and ``task_entity_name``): keyed by its task host's GUID argument (taskhost(w).exe
+    runs one task per GUID), else by the process the scheduler started (the root of its subtree)."""
+    for proc in processes:
+        proc.details.pop("task_entity", None)
+        proc.details.pop("task_entity_name", None)
+        if proc.task or proc.details.get("role") == "schedule_host":
+            continue
+        root, seen = proc, {id(proc)}
+        while root.details.get("role") not in ("task_process", "task_host"):
+            key = _parent_key(root, processes)
+            parent = by_key.get(key) if key else None
+            if parent is None or id(parent) in seen or parent.details.get("role") == "schedule_host":
+                break
+            seen.add(id(parent))
+            root = parent
+        guids = TASK_GUID.findall(root.command_line or "") if root.name.lower() in ("taskhostw.exe", "taskhost.exe", "taskhostex.exe") else []
+        if guids:
+            proc.details["task_entity"] = f"memory:{guids[0].lower()}"
+            proc.details["task_entity_name"] = f"(running task) {guids[0].upper()}"
+        else:
+            proc.details["task_entity"] = f"memory:{root.name.lower()}:{root.pid}"
+            proc.details["task_entity_name"] = f"(running task) {root.name} pid {root.pid}"
+
+
+def _parent_key(proc: TaskProcess, processes: list[TaskProcess]) -> tuple[int, str | None] | None:
+    """Key of the parent record: same PID as ppid, created before the child (latest such)."""
+    created = utc_key(proc.created.utc) if proc.created else ""
+    candidates = [p for p in processes if p.pid == proc.ppid and p is not proc and (utc_key(p.created.utc) if p.created else "") <= created]
+    if not candidates:
+        return None
+    parent = max(candidates, key=lambda p: utc_key(p.created.utc) if p.created else "")
+    return parent.pid, parent.created.utc if parent.created else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running volatility3 in-process
+# ---------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import stat
 from datetime import timezone
 from pathlib import Path
 
-from triage.collect import Context, Source
+from triage.context import Context, Source
 from triage.containers import ContainerRefused, check_container
 from triage.records import EvidenceRef, HostInfo
 

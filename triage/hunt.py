@@ -120,7 +120,7 @@ def triage_item(path: str, case_dir: str, hunt_date: str, options: dict) -> dict
     item is a memory image). Returns a small picklable summary; warnings the run prints go into
     ``gaps`` instead of the worker's stderr. Temporary files live in one folder removed at the end."""
     _report_start(path)
-    from triage.collect import Context
+    from triage.context import Context, RunOptions
     from triage.export import write_case
     from triage.export.casefolder import CaseFolderError
     from triage.run import run
@@ -129,7 +129,8 @@ def triage_item(path: str, case_dir: str, hunt_date: str, options: dict) -> dict
     from triage.timeorder import earliest, latest
 
     with contextlib.redirect_stderr(io.StringIO()), run_scope("triage-item", signals=False):
-        ctx = Context(quiet=True, options={k: options.get(k) for k in ("symbols", "sigma", "iocs")})
+        ctx = Context(quiet=True, options=RunOptions(symbols=options.get("symbols"), sigma=options.get("sigma"),
+                                                     iocs=options.get("iocs")))
         memory = bool(options.get("memory"))
         case = run([] if memory else [path], ctx, memory_paths=[path] if memory else [], hunt_date=hunt_date)
         case.timeline = filter_rows(case.timeline, options.get("since"), options.get("until"))

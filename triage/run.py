@@ -9,7 +9,8 @@ from triage import attack, intel, sources
 from triage.collect import Context, Source
 from triage.collect import binaries, eventlogs, memory, taskcache, unix_jobs, windows_tasks
 from triage.collect.names import escape_record
-from triage.correlate import correlate, event_entity_key, mark_other_computers, timeline_sort_key, unattached_timeline
+from triage.correlate import (correlate, event_entity_key, link_task_processes, mark_other_computers, timeline_sort_key,
+                              unattached_timeline)
 from triage.detect import Hit, JudgeContext, build_findings
 from triage.detect import (
     baseline,
@@ -109,7 +110,7 @@ def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = ()
             record.host = known_host
     stores = StoreIndex(ctx.stores, ctx.gaps)
     if case.processes:  # disk events and definitions of the same host link memory processes to tasks
-        memory.link_task_processes(case.processes, case.events, case.definitions)
+        link_task_processes(case.processes, case.events, case.definitions)
     unlink_task_folders(case.events, case.definitions)  # Sysmon 11 on a task folder names no task
     case.entities, case.timeline = correlate(case.definitions, case.events, case.processes, case.unix_jobs, stores)
     case.timeline = sorted(case.timeline + unattached_timeline(case.events, case.processes), key=timeline_sort_key)

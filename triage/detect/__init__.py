@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from triage import sources
 from triage.detect.gap_index import gap_index
+from triage.context import RunOptions
 from triage.records import Entity, EvidenceItem, Finding, Gap
 from triage.stores import StoreIndex
 
@@ -48,7 +49,7 @@ class JudgeContext:
     hunt_date: str  # YYYYMMDD
     gaps: list[Gap] = field(default_factory=list)
     baseline: dict = field(default_factory=dict)
-    options: dict = field(default_factory=dict)
+    options: RunOptions = field(default_factory=lambda: RunOptions())
     # What was examined per host (triage.stores): a check that reasons from something missing asks it
     # first, so nothing is "missing" from a store that was never read or that a gap covers.
     stores: StoreIndex = field(default_factory=StoreIndex)

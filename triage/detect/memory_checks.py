@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 
-from triage.collect.memory import split_program
 from triage.detect import Hit, JudgeContext, content_rules
 from triage.detect.baseline import is_unchanged_stock
 from triage.detect.stealth import tree_stealth
+from triage.parsers.command_line import split_program
 from triage.parsers.taskcache_definition import stealth_flags
 from triage.records import Action, Entity, EvidenceItem, TaskDefinition, TaskProcess
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from triage.collect import Context
+from triage.context import Context
 from triage.export import detections, html, jsonl, manifest, markdown, timeline_csv
 from triage.export.casefolder import (
     MANIFEST_HASH_NAME,

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import html
 import json
-import unicodedata
 from typing import Any
 
-# Cc controls, Cf format characters (bidi overrides, zero-width, tag characters), lone surrogates,
-# and the Unicode line/paragraph separators: invisible or layout-changing, so always shown escaped.
-_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+from triage.names import escape_controls, is_escaped
 
 # A spreadsheet cell starting with one of these is a formula (or a DDE command) in Excel/LibreOffice.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -25,28 +22,6 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # start a line in our Markdown, so line-start markup (#, -, 1.) cannot trigger.
 _MD_SPECIAL = frozenset("`*_[]|~$")
 _MD_PUNCTUATION = frozenset(chr(c) for c in range(0x21, 0x7F) if not chr(c).isalnum())
-
-
-def _is_escaped(ch: str) -> bool:
-    return unicodedata.category(ch) in _ESCAPED_CATEGORIES
-
-
-def _visible(ch: str) -> str:
-    code = ord(ch)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def escape_controls(value: Any) -> str:
-    """Text with every control / invisible character written as a Python-style escape (``\\x1b``)."""
-    text = "" if value is None else str(value)
-    # isprintable() is False for every escaped category (C level, the common case); else each distinct character once
-    if text.isprintable() or not any(_is_escaped(ch) for ch in set(text)):
-        return text
-    return "".join(_visible(ch) if _is_escaped(ch) else ch for ch in text)
 
 
 def _json_escape(ch: str) -> str:
@@ -81,9 +56,9 @@ def json_text(obj: Any, *, indent: int | None = None) -> str:
         text = "[\n" + ",\n".join(pad + item.replace("\n", "\n" + pad) for item in items) + "\n]"
     else:
         text = json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators, default=_json_default)
-    if not any(_is_escaped(ch) for ch in set(text) if ord(ch) > 0x7E):  # each distinct character judged once
+    if not any(is_escaped(ch) for ch in set(text) if ord(ch) > 0x7E):  # each distinct character judged once
         return text
-    return "".join(_json_escape(ch) if ord(ch) > 0x7E and _is_escaped(ch) else ch for ch in text)
+    return "".join(_json_escape(ch) if ord(ch) > 0x7E and is_escaped(ch) else ch for ch in text)
 
 
 def csv_cell(value: Any) -> str:

@@ -21,7 +21,8 @@ from volatility3.framework.configuration import requirements
 from volatility3.framework.layers import intel
 from volatility3.plugins.windows import pslist, psscan, svcscan
 
-from triage.collect import memory as triage_memory
+from triage import correlate
+from triage.parsers import task_processes as triage_memory
 from triage.records import TaskDefinition, TaskProcess
 
 from . import taskcache_mem  # relative: the same copy whether loaded as triage.volplugins or by `vol -p`
@@ -189,7 +190,7 @@ class TaskProcs(interfaces.plugins.PluginInterface):
                                                                            evidence)
         if problem:
             problems.append(problem)
-        triage_memory.link_task_processes(processes, definitions=definitions)
+        correlate.link_task_processes(processes, definitions=definitions)
         rebuilt = triage_memory.task_creating_definitions(procs, evidence, details, host.get("hostname"))
         method = "service records (svcscan)" if service_hosts else "process tree (-s Schedule or a task host's parent)"
         return MemoryAnalysis(processes, definitions + rebuilt, problems, host, method)

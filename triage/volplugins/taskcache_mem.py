@@ -1,11 +1,13 @@
 """volatility3 plugin: the Task Scheduler's TaskCache as the SOFTWARE hive holds it in memory.
 
 Reads ``Microsoft\\Windows NT\\CurrentVersion\\Schedule\\TaskCache`` (Tree and Tasks) through
-volatility3's registry layer and decodes Actions/Triggers/DynamicInfo with triage's own decoder
-(:mod:`triage.parsers.taskcache`), not volatility's scheduled_tasks decoder, which swaps creation and
-last-run times, drops e-mail actions, mislabels idle/registration triggers and keeps only the leaf
-task name (shared/docs/peers.md). Stealth checks: Tree key without SD (Tarrask), Index 0 or missing,
-empty DACL, Tree Id without a Tasks key and the reverse.
+volatility3's registry layer, snapshots every key as the disk collector does (raw value types and bytes,
+last-write FILETIMEs) and maps it with the same function (:func:`triage.parsers.taskcache_definition.task_definition`),
+so the same bytes give the same definition on disk and in memory. Not volatility's scheduled_tasks decoder,
+which swaps creation and last-run times, drops e-mail actions, mislabels idle/registration triggers and
+keeps only the leaf task name (shared/docs/peers.md). The Stealth column shows
+:func:`~triage.parsers.taskcache_definition.stealth_flags`: Tree key without SD (Tarrask), Index 0 or
+missing, empty DACL, Tree Id without a Tasks key and the reverse.
 
     vol -p $(python -m triage.volplugins --path) -s SYMBOLS -f mem.raw taskcache_mem.TaskCacheMem
 """

@@ -40,7 +40,6 @@ class Risk(StrEnum):
     HIGH = "High"
     MEDIUM = "Medium"
     LOW = "Low"
-    INFO = "Info"
 
 
 class Confidence(StrEnum):

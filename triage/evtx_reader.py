@@ -139,8 +139,12 @@ def _plain(value: Any) -> Any:
         value = value.get()
     if isinstance(value, bool):
         return int(value)
-    if value is None or isinstance(value, (str, int)):
+    if value is None or value.__class__ is str or value.__class__ is int:
         return value
+    if isinstance(value, int):  # dissect's cstruct integer types: plain int (they cannot be pickled)
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)

@@ -124,8 +124,8 @@ def read_in_pool(files: list[tuple[str, Opener]], source: Source, evaluator: Any
                 for loc, op in retry:
                     yield _alone(loc, op, source, loose)
                 pool = _new_pool(workers)
-            except Exception as exc:  # a result that could not come back (e.g. not picklable): that log's gap
-                yield _failed(location, source, f"event log not read: worker failed: {_describe(exc)}")
+            except Exception:  # a result that could not come back (e.g. not picklable): read here instead
+                yield _in_parent(location, opener, source)
     finally:
         if finished:
             pool.shutdown(wait=True)
@@ -148,11 +148,16 @@ def _submit(pool: ProcessPoolExecutor, location: str, opener: Opener, source: So
     try:
         copy = _copy_out(opener)
     except Exception:
-        if "parent_local" not in _SHARED:
-            evaluator = _SHARED.get("evaluator")
-            _SHARED["parent_local"] = evaluator.fresh() if evaluator is not None else None
-        return _SHARED["read_one"](location, opener, source, _SHARED["parent_local"])
+        return _in_parent(location, opener, source)
     return pool.submit(_work, location, copy)
+
+
+def _in_parent(location: str, opener: Opener, source: Source) -> LogResult:
+    """One log read by this process, exactly as with one worker."""
+    if "parent_local" not in _SHARED:
+        evaluator = _SHARED.get("evaluator")
+        _SHARED["parent_local"] = evaluator.fresh() if evaluator is not None else None
+    return _SHARED["read_one"](location, opener, source, _SHARED["parent_local"])
 
 
 def _copy_out(opener: Opener) -> str:

@@ -411,7 +411,8 @@ class SigmaEvaluator:
         if len(self._batch) >= self.batch_size:
             self._flush()
 
-    def _row(self, rid: int, fields: Mapping[str, Any], kind: int) -> tuple:
+    def _row(self, fields: Mapping[str, Any], kind: int) -> tuple:
+        """The event's column values (all but ``rid``)."""
         columns = _sigma_columns(fields)
         # Events of one template share their keys: which key feeds each column is worked out once per key set.
         names = tuple(columns)
@@ -423,14 +424,22 @@ class SigmaEvaluator:
             plan = self._plans[names] = [by_lower.get(name.lower()) for name in self._fields]
         fulltext = "\n".join(_text(v) or "" for _, v in sorted(columns.items())) if self._fulltext else None
         logsource = "|" + "|".join(logsource_tokens(fields)) + "|"
-        return (rid, logsource, fulltext, kind, *[None if key is None else _text(columns[key]) for key in plan])
+        return (logsource, fulltext, kind, *[None if key is None else _text(columns[key]) for key in plan])
 
     def _flush(self) -> None:
         if not self._batch:
             return
         self._conn.execute("DELETE FROM events")
-        self._conn.executemany(self._insert, (self._row(i, f, kind) for i, ((f, _), kind)
-                                              in enumerate(zip(self._batch, self._batch_kinds))))
+        # Events that give the same row (a program run again and again) are stored and matched once:
+        # a row's rid is the first such event's number, ``members`` lists every event it stands for.
+        distinct: dict[tuple, int] = {}
+        members: list[list[int]] = []
+        for number, ((fields, _), kind) in enumerate(zip(self._batch, self._batch_kinds)):
+            rid = distinct.setdefault(self._row(fields, kind), len(members))
+            if rid == len(members):
+                members.append([])
+            members[rid].append(number)
+        self._conn.executemany(self._insert, ((rid, *row) for row, rid in distinct.items()))
         present = [(number, frozenset(tokens)) for tokens, number in self._kinds.items() if number in set(self._batch_kinds)]
         for rule, needs in zip(self.rules.loaded, self._needs):
             if rule.rule_id in self.errors:
@@ -445,7 +454,8 @@ class SigmaEvaluator:
                 self.errors[rule.rule_id] = f"evaluation failed: {_describe(exc)}"
                 continue
             if rows:
-                self._hits.setdefault(rule.rule_id, []).extend(self._batch[rid] for (rid,) in rows)
+                matched = sorted(number for (rid,) in rows for number in members[rid])
+                self._hits.setdefault(rule.rule_id, []).extend(self._batch[number] for number in matched)
         self._batch = []
         self._batch_kinds = []
 

@@ -8,6 +8,7 @@ run times and its command line (which names the option and the output folder), a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -79,6 +80,9 @@ def test_two_workers_give_the_same_case_folder_as_one_on_corpus_logs_with_damage
     # the truncated copy still gave the records before the cut: more task events than without it
     assert manifest["counts"]["events"] > 3000
     assert b"50-truncated.evtx" in files["timeline.jsonl"]
+    # every log is hashed once, while it is read (in a worker), and the manifest takes that digest
+    listed = {entry["path"]: entry["sha256"] for entry in manifest["evidence"][0]["files"]}
+    assert listed == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in logs.iterdir()}
 
 
 def _pool_processes(marker: str) -> list[int]:

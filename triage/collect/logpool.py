@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from triage.collect import Context, Source
+from triage.evidence import HASHED
 from triage.records import TaskEvent
 
 Opener = Callable[[], BinaryIO]
@@ -45,10 +46,12 @@ class LogResult:
     events: list[TaskEvent] = field(default_factory=list)
     calls: list[tuple[str, tuple, dict]] = field(default_factory=list)  # (method, args, kwargs) on the Context
     sigma: Any = None  # triage.detect.sigma.SigmaPart
+    hashed: dict = field(default_factory=dict)  # files hashed while reading (triage.evidence.HASHED entries)
 
     def replay(self, ctx: Context) -> None:
         for method, args, kwargs in self.calls:
             getattr(ctx, method)(*args, **kwargs)
+        HASHED.update(self.hashed)
 
 
 class RecordingContext(Context):
@@ -86,8 +89,11 @@ def _worker_start() -> None:
 
 def _work(location: str, copy: str | None) -> LogResult:
     opener: Opener = (lambda: open(copy, "rb")) if copy else _SHARED["openers"][location]
+    before = set(HASHED)
     try:
-        return _SHARED["read_one"](location, opener, _SHARED["source"], _SHARED["local"])
+        result = _SHARED["read_one"](location, opener, _SHARED["source"], _SHARED["local"])
+        result.hashed = {identity: HASHED[identity] for identity in HASHED.keys() - before}
+        return result
     finally:
         if copy:
             os.unlink(copy)

@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     title = f"folder: {folder['files']} logs, {folder['events']} events"
     print(tabulate([[name, folder["seconds"][name], folder["peak_rss_mb"][name]] for name in folder["seconds"]],
                    headers=[title, "seconds (median)", "peak MB"]))
-    print(tabulate([list(r.values()) for r in folder["ratios"]], headers=["ratio", "value", "target"]))
+    print(tabulate([[r["ratio"], r["value"], r["target"]] for r in folder["ratios"]], headers=["ratio", "value", "target"]))
     out = args.out if args.out else (None if args.smoke else ROOT / "bench" / "results" / "evtx.json")
     if out:
         from bench.timing import machine

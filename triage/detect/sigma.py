@@ -393,21 +393,35 @@ class SigmaEvaluator:
         self._needs = [frozenset(_LOGSOURCE_TERM.findall(rule.condition)) for rule in rules.loaded]
         self._wanted: dict[tuple[str, ...], bool] = {}
         self._kinds: dict[tuple[str, ...], int] = {}  # logsource tokens -> source kind number
+        self._kind_text: list[str] = []  # source kind number -> the sigma_logsource column ("|token|token|")
+        self._tokens_of: dict[tuple, tuple[str, ...]] = {}  # (Channel, EventID, EventType) -> logsource tokens
         self._plans: dict[tuple[str, ...], list[str | None]] = {}
         self._hits: dict[str, list[tuple[Mapping[str, Any], EventRef]]] = {}
 
     def add(self, fields: Mapping[str, Any], ref: EventRef) -> None:
         self.events_seen += 1
-        tokens = logsource_tokens(fields)
-        key = tuple(tokens)
+        # The tokens depend on these three values only: worked out once per distinct triple.
+        source = (fields.get("Channel"), fields.get("EventID"), fields.get("EventType"))
+        try:
+            key = self._tokens_of.get(source)
+        except TypeError:  # a list value (a damaged or odd record): not cached
+            source, key = None, None
+        if key is None:
+            key = tuple(logsource_tokens(fields))
+            if source is not None:
+                self._tokens_of[source] = key
         wanted = self._wanted.get(key)
         if wanted is None:
-            present = set(tokens)
+            present = set(key)
             wanted = self._wanted[key] = any(need <= present for need in self._needs)
         if not wanted:
             return  # no loaded rule's logsource selects this event: it cannot match, so it is not stored
         self._batch.append((fields, ref))
-        self._batch_kinds.append(self._kinds.setdefault(key, len(self._kinds)))
+        kind = self._kinds.get(key)
+        if kind is None:
+            kind = self._kinds[key] = len(self._kinds)
+            self._kind_text.append("|" + "|".join(key) + "|")
+        self._batch_kinds.append(kind)
         if len(self._batch) >= self.batch_size:
             self._flush()
 
@@ -423,8 +437,7 @@ class SigmaEvaluator:
                 by_lower[key.lower()] = key
             plan = self._plans[names] = [by_lower.get(name.lower()) for name in self._fields]
         fulltext = "\n".join(_text(v) or "" for _, v in sorted(columns.items())) if self._fulltext else None
-        logsource = "|" + "|".join(logsource_tokens(fields)) + "|"
-        return (logsource, fulltext, kind, *[None if key is None else _text(columns[key]) for key in plan])
+        return (self._kind_text[kind], fulltext, kind, *[None if key is None else _text(columns[key]) for key in plan])
 
     def _flush(self) -> None:
         if not self._batch:

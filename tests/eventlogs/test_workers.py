@@ -128,3 +128,32 @@ def test_a_signal_while_workers_read_logs_leaves_no_worker_no_case_and_no_tempor
     assert _pool_processes(str(out)) == []  # no worker outlived the run
     assert os.listdir(tmpdir) == []
     assert not out.exists()
+
+
+def test_a_worker_killed_mid_run_costs_nothing_its_logs_are_read_again(tmp_path, corpus):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for number in range(30):
+        shutil.copyfile(BELKASOFT, logs / f"{number:02d}.evtx")
+    expected, expected_manifest, _, _ = _case(tmp_path, logs, 1)
+    out = tmp_path / "case-killed"
+    child = subprocess.Popen([sys.executable, "-m", "triage", str(logs), "-o", str(out), "-q", "--workers", "2",
+                              "--hunt-date", HUNT_DATE], cwd=PROJECT, env=child_env(tmp_path / "tmp-killed"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for _ in range(200):
+        workers = [pid for pid in _pool_processes(str(out)) if pid != child.pid]
+        if len(workers) >= 2:
+            break
+        time.sleep(0.05)
+    os.kill(max(workers), signal.SIGKILL)  # out of memory, a crash in a decoder: the worker is gone
+    stderr = child.stderr.read()
+    child.wait(timeout=300)
+    assert child.returncode == 0, stderr
+    assert "Traceback" not in stderr and "warning" not in stderr
+    files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    manifest = json.loads(files.pop("manifest.json"))
+    files.pop("manifest.sha256")
+    for name in RUN_FIELDS:
+        manifest.pop(name)
+    assert files == expected and manifest == expected_manifest  # every log's events, as with one process
+    assert manifest["counts"]["events"] % 30 == 0 and manifest["counts"]["events"] > 0

@@ -105,7 +105,7 @@ def read_in_pool(files: list[tuple[str, Opener]], source: Source, evaluator: Any
     _SHARED.update(source=source, evaluator=evaluator, read_one=read_one, openers=dict(files), local=None)
     loose = {str(path) for path in source.evtx_files}
     pool = _new_pool(workers)
-    pending: deque[tuple[str, Opener, Future | LogResult]] = deque()
+    pending: deque[tuple[str, Opener, Future | LogResult | None]] = deque()
     queue = iter(files)
     finished = False
     try:
@@ -117,21 +117,19 @@ def read_in_pool(files: list[tuple[str, Opener]], source: Source, evaluator: Any
                 finished = True
                 return
             location, opener, job = pending.popleft()
-            if isinstance(job, LogResult):
-                yield job
-                continue
-            try:
-                yield job.result()
-            except BrokenProcessPool:
-                pool.shutdown(wait=False, cancel_futures=True)
+            result = _outcome(job)
+            if result is None:  # the pool broke (a worker died): this log and every queued one are read alone
+                _stop(pool)
                 yield _alone(location, opener, source, loose)
-                retry = [(loc, op) for loc, op, _ in pending]
-                pending.clear()
-                for loc, op in retry:
-                    yield _alone(loc, op, source, loose)
+                retry, pending = list(pending), deque()
+                for again_location, again_opener, again in retry:
+                    done = _outcome(again, finished_only=True)
+                    yield done if isinstance(done, LogResult) else _alone(again_location, again_opener, source, loose)
                 pool = _new_pool(workers)
-            except Exception:  # a result that could not come back (e.g. not picklable): read here instead
-                yield _in_parent(location, opener, source)
+                continue
+            if isinstance(result, Exception):  # a result that could not come back (e.g. not picklable)
+                result = _in_parent(location, opener, source)
+            yield result
     finally:
         if finished:
             pool.shutdown(wait=True)
@@ -140,22 +138,42 @@ def read_in_pool(files: list[tuple[str, Opener]], source: Source, evaluator: Any
         _SHARED.clear()
 
 
+def _outcome(job: Future | LogResult | None, finished_only: bool = False) -> LogResult | Exception | None:
+    """A queued log's result; None when the pool broke before it was done (or it was never queued), the
+    exception when its result could not come back. ``finished_only``: do not wait for it."""
+    if job is None or isinstance(job, LogResult):
+        return job
+    if finished_only and not job.done():
+        return None
+    try:
+        return job.result()
+    except BrokenProcessPool:
+        return None
+    except Exception as exc:
+        return None if finished_only else exc
+
+
 def _new_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
 
 
 def _submit(pool: ProcessPoolExecutor, location: str, opener: Opener, source: Source,
-            loose: set[str]) -> Future | LogResult:
+            loose: set[str]) -> Future | LogResult | None:
     """Queue one log. A log inside the evidence is copied out first; one that cannot be opened or copied
     whole is read here, in this process, so its gaps and the records before a read error are exactly
     those one process reports."""
-    if location in loose:
-        return pool.submit(_work, location, None)
+    copy = None
+    if location not in loose:
+        try:
+            copy = _copy_out(opener)
+        except Exception:
+            return _in_parent(location, opener, source)
     try:
-        copy = _copy_out(opener)
-    except Exception:
-        return _in_parent(location, opener, source)
-    return pool.submit(_work, location, copy)
+        return pool.submit(_work, location, copy)
+    except BrokenProcessPool:  # a worker died meanwhile: the log is read alone (see read_in_pool)
+        if copy:
+            os.unlink(copy)
+        return None
 
 
 def _in_parent(location: str, opener: Opener, source: Source) -> LogResult:
@@ -182,6 +200,8 @@ def _alone(location: str, opener: Opener, source: Source, loose: set[str]) -> Lo
     pool = _new_pool(1)
     try:
         job = _submit(pool, location, opener, source, loose)
+        if job is None:
+            raise BrokenProcessPool("the worker process reading it died")
         return job if isinstance(job, LogResult) else job.result()
     except Exception as exc:
         reason = "the worker process reading it died" if isinstance(exc, BrokenProcessPool) else _describe(exc)

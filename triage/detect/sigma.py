@@ -401,7 +401,7 @@ class SigmaEvaluator:
     def add(self, fields: Mapping[str, Any], ref: EventRef) -> None:
         self.events_seen += 1
         # The tokens depend on these three values only: worked out once per distinct triple.
-        source = (fields.get("Channel"), fields.get("EventID"), fields.get("EventType"))
+        source: tuple | None = (fields.get("Channel"), fields.get("EventID"), fields.get("EventType"))
         try:
             key = self._tokens_of.get(source)
         except TypeError:  # a list value (a damaged or odd record): not cached

@@ -91,6 +91,15 @@ def summary_rows(runs: dict) -> list[dict]:
             mine = next(r for r in res if r["set"] == row["set"] and r["reader"].startswith("triage"))
             rows.append(_row("evtx", f"{row['set']}: triage / {row['reader']} (seconds)", mine["seconds"], row["seconds"],
                              round(mine["seconds"] / row["seconds"], 3), "", None, row["reader"]))
+        if folder := runs["evtx"]["result"].get("folder"):
+            seconds = folder["seconds"]
+            for check in folder["ratios"]:
+                limit = float(check["target"].split()[-1])
+                met = check["value"] <= limit if check["target"].startswith("<=") else check["value"] >= limit
+                triage = seconds["workers 2" if "--workers 2 /" in check["ratio"] else "workers 1"]
+                peer = seconds["bare"] if "bare" in check["ratio"] else seconds["workers 2"]
+                rows.append(_row("evtx", f"{folder['files']} logs: {check['ratio']}", triage, peer, check["value"],
+                                 check["target"], met, "evtx (PyPI)"))
     if "result" in runs.get("scale", {}):
         for check in runs["scale"]["result"]["checks"]:
             rows.append(_row("scale", check["check"], None, None, check["value"], "", check.get("met"), ""))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -66,8 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--until", metavar="TIME", help="timeline rows at or before this time (ISO 8601; UTC when no offset is given; "
                                                         "a date alone means to the end of that day)")
     parser.add_argument("--version", action="store_true", help="print the versions of triage, dissect.target, volatility3 and pySigma")
+    parser.add_argument("--workers", type=_worker_count, default=os.cpu_count() or 1, metavar="N",
+                        help="processes reading event logs (default: the CPU count; 1 = all in this process); "
+                             "the output is the same for any N")
     add_common_options(parser)
     return parser
+
+
+def _worker_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of processes, 1 or more")
+    return int(text)
 
 
 def say(text: str = "", *, err: bool = False) -> None:
@@ -211,7 +221,7 @@ def _triage(args, argv: list[str], since: datetime | None, until: datetime | Non
     except IocError as exc:
         say(f"triage: error: {exc}", err=True)
         return EXIT_USAGE
-    ctx = Context(quiet=args.quiet, options={"symbols": args.symbols, "sigma": args.sigma, "iocs": iocs})
+    ctx = Context(quiet=args.quiet, options={"symbols": args.symbols, "sigma": args.sigma, "iocs": iocs, "workers": args.workers})
     if args.ioc:
         ctx.progress(f"ioc: {len(iocs.indicators)} indicator(s) from {len(iocs.files)} file(s), {len(iocs.skipped)} not matchable")
         for line in iocs.skipped:

@@ -29,12 +29,22 @@ _HASH_CHUNK = 1 << 20
 logging.getLogger("dissect").setLevel(logging.CRITICAL)
 
 
+# (device, inode, size, modification time in ns) -> SHA-256: a loose log is hashed for its rows and again for
+# the manifest; the second time the digest is taken from here (also from the workers that read the logs).
+HASHED: dict[tuple[int, int, int, int], str] = {}
+
+
 def sha256_file(path: Path) -> str:
+    facts = path.stat()
+    identity = (facts.st_dev, facts.st_ino, facts.st_size, facts.st_mtime_ns)
+    if (known := HASHED.get(identity)) is not None:
+        return known
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+    HASHED[identity] = digest.hexdigest()
+    return HASHED[identity]
 
 
 def evidence_kind(path: Path) -> str:

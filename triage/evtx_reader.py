@@ -139,8 +139,12 @@ def _plain(value: Any) -> Any:
         value = value.get()
     if isinstance(value, bool):
         return int(value)
-    if value is None or isinstance(value, (str, int)):
+    if value is None or value.__class__ is str or value.__class__ is int:
         return value
+    if isinstance(value, int):  # dissect's cstruct integer types: plain int (they cannot be pickled)
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
@@ -401,26 +405,48 @@ def _embedded_nul(data: bytes, start: int, end: int) -> bool:
     pos += 4
     if pos + 4 * count > end:
         return True
-    kinds = [unpack("<HB", data, pos + 4 * i) for i in range(count)]
+    layout = _DESCRIPTORS.get(count) or _descriptor_layout(count)
+    descriptors = layout.unpack_from(data, pos)
     pos += 4 * count
-    for size, kind in kinds:
-        if pos + size > end:
+    find = data.find
+    for i in range(0, 2 * count, 2):
+        size, kind = descriptors[i], descriptors[i + 1]
+        after = pos + size
+        if after > end:
             return True
-        value = data[pos:pos + size]
+        # A cheap search first: most values hold no NUL before their last code unit at all.
         if kind == _STRING:
-            text = value[:size - size % 2]
-            while text.endswith(b"\x00\x00"):
-                text = text[:-2]
-            found = text.find(b"\x00\x00")
-            while found != -1:  # a NUL code unit starts at an even offset
-                if found % 2 == 0:
-                    return True
-                found = text.find(b"\x00\x00", found + 1)
-        elif kind == _ANSI_STRING and b"\x00" in value.rstrip(b"\x00"):
+            if find(b"\x00\x00", pos, after - 2) != -1 and _nul_code_unit(data[pos:after]):
+                return True
+        elif kind == _ANSI_STRING:
+            if find(b"\x00", pos, after - 1) != -1 and b"\x00" in data[pos:after].rstrip(b"\x00"):
+                return True
+        elif kind == _BINXML and _embedded_nul(data, pos, after):
             return True
-        elif kind == _BINXML and _embedded_nul(data, pos, pos + size):
+        pos = after
+    return False
+
+
+_DESCRIPTORS: dict[int, struct.Struct] = {}  # substitution count -> the (size, type) array's layout
+
+
+def _descriptor_layout(count: int) -> struct.Struct:
+    layout = struct.Struct("<" + "HBx" * count)
+    if count <= 256:  # real templates have tens of values; a damaged count is not kept
+        _DESCRIPTORS[count] = layout
+    return layout
+
+
+def _nul_code_unit(value: bytes) -> bool:
+    """Whether a UTF-16LE value has a NUL code unit before its trailing NULs."""
+    text = value[:len(value) - len(value) % 2]
+    while text.endswith(b"\x00\x00"):
+        text = text[:-2]
+    found = text.find(b"\x00\x00")
+    while found != -1:  # a NUL code unit starts at an even offset
+        if found % 2 == 0:
             return True
-        pos += size
+        found = text.find(b"\x00\x00", found + 1)
     return False
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from triage.collect import Context, Source
+from triage.collect import Context, Source, logpool
 from triage.collect.filefacts import UnreadableFile, check_regular, read_error
 from triage.collect.names import escaped_text
 from triage.detect.sigma import EventRef
@@ -34,19 +34,49 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskEvent]:
     files = list(_log_files(source, ctx))
     if files:
         ctx.progress(f"reading {len(files)} event log(s) from {source.name}")
-    for location, opener in files:
+    evaluator = ctx.options.get("sigma_evaluator")
+    workers = _usable_workers(ctx.options.get("workers"), len(files))
+    if workers > 1:
+        results = logpool.read_in_pool(files, source, evaluator, workers, _read_one)
+    else:
+        local = evaluator.fresh() if evaluator is not None else None
+        results = (_read_one(location, opener, source, local) for location, opener in files)
+    for result in results:  # in log order, however the logs were shared out: the same output
+        result.replay(ctx)
+        if evaluator is not None and result.sigma is not None:
+            evaluator.absorb(result.sigma)
+        yield from result.events
+
+
+def _usable_workers(asked: Any, logs: int) -> int:
+    """Processes to read logs with: as asked (1 when not given), at most one per log; 1 inside a daemonic
+    process (a Dask worker may not start children) or where processes cannot be forked."""
+    workers = min(int(asked or 1), logs)
+    if workers > 1 and not logpool.can_fork():
+        return 1
+    return workers
+
+
+def _read_one(location: str, opener: Callable[[], BinaryIO], source: Source, local: Any) -> logpool.LogResult:
+    """One log read into a :class:`logpool.LogResult`: its task events, the gaps, notes and stores it
+    reported (replayed later, in log order), and what Sigma (``local``, an evaluator of this process
+    drained per log) found on its events."""
+    ctx = logpool.RecordingContext()
+    if local is not None:
+        ctx.options["sigma_evaluator"] = local
+    events: list[TaskEvent] = []
+    try:
+        fh = opener()
+    except UnreadableFile as exc:
+        ctx.gap(source.name, location, f"event log not read: {exc}")
+    except Exception as exc:  # dissect filesystems raise their own error types
+        ctx.gap(source.name, location, f"cannot open event log: {_describe(exc)}")
+    else:
         try:
-            fh = opener()
-        except UnreadableFile as exc:
-            ctx.gap(source.name, location, f"event log not read: {exc}")
-            continue
-        except Exception as exc:  # dissect filesystems raise their own error types
-            ctx.gap(source.name, location, f"cannot open event log: {_describe(exc)}")
-            continue
-        try:
-            yield from read_log(fh, location, source, ctx)
+            events = list(read_log(fh, location, source, ctx))
         finally:
             fh.close()
+    return logpool.LogResult(events=events, calls=ctx.calls, sigma=local.drain() if local is not None else None)
 
 
 def read_log(fh: BinaryIO, location: str, source: Source, ctx: Context) -> Iterator[TaskEvent]:

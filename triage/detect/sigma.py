@@ -75,6 +75,7 @@ KNOWN_CATEGORIES = {
 } | {"registry_add", "registry_delete"}
 
 FULLTEXT = "sigma_fulltext"
+SOURCE_KIND = "sigma_source_kind"  # a number per distinct set of logsource tokens, indexed: rules read only their rows
 _RISK_BY_LEVEL = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low", "informational": "Low"}
 _LEVEL_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
 
@@ -330,7 +331,9 @@ def _quote(name: str) -> str:
 def _connection() -> sqlite3.Connection:
     conn = sqlite3.connect(":memory:")
     conn.create_function("REGEXP", 2, _regexp, deterministic=True)
-    conn.execute(f'CREATE TABLE events (rid INTEGER PRIMARY KEY, sigma_logsource TEXT, {FULLTEXT} TEXT COLLATE NOCASE)')
+    conn.execute(f'CREATE TABLE events (rid INTEGER PRIMARY KEY, sigma_logsource TEXT, {FULLTEXT} TEXT COLLATE NOCASE, '
+                 f'{SOURCE_KIND} INTEGER)')
+    conn.execute(f"CREATE INDEX events_by_source_kind ON events ({SOURCE_KIND})")
     return conn
 
 
@@ -356,6 +359,15 @@ class EventRef:
     local_tz: tzinfo | None = None
 
 
+@dataclass
+class SigmaPart:
+    """What one evaluator found on some events (see :meth:`SigmaEvaluator.drain`)."""
+
+    hits: dict[str, list[tuple[Mapping[str, Any], EventRef]]]
+    events_seen: int
+    errors: dict[str, str]
+
+
 class SigmaEvaluator:
     """Feed events one by one (:meth:`add`), collect matches at the end (:meth:`matches`)."""
 
@@ -370,33 +382,51 @@ class SigmaEvaluator:
         self._conn = _connection()
         fields = sorted({f for rule in rules.loaded for f in rule.fields} | {"Channel", "EventID"}, key=str.lower)
         _ensure_columns(self._conn, fields)
-        self._fields = [name for name in fields if name.lower() not in ("rid", "sigma_logsource", FULLTEXT)]
+        self._fields = [name for name in fields if name.lower() not in ("rid", "sigma_logsource", FULLTEXT, SOURCE_KIND)]
         self._fulltext = any(FULLTEXT in rule.condition for rule in rules.loaded)
-        names = ["rid", "sigma_logsource", FULLTEXT, *self._fields]
+        names = ["rid", "sigma_logsource", FULLTEXT, SOURCE_KIND, *self._fields]
         self._insert = f"INSERT INTO events ({', '.join(map(_quote, names))}) VALUES ({', '.join('?' * len(names))})"
         self._batch: list[tuple[Mapping[str, Any], EventRef]] = []
+        self._batch_kinds: list[int] = []  # each batched event's source kind (index into _kinds)
         # The logsource tokens each rule requires (its condition's sigma_logsource terms): an event no
         # rule selects is never stored. Plans map an event's key set to the keys feeding each column.
         self._needs = [frozenset(_LOGSOURCE_TERM.findall(rule.condition)) for rule in rules.loaded]
         self._wanted: dict[tuple[str, ...], bool] = {}
+        self._kinds: dict[tuple[str, ...], int] = {}  # logsource tokens -> source kind number
+        self._kind_text: list[str] = []  # source kind number -> the sigma_logsource column ("|token|token|")
+        self._tokens_of: dict[tuple, tuple[str, ...]] = {}  # (Channel, EventID, EventType) -> logsource tokens
         self._plans: dict[tuple[str, ...], list[str | None]] = {}
         self._hits: dict[str, list[tuple[Mapping[str, Any], EventRef]]] = {}
 
     def add(self, fields: Mapping[str, Any], ref: EventRef) -> None:
         self.events_seen += 1
-        tokens = logsource_tokens(fields)
-        key = tuple(tokens)
+        # The tokens depend on these three values only: worked out once per distinct triple.
+        source: tuple | None = (fields.get("Channel"), fields.get("EventID"), fields.get("EventType"))
+        try:
+            key = self._tokens_of.get(source)
+        except TypeError:  # a list value (a damaged or odd record): not cached
+            source, key = None, None
+        if key is None:
+            key = tuple(logsource_tokens(fields))
+            if source is not None:
+                self._tokens_of[source] = key
         wanted = self._wanted.get(key)
         if wanted is None:
-            present = set(tokens)
+            present = set(key)
             wanted = self._wanted[key] = any(need <= present for need in self._needs)
         if not wanted:
             return  # no loaded rule's logsource selects this event: it cannot match, so it is not stored
         self._batch.append((fields, ref))
+        kind = self._kinds.get(key)
+        if kind is None:
+            kind = self._kinds[key] = len(self._kinds)
+            self._kind_text.append("|" + "|".join(key) + "|")
+        self._batch_kinds.append(kind)
         if len(self._batch) >= self.batch_size:
             self._flush()
 
-    def _row(self, rid: int, fields: Mapping[str, Any]) -> tuple:
+    def _row(self, fields: Mapping[str, Any], kind: int) -> tuple:
+        """The event's column values (all but ``rid``)."""
         columns = _sigma_columns(fields)
         # Events of one template share their keys: which key feeds each column is worked out once per key set.
         names = tuple(columns)
@@ -407,25 +437,63 @@ class SigmaEvaluator:
                 by_lower[key.lower()] = key
             plan = self._plans[names] = [by_lower.get(name.lower()) for name in self._fields]
         fulltext = "\n".join(_text(v) or "" for _, v in sorted(columns.items())) if self._fulltext else None
-        logsource = "|" + "|".join(logsource_tokens(fields)) + "|"
-        return (rid, logsource, fulltext, *[None if key is None else _text(columns[key]) for key in plan])
+        return (self._kind_text[kind], fulltext, kind, *[None if key is None else _text(columns[key]) for key in plan])
 
     def _flush(self) -> None:
         if not self._batch:
             return
         self._conn.execute("DELETE FROM events")
-        self._conn.executemany(self._insert, (self._row(i, f) for i, (f, _) in enumerate(self._batch)))
-        for rule in self.rules.loaded:
+        # Events that give the same row (a program run again and again) are stored and matched once:
+        # a row's rid is the first such event's number, ``members`` lists every event it stands for.
+        distinct: dict[tuple, int] = {}
+        members: list[list[int]] = []
+        for number, ((fields, _), kind) in enumerate(zip(self._batch, self._batch_kinds)):
+            rid = distinct.setdefault(self._row(fields, kind), len(members))
+            if rid == len(members):
+                members.append([])
+            members[rid].append(number)
+        self._conn.executemany(self._insert, ((rid, *row) for row, rid in distinct.items()))
+        present = [(number, frozenset(tokens)) for tokens, number in self._kinds.items() if number in set(self._batch_kinds)]
+        for rule, needs in zip(self.rules.loaded, self._needs):
             if rule.rule_id in self.errors:
                 continue
+            kinds = ",".join(str(number) for number, tokens in present if needs <= tokens)
+            if not kinds:
+                continue  # no event of this batch has the rule's logsource
             try:
-                rows = self._conn.execute(f"SELECT rid FROM events WHERE {rule.condition} ORDER BY rid").fetchall()
+                rows = self._conn.execute(f"SELECT rid FROM events WHERE {SOURCE_KIND} IN ({kinds}) AND {rule.condition} "
+                                          "ORDER BY rid").fetchall()
             except (sqlite3.Error, re.error) as exc:
                 self.errors[rule.rule_id] = f"evaluation failed: {_describe(exc)}"
                 continue
             if rows:
-                self._hits.setdefault(rule.rule_id, []).extend(self._batch[rid] for (rid,) in rows)
+                matched = sorted(number for (rid,) in rows for number in members[rid])
+                self._hits.setdefault(rule.rule_id, []).extend(self._batch[number] for number in matched)
         self._batch = []
+        self._batch_kinds = []
+
+    def fresh(self) -> SigmaEvaluator:
+        """An empty evaluator of the same rules (one per process reading logs)."""
+        return SigmaEvaluator(self.rules, self.batch_size)
+
+    def drain(self) -> SigmaPart:
+        """This evaluator's work so far (hits, events seen, rule errors), taken out: it starts afresh.
+
+        The event-log collector drains one evaluator per log (in a worker process or not) and the run's
+        evaluator takes the parts in log order (:meth:`absorb`), so matches do not depend on how logs were shared out."""
+        self._flush()
+        part = SigmaPart(hits=self._hits, events_seen=self.events_seen, errors=self.errors)
+        self._hits, self.events_seen, self.errors = {}, 0, {}
+        return part
+
+    def absorb(self, part: SigmaPart) -> None:
+        """Add one drained part; a rule that already failed keeps its first error and gains no hits."""
+        self.events_seen += part.events_seen
+        for rule_id, hits in part.hits.items():
+            if rule_id not in self.errors:
+                self._hits.setdefault(rule_id, []).extend(hits)
+        for rule_id, error in part.errors.items():
+            self.errors.setdefault(rule_id, error)
 
     def matches(self) -> list[SigmaMatch]:
         """Every rule that fired, most severe first, each with its events in time order."""

@@ -225,7 +225,17 @@ def _converters() -> tuple[dict, dict[str, str]]:
     from sigma.collection import SigmaCollection
 
     def convert(backend):
-        return lambda rule: backend.convert(SigmaCollection.from_dicts([rule]))
+        # What backend.convert does, with the processing pipeline combined once per backend, not once per
+        # rule (combining it cost more than converting a rule). Each rule is applied to it afresh.
+        backend.init_processing_pipeline()
+        output_format = backend.default_format
+
+        def one(rule: dict) -> list:
+            collection = SigmaCollection.from_dicts([rule])
+            collection.resolve_rule_references()
+            queries = [query for parsed in collection.rules for query in backend.convert_rule(parsed, output_format)]
+            return backend.finalize(queries, output_format)
+        return one
 
     out, missing = {}, {}
     try:
@@ -237,11 +247,12 @@ def _converters() -> tuple[dict, dict[str, str]]:
     try:
         from sigma.backends.kusto import KustoBackend
         from sigma.pipelines.microsoftxdr import microsoft_xdr_pipeline
-        defender_events, defender = KustoBackend(_defender_task_events_pipeline()), KustoBackend(microsoft_xdr_pipeline())
+        defender_events = convert(KustoBackend(_defender_task_events_pipeline()))
+        defender = convert(KustoBackend(microsoft_xdr_pipeline()))
 
         def kql(rule):
             task_log = rule["logsource"].get("service") in ("security", "taskscheduler")
-            return (defender_events if task_log else defender).convert(SigmaCollection.from_dicts([rule]))
+            return (defender_events if task_log else defender)(rule)
         out["kql"] = kql
     except ImportError as exc:
         missing["kql"] = f"pySigma-backend-kusto not installed ({exc})"

@@ -209,6 +209,58 @@ def test_task_known_only_from_events_shows_its_action_not_the_creating_command(c
     assert actions == "Actions: mshta.exe https://hotelesms.com/Injection.txt"
 
 
+def test_create_run_delete_by_schtasks_command_lines_is_high_on_the_real_winpwnage_log():
+    """WinPwnage elevate: schtasks /create /xml %TEMP%\\elevator.xml, /run, /delete ten seconds later (Sysmon 1)."""
+    case = run([str(ATTACK / "Privilege Escalation/sysmon_1_11_exec_as_system_via_schedtask.evtx")], Context(quiet=True),
+               hunt_date="20260101")
+    finding = _one(case.findings, r"\elevator")
+    assert "task_created_then_deleted" in _rules(finding) and finding.risk_level == "High"
+    assert "under a minute" in finding.title
+    created = [e.value for e in finding.evidence if "/create" in e.value]
+    deleted = [e.value for e in finding.evidence if "/delete" in e.value]
+    assert len(created) == 1 and len(deleted) == 1
+
+
+def test_task_created_by_rundll32_is_high_and_names_the_loader_on_the_real_malware_log():
+    case = run([str(ATTACK / "AutomatedTestingTools/Malware/rundll32_cmd_schtask.evtx")], Context(quiet=True),
+               hunt_date="20260101")
+    finding = _one(case.findings, r"\DataUsageHandlers")
+    assert "created_by_loader" in _rules(finding) and finding.risk_level == "High"
+    [entity] = [e for e in case.entities if e.task == r"\DataUsageHandlers"]
+    parents = {d.details.get("creating_parent_image") for d in entity.definitions}
+    assert parents == {r"C:\Windows\SysWOW64\rundll32.exe", r"C:\Windows\SysWOW64\cmd.exe"}
+    assert {d.details.get("xml_file") for d in entity.definitions} == {r"C:\Users\IEUser\AppData\Local\Temp\sduchxll.tmp"}
+
+
+def test_windows_installer_custom_action_creating_a_task_through_rundll32_is_not_the_loader_rule():
+    """MSI custom actions run schtasks through rundll32 too (SigmaHQ dd2a821e filters them); only the
+    ParentCommandLine tells them apart."""
+    fields = {"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "Image": r"C:\Windows\SysWOW64\schtasks.exe",
+              "CommandLine": r"schtasks /Create /f /XML C:\Users\u\AppData\Local\Temp\x.tmp /TN Vendor\Update",
+              "ParentImage": r"C:\Windows\SysWOW64\rundll32.exe", "User": r"CORP\analyst"}
+    loader = _event({**fields, "ParentCommandLine": r"rundll32.exe C:\Users\u\AppData\Local\Temp\a.dll,Start"})
+    installer = _event({**fields, "ParentCommandLine": r"C:\Windows\syswow64\rundll32.exe C:\WINDOWS\Installer\MSI1A2B.tmp,"
+                                                       r"zzzzInvokeManagedCustomActionOutOfProc SfxCA_1 2 Vendor!Vendor.CA.Run"})
+    assert "created_by_loader" in _rules(_one(_judge(events=[loader]), r"\Vendor\Update"))
+    assert not any("created_by_loader" in _rules(f) for f in _judge(events=[installer]))
+
+
+def test_user_process_starting_queuereporting_is_medium_on_the_real_wertrigger_log():
+    case = run([str(ATTACK / "Privilege Escalation/privesc_spoolsv_spl_file_write_sysmon11.evtx")], Context(quiet=True),
+               hunt_date="20260101")
+    finding = _one(case.findings, r"\Microsoft\Windows\Windows Error Reporting\QueueReporting")
+    assert finding.risk_level == "Medium" and finding.rule == "sigma:8a2d5c71-0e94-4b6f-b3c8-5d7e1f9a2c46"
+    assert any("WerTrigger.exe" in e.value for e in finding.evidence)
+
+
+def test_user_environment_systemroot_override_is_high_on_the_real_cdssync_bypass_log():
+    case = run([str(ATTACK / "Privilege Escalation/sysmon_uacbypass_CDSSync_schtask_hijack_byeintegrity5.evtx")],
+               Context(quiet=True), hunt_date="20260101")
+    [finding] = [f for f in case.findings if f.rule == "sigma:3f0c6b2e-7d41-4c8e-9a55-2b1d8e6f0a31"]
+    assert finding.risk_level == "High" and "T1548.002" in {finding.technique, *finding.techniques}
+    assert any(r"Environment\systemroot" in e.value for e in finding.evidence)
+
+
 def test_create_then_delete_within_seconds_is_high_on_the_real_atexec_log():
     case = run([str(ATTACK / "Execution/temp_scheduled_task_4698_4699.evtx")], Context(quiet=True), hunt_date="20260101")
     finding = _one(case.findings, r"\CYAlyNSS")
@@ -288,6 +340,9 @@ DETECTED = {  # file -> a task (or rule title) found at Medium or above
     "Privilege Escalation/PrivEsc_SeImpersonatePriv_enabled_back_for_upnp_localsvc_4698.evtx": r"\FullPowersTask",
     "Privilege Escalation/Sysmon_UACME_34.evtx": "(no task) UAC Bypass Using Disk Cleanup",
     "Privilege Escalation/sysmon_1_11_exec_as_system_via_schedtask.evtx": r"\elevator",
+    "Privilege Escalation/privesc_spoolsv_spl_file_write_sysmon11.evtx": r"\Microsoft\Windows\Windows Error Reporting\QueueReporting",
+    "Privilege Escalation/sysmon_uacbypass_CDSSync_schtask_hijack_byeintegrity5.evtx":
+        "(no task) User Environment Overrides windir or SystemRoot (Scheduled-Task UAC Bypass)",
 }
 QUIET = {  # benign noise or context only (PROVENANCE.md notes), must stay below Medium
     "Credential Access/ACL_ForcePwd_SPNAdd_User_Computer_Accounts.evtx",
@@ -297,7 +352,7 @@ QUIET = {  # benign noise or context only (PROVENANCE.md notes), must stay below
 
 
 def test_attack_samples_found_from_logs_alone():
-    """Before issue 19 the shipped rules found 5 of these 18 logs at Medium or above; now 11 (the rest
+    """Before issue 19 the shipped rules found 5 of these 18 logs at Medium or above; now 13 (the rest
     are benign noise, context without a task event, or task runs whose creation is not in the log)."""
     loud = {}
     for path in sorted(ATTACK.rglob("*.evtx")):

@@ -318,6 +318,21 @@ def test_stock_action_of_another_release_is_judged_by_the_host_release():
     assert is_stock_name(r"\Microsoft\Windows\Server Manager\ServerManager", HOST, load_baseline([]))  # unknown: union
 
 
+def test_server_2019_listing_is_its_own_release_with_its_own_stock_actions():
+    """tools/baseline_sources/server2019_ec2_jaws.tsv: a Server 2019 host knows its Server-only tasks and their actions."""
+    server2019 = [HostInfo(hostname=HOST, os="Windows Server 2019 Datacenter (NT 10.0) 17763.1457")]
+    windows10 = [HostInfo(hostname=HOST, os="Windows 10 Pro (NT 10.0) 19045.1")]
+    task = r"\Microsoft\Windows\Server Initial Configuration Task"
+    assert is_stock_name(task, HOST, load_baseline(server2019)) and not is_stock_name(task, HOST, load_baseline(windows10))
+    stock = _definition(task, r"%windir%\system32\srvinitconfig.exe", "/disableconfigtask", user="S-1-5-18")
+    assert _judge([stock], hosts=server2019) == []
+    hijacked = _definition(task, r"C:\Users\Public\srvinitconfig.exe", "/disableconfigtask", user="S-1-5-18")
+    finding = _one(_judge([hijacked], hosts=server2019), task)
+    assert "stock_task_changed" in _rules(finding) and RISK_ORDER[finding.risk_level] >= RISK_ORDER["High"]
+    assert "2019" in load_baseline(server2019)["covered"]
+    assert {v["source"] for v in load_baseline(server2019)["tasks"][task.lower()]["variants"]} == {"server2019-ec2-jaws"}
+
+
 def test_real_windows10_task_log_alone_gives_no_medium_finding_from_the_rules():
     case = run([str(BELKASOFT_LOG)], Context(quiet=True), hunt_date="20260101")
     ours = {"stock_task_changed", "stock_name_wrong_folder", "vendor_name_other_program", "task_created_then_deleted"}

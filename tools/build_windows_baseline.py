@@ -11,7 +11,9 @@ Sources, each named in the data file next to every entry it contributed:
 - ``server2016-bastion``: ``tools/baseline_sources/server2016_bastion_winpeas.tsv`` (a Windows Server 2016
   task listing, provenance in the file's header);
 - ``server2019-ec2-jaws``: ``tools/baseline_sources/server2019_ec2_jaws.tsv`` (a Windows Server 2019 task
-  listing, provenance in the file's header).
+  listing, provenance in the file's header);
+- ``server2012r2-optimum-jaws``: ``tools/baseline_sources/server2012r2_optimum_jaws.tsv`` (a Windows Server
+  2012 R2 task listing, provenance in the file's header).
 
 Third-party tasks found in these sources (Google, Edge, OneDrive updaters) are not stock by name: they are in
 ``triage/data/baseline_vendors.json``, known by install path and action. The product reads only the JSON files.
@@ -39,6 +41,7 @@ BELKASOFT_LOG = ("AndrewRathbun__DFIRArtifactMuseum/Windows/EventLogs/Win10/Belk
 LISTINGS = {  # source key -> (release, transcribed "task, run as, task to run" listing)
     "server2016-bastion": ("2016", ROOT / "tools/baseline_sources/server2016_bastion_winpeas.tsv"),
     "server2019-ec2-jaws": ("2019", ROOT / "tools/baseline_sources/server2019_ec2_jaws.tsv"),
+    "server2012r2-optimum-jaws": ("2012R2", ROOT / "tools/baseline_sources/server2012r2_optimum_jaws.tsv"),
 }
 
 SOURCES = {
@@ -71,6 +74,15 @@ SOURCES = {
         "origin": "public GitHub Markdown write-up 'Automating Windows Local Enumeration' (r3kind1e, 2023-06-08), "
                   "via the project's code-search library, file id 17232810328; transcribed in "
                   "tools/baseline_sources/server2019_ec2_jaws.tsv",
+    },
+    "server2012r2-optimum-jaws": {
+        "release": "2012R2",
+        "what": "task path, run-as account and action of a Windows Server 2012 R2 machine (HackTheBox Optimum) as "
+                "JAWS listed them for a low-privileged user (tasks not disabled and readable); COM handler CLSIDs "
+                "not given",
+        "origin": "public GitHub Markdown file holding a JAWS run on OPTIMUM (2024-06-25), via the project's "
+                  "code-search library, file id 46231686688; transcribed in "
+                  "tools/baseline_sources/server2012r2_optimum_jaws.tsv",
     },
 }
 

@@ -333,6 +333,21 @@ def test_server_2019_listing_is_its_own_release_with_its_own_stock_actions():
     assert {v["source"] for v in load_baseline(server2019)["tasks"][task.lower()]["variants"]} == {"server2019-ec2-jaws"}
 
 
+def test_server_2012_r2_listing_knows_its_own_tasks_and_actions():
+    """tools/baseline_sources/server2012r2_optimum_jaws.tsv: RacTask (gone in Windows 10) and 2012 R2's own
+    QueueReporting action (wermgr.exe -queuereporting, run as Users)."""
+    server2012r2 = [HostInfo(hostname=HOST, os="Windows Server 2012 R2 Standard (NT 6.3) 9600")]
+    windows10 = [HostInfo(hostname=HOST, os="Windows 10 Pro (NT 10.0) 19045.1")]
+    assert "2012R2" in load_baseline(server2012r2)["covered"]
+    rac = r"\Microsoft\Windows\RAC\RacTask"
+    assert is_stock_name(rac, HOST, load_baseline(server2012r2)) and not is_stock_name(rac, HOST, load_baseline(windows10))
+    task = r"\Microsoft\Windows\Windows Error Reporting\QueueReporting"
+    stock = _definition(task, r"%windir%\system32\wermgr.exe", "-queuereporting", user="S-1-5-32-545")
+    assert _judge([stock], hosts=server2012r2) == []
+    hijacked = _definition(task, r"C:\ProgramData\wermgr.exe", "-queuereporting", user="S-1-5-32-545")
+    assert "stock_task_changed" in _rules(_one(_judge([hijacked], hosts=server2012r2), task))
+
+
 def test_real_windows10_task_log_alone_gives_no_medium_finding_from_the_rules():
     case = run([str(BELKASOFT_LOG)], Context(quiet=True), hunt_date="20260101")
     ours = {"stock_task_changed", "stock_name_wrong_folder", "vendor_name_other_program", "task_created_then_deleted"}

@@ -13,7 +13,12 @@ Sources, each named in the data file next to every entry it contributed:
 - ``server2019-ec2-jaws``: ``tools/baseline_sources/server2019_ec2_jaws.tsv`` (a Windows Server 2019 task
   listing, provenance in the file's header);
 - ``server2012r2-optimum-jaws``: ``tools/baseline_sources/server2012r2_optimum_jaws.tsv`` (a Windows Server
-  2012 R2 task listing, provenance in the file's header).
+  2012 R2 task listing, provenance in the file's header);
+- ``win11-25h2-wincfg``: ``tools/baseline_sources/win11_25h2_wincfg.tsv`` (a Windows 11 25H2 stock task export
+  with principal SIDs and COM handler CLSIDs, provenance in the file's header).
+
+A listing line is ``task<TAB>run as<TAB>actions``: run as is an account name or SID; an action is a command line,
+``COM handler`` (CLSID not given) or ``{CLSID}``; several actions are joined with `` ; ``.
 
 Third-party tasks found in these sources (Google, Edge, OneDrive updaters) are not stock by name: they are in
 ``triage/data/baseline_vendors.json``, known by install path and action. The product reads only the JSON files.
@@ -22,6 +27,7 @@ Third-party tasks found in these sources (Google, Edge, OneDrive updaters) are n
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -42,6 +48,7 @@ LISTINGS = {  # source key -> (release, transcribed "task, run as, task to run" 
     "server2016-bastion": ("2016", ROOT / "tools/baseline_sources/server2016_bastion_winpeas.tsv"),
     "server2019-ec2-jaws": ("2019", ROOT / "tools/baseline_sources/server2019_ec2_jaws.tsv"),
     "server2012r2-optimum-jaws": ("2012R2", ROOT / "tools/baseline_sources/server2012r2_optimum_jaws.tsv"),
+    "win11-25h2-wincfg": ("11", ROOT / "tools/baseline_sources/win11_25h2_wincfg.tsv"),
 }
 
 SOURCES = {
@@ -83,6 +90,15 @@ SOURCES = {
         "origin": "public GitHub Markdown file holding a JAWS run on OPTIMUM (2024-06-25), via the project's "
                   "code-search library, file id 46231686688; transcribed in "
                   "tools/baseline_sources/server2012r2_optimum_jaws.tsv",
+    },
+    "win11-25h2-wincfg": {
+        "release": "11",
+        "what": "task path, principal SID and actions (COM handler CLSIDs included) of a stock Windows 11 25H2 "
+                "installation, exported with Get-ScheduledTask",
+        "origin": "github.com/nohuto/win-config commit 525869e606dd6ced749d8a94c1eacc192db2d09a, "
+                  "system/assets/scheduled-tasks.json (named by the repository's docs as the output of a stock 25H2 "
+                  "installation), via the project's code-search library, file id 16289222489; transcribed in "
+                  "tools/baseline_sources/win11_25h2_wincfg.tsv",
     },
 }
 
@@ -140,17 +156,22 @@ def from_log(corpus: Path, tasks: dict) -> None:
                                    "user": next(iter(sorted(item["users"])), None) if len(item["users"]) == 1 else None})
 
 
+def _listed_action(action: str) -> str:
+    if action == "COM handler":
+        return "comhandler:?"
+    if re.fullmatch(r"\{[0-9A-Fa-f-]{36}\}", action):
+        return f"comhandler:{action.lower()}"
+    command, arguments = split_action(action)
+    return normalise_action(command, arguments)
+
+
 def from_listing(tasks: dict, source: str) -> None:
     release, path = LISTINGS[source]
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        task, run_as, action = line.split("\t")
-        if action == "COM handler":
-            actions = ["comhandler:?"]
-        else:
-            command, arguments = split_action(action)
-            actions = [normalise_action(command, arguments)]
+        task, run_as, action_text = line.split("\t")
+        actions = sorted(_listed_action(action) for action in action_text.split(" ; "))
         _add(tasks, task, {"source": source, "releases": [release], "actions": actions,
                            "user": canonical_principal(run_as), "triggers": None})
 

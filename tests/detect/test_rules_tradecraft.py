@@ -348,6 +348,23 @@ def test_server_2012_r2_listing_knows_its_own_tasks_and_actions():
     assert "stock_task_changed" in _rules(_one(_judge([hijacked], hosts=server2012r2), task))
 
 
+def test_windows_11_export_knows_its_own_tasks_and_actions():
+    """tools/baseline_sources/win11_25h2_wincfg.tsv: Windows 11's Recall task, and its SilentCleanup action
+    (cleanmgr.exe /autocleanstoragesense), quiet on Windows 11; a hijacked program is still a finding."""
+    windows11 = [HostInfo(hostname=HOST, os="Windows 11 Pro (NT 10.0) 26200.1")]
+    windows10 = [HostInfo(hostname=HOST, os="Windows 10 Pro (NT 10.0) 19045.1")]
+    assert "11" in load_baseline(windows11)["covered"]
+    recall = r"\Microsoft\Windows\WindowsAI\Recall\InitialConfiguration"
+    assert is_stock_name(recall, HOST, load_baseline(windows11)) and not is_stock_name(recall, HOST, load_baseline(windows10))
+    task = r"\Microsoft\Windows\DiskCleanup\SilentCleanup"
+    stock = _definition(task, r"%windir%\system32\cleanmgr.exe", "/autocleanstoragesense /d %systemdrive%",
+                        user="S-1-5-32-545", run_level="HighestAvailable")
+    assert _judge([stock], hosts=windows11) == []
+    hijacked = _definition(task, r"C:\Users\Public\cleanmgr.exe", "/autocleanstoragesense /d %systemdrive%",
+                           user="S-1-5-32-545", run_level="HighestAvailable")
+    assert "stock_task_changed" in _rules(_one(_judge([hijacked], hosts=windows11), task))
+
+
 def test_real_windows10_task_log_alone_gives_no_medium_finding_from_the_rules():
     case = run([str(BELKASOFT_LOG)], Context(quiet=True), hunt_date="20260101")
     ours = {"stock_task_changed", "stock_name_wrong_folder", "vendor_name_other_program", "task_created_then_deleted"}

@@ -76,7 +76,7 @@ SOURCES = {
     },
     "server2019-ec2-jaws": {
         "release": "2019",
-        "what": "task path, run-as account and action of a Windows Server 2019 (build 17763) AWS EC2 machine as "
+        "what": "task path, run-as account and action of a Windows Server 2019 Datacenter (build 17763) AWS EC2 machine as "
                 "JAWS listed them (tasks not disabled); COM handler CLSIDs not given",
         "origin": "public GitHub Markdown write-up 'Automating Windows Local Enumeration' (r3kind1e, 2023-06-08), "
                   "via the project's code-search library, file id 17232810328; transcribed in "

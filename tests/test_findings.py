@@ -165,10 +165,10 @@ def test_real_windows10_task_folder_raises_only_the_apt_simulator_task(corpus, t
 def test_sigma_folder_rules_are_counted_in_the_manifest(corpus, committed_windows_e01, tmp_path):
     """--sigma with the 127 task-related SigmaHQ rules: 104 load, 23 are listed as unsupported with a
     reason (non-Windows log sources and file_access); the 104 are the ones triage ships, so with triage's
-    own 12 rules 116 run, each once."""
+    own 14 rules 118 run, each once."""
     rules = corpus / "SigmaHQ__sigma/rules-task-related"
     main([str(committed_windows_e01), "-o", str(tmp_path), "--hunt-date", HUNT_DATE, "-q", "--sigma", str(rules)])
     sigma = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))["sigma"]
-    assert (sigma["rules_loaded"], sigma["rules_unsupported"]) == (116, 23)
+    assert (sigma["rules_loaded"], sigma["rules_unsupported"]) == (118, 23)
     assert all(u["reason"] for u in sigma["unsupported"])
     assert {m["title"] for m in sigma["matches"]} >= {"Scheduled Task Deleted"}

@@ -9,7 +9,16 @@ Sources, each named in the data file next to every entry it contributed:
   Threat" image (task names under ``\\Microsoft\\``, the action program or COM handler name of events 200/201,
   and the account of 100/200 events when it is a service account);
 - ``server2016-bastion``: ``tools/baseline_sources/server2016_bastion_winpeas.tsv`` (a Windows Server 2016
-  task listing, provenance in the file's header).
+  task listing, provenance in the file's header);
+- ``server2019-ec2-jaws``: ``tools/baseline_sources/server2019_ec2_jaws.tsv`` (a Windows Server 2019 task
+  listing, provenance in the file's header);
+- ``server2012r2-optimum-jaws``: ``tools/baseline_sources/server2012r2_optimum_jaws.tsv`` (a Windows Server
+  2012 R2 task listing, provenance in the file's header);
+- ``win11-25h2-wincfg``: ``tools/baseline_sources/win11_25h2_wincfg.tsv`` (a Windows 11 25H2 stock task export
+  with principal SIDs and COM handler CLSIDs, provenance in the file's header).
+
+A listing line is ``task<TAB>run as<TAB>actions``: run as is an account name or SID; an action is a command line,
+``COM handler`` (CLSID not given) or ``{CLSID}``; several actions are joined with `` ; ``.
 
 Third-party tasks found in these sources (Google, Edge, OneDrive updaters) are not stock by name: they are in
 ``triage/data/baseline_vendors.json``, known by install path and action. The product reads only the JSON files.
@@ -18,6 +27,7 @@ Third-party tasks found in these sources (Google, Edge, OneDrive updaters) are n
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from triage.detect.baseline import canonical_principal, normalise_action
 from triage.evtx_reader import EvtxReader
+from triage.parsers.task_cmdline import split_action
 from triage.parsers.task_xml import TaskXmlError, parse_task_xml
 from triage.records import Provenance
 from triage.taskpath import display_task_path, normalise_task_path
@@ -33,7 +44,12 @@ from triage.taskpath import display_task_path, normalise_task_path
 APT_FOLDER = "AndrewRathbun__DFIRArtifactMuseum/Windows/ScheduledTasks/Win10/APTSimulatorVM"
 BELKASOFT_LOG = ("AndrewRathbun__DFIRArtifactMuseum/Windows/EventLogs/Win10/BelkasoftCTF_InsiderThreat/"
                  "BelkasoftCTF_InsiderThreat.7z.extracted/Microsoft-Windows-TaskScheduler%4Operational.evtx")
-SERVER2016 = ROOT / "tools/baseline_sources/server2016_bastion_winpeas.tsv"
+LISTINGS = {  # source key -> (release, transcribed "task, run as, task to run" listing)
+    "server2016-bastion": ("2016", ROOT / "tools/baseline_sources/server2016_bastion_winpeas.tsv"),
+    "server2019-ec2-jaws": ("2019", ROOT / "tools/baseline_sources/server2019_ec2_jaws.tsv"),
+    "server2012r2-optimum-jaws": ("2012R2", ROOT / "tools/baseline_sources/server2012r2_optimum_jaws.tsv"),
+    "win11-25h2-wincfg": ("11", ROOT / "tools/baseline_sources/win11_25h2_wincfg.tsv"),
+}
 
 SOURCES = {
     "win10-aptsimulatorvm": {
@@ -57,6 +73,32 @@ SOURCES = {
         "origin": "public GitHub Markdown write-up of the HackTheBox machine Bastion (2021-05-13), via the "
                   "project's code-search library, file id 44903518051; transcribed in "
                   "tools/baseline_sources/server2016_bastion_winpeas.tsv",
+    },
+    "server2019-ec2-jaws": {
+        "release": "2019",
+        "what": "task path, run-as account and action of a Windows Server 2019 Datacenter (build 17763) AWS EC2 machine as "
+                "JAWS listed them (tasks not disabled); COM handler CLSIDs not given",
+        "origin": "public GitHub Markdown write-up 'Automating Windows Local Enumeration' (r3kind1e, 2023-06-08), "
+                  "via the project's code-search library, file id 17232810328; transcribed in "
+                  "tools/baseline_sources/server2019_ec2_jaws.tsv",
+    },
+    "server2012r2-optimum-jaws": {
+        "release": "2012R2",
+        "what": "task path, run-as account and action of a Windows Server 2012 R2 machine (HackTheBox Optimum) as "
+                "JAWS listed them for a low-privileged user (tasks not disabled and readable); COM handler CLSIDs "
+                "not given",
+        "origin": "public GitHub Markdown file holding a JAWS run on OPTIMUM (2024-06-25), via the project's "
+                  "code-search library, file id 46231686688; transcribed in "
+                  "tools/baseline_sources/server2012r2_optimum_jaws.tsv",
+    },
+    "win11-25h2-wincfg": {
+        "release": "11",
+        "what": "task path, principal SID and actions (COM handler CLSIDs included) of a stock Windows 11 25H2 "
+                "installation, exported with Get-ScheduledTask",
+        "origin": "github.com/nohuto/win-config commit 525869e606dd6ced749d8a94c1eacc192db2d09a, "
+                  "system/assets/scheduled-tasks.json (named by the repository's docs as the output of a stock 25H2 "
+                  "installation), via the project's code-search library, file id 16289222489; transcribed in "
+                  "tools/baseline_sources/win11_25h2_wincfg.tsv",
     },
 }
 
@@ -114,17 +156,23 @@ def from_log(corpus: Path, tasks: dict) -> None:
                                    "user": next(iter(sorted(item["users"])), None) if len(item["users"]) == 1 else None})
 
 
-def from_listing(tasks: dict) -> None:
-    for line in SERVER2016.read_text(encoding="utf-8").splitlines():
+def _listed_action(action: str) -> str:
+    if action == "COM handler":
+        return "comhandler:?"
+    if re.fullmatch(r"\{[0-9A-Fa-f-]{36}\}", action):
+        return f"comhandler:{action.lower()}"
+    command, arguments = split_action(action)
+    return normalise_action(command, arguments)
+
+
+def from_listing(tasks: dict, source: str) -> None:
+    release, path = LISTINGS[source]
+    for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        task, run_as, action = line.split("\t")
-        if action == "COM handler":
-            actions = ["comhandler:?"]
-        else:
-            command, _, arguments = action.partition(" ")
-            actions = [normalise_action(command, arguments or None)]
-        _add(tasks, task, {"source": "server2016-bastion", "releases": ["2016"], "actions": actions,
+        task, run_as, action_text = line.split("\t")
+        actions = sorted(_listed_action(action) for action in action_text.split(" ; "))
+        _add(tasks, task, {"source": source, "releases": [release], "actions": actions,
                            "user": canonical_principal(run_as), "triggers": None})
 
 
@@ -133,7 +181,8 @@ def main() -> int:
     tasks: dict = {}
     from_task_folder(corpus, tasks)
     from_log(corpus, tasks)
-    from_listing(tasks)
+    for source in LISTINGS:
+        from_listing(tasks, source)
     out = ROOT / "triage/data/baseline_windows.json"
     data = {"about": "Stock Microsoft scheduled tasks per Windows release; every variant names its source. "
                      "Built by tools/build_windows_baseline.py.",

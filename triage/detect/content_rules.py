@@ -7,7 +7,9 @@ TriggerTypes, RepetitionSeconds, Source, plus what triage derives: DecodedComman
 PowerShell ``-EncodedCommand``, also appended to CommandLine so every rule sees it), CommandPath (the
 program with environment variables expanded), ScriptOutsideSystem (a .cmd/.bat/.ps1/.vbs/.js/.hta/.wsf
 the action runs from outside Windows and Program Files), RemoteTarget / RemoteTargetIsOtherHost
-(``schtasks /s``), CreatedOverNetworkLogon (4698/4702 in a 4624 type 3 session), CreatedByCommand, CpasswordDecrypted (a GPP cpassword that decrypted). Unix jobs give
+(``schtasks /s``), CreatedOverNetworkLogon (4698/4702 in a 4624 type 3 session), CreatedByCommand, XmlFile (``schtasks /xml``),
+CreatingParentImage / CreatingParentCommandLine (the process that ran the creating command, Sysmon 1 / 4688),
+CpasswordDecrypted (a GPP cpassword that decrypted). Unix jobs give
 JobKind, User, Schedule, Command, CommandLine.
 
 A rule with ``raises_other_reasons: 1`` (very short repetition) raises every other content-rule reason
@@ -63,7 +65,9 @@ def definition_rows(definition: TaskDefinition) -> list[dict]:
         "UserId": definition.user_id or definition.group_id, "RunLevel": definition.run_level,
         "LogonType": definition.logon_type, "Hidden": definition.hidden, "Source": definition.source,
         "RemoteTarget": details.get("remote_target"), "RemoteTargetIsOtherHost": details.get("remote_target_is_other_host"),
-        "CreatedByCommand": details.get("created_by_command"),
+        "CreatedByCommand": details.get("created_by_command"), "XmlFile": details.get("xml_file"),
+        "CreatingParentImage": details.get("creating_parent_image"),
+        "CreatingParentCommandLine": details.get("creating_parent_command_line"),
         "CreatedOverNetworkLogon": True if details.get("created_over_network_logon") else None,
         "CpasswordDecrypted": bool(details.get("cpassword_decrypted")) if "cpassword" in details else None,
         **_trigger_fields(definition),

@@ -1,9 +1,13 @@
 """Tradecraft seen across a task's events rather than in one definition.
 
-- **Create, run, delete within minutes** (Security 4698 then 4699, or TaskScheduler 106 then 141): how
-  Impacket's atexec and SMBexec-style tools run one command through the scheduler and remove the
-  trace (public source: the EVTX-ATTACK-SAMPLES ``temp_scheduled_task_4698_4699`` and
-  ``LM_ScheduledTask_ATSVC_target_host`` logs, and SigmaHQ ``win_security_atsvc_task``). Stock Windows
+- **Create, run, delete within minutes** (Security 4698 then 4699, TaskScheduler 106 then 141, or a
+  ``schtasks /create`` then ``schtasks /delete`` command line of the same task in 4688 / Sysmon 1): how
+  Impacket's atexec and SMBexec-style tools, and local elevation tools such as WinPwnage's
+  ``elevate`` (``schtasks /create /xml %TEMP%\\elevator.xml``, ``/run``, ``/delete``), run one command
+  through the scheduler and remove the trace (public source: the EVTX-ATTACK-SAMPLES
+  ``temp_scheduled_task_4698_4699``, ``LM_ScheduledTask_ATSVC_target_host`` and
+  ``sysmon_1_11_exec_as_system_via_schedtask`` logs, SigmaHQ ``win_security_atsvc_task``, and
+  https://github.com/rootm0s/WinPwnage ``elevate_4``). Stock Windows
   tasks and Group Policy's per-policy ``\\Microsoft\\Windows\\GroupPolicy\\{GUID}`` tasks, which Windows itself
   creates and removes, are left alone.
 """
@@ -15,6 +19,7 @@ from datetime import datetime
 
 from triage.detect import Hit, JudgeContext
 from triage.detect.baseline import is_stock_name
+from triage.parsers.task_cmdline import parse_task_command
 from triage.records import Entity, EvidenceItem, TaskEvent
 
 ONE_SHOT_SECONDS = 15 * 60
@@ -36,9 +41,19 @@ def _when(event: TaskEvent) -> datetime | None:
         return None
 
 
+def _command_operation(event: TaskEvent) -> str | None:
+    """``create`` / ``delete`` / ... when the event is a process running a task command on this task."""
+    if event.action != "process_creation" or not event.command_line:
+        return None
+    found = parse_task_command(event.command_line)
+    return found.operation if found and found.task else None
+
+
 def _create_run_delete(entity: Entity) -> list[Hit]:
-    created = [e for e in entity.events if (e.channel.lower(), e.event_id) in _CREATED and _when(e)]
-    deleted = [e for e in entity.events if (e.channel.lower(), e.event_id) in _DELETED and _when(e)]
+    created = [e for e in entity.events if _when(e) and ((e.channel.lower(), e.event_id) in _CREATED
+                                                        or _command_operation(e) == "create")]
+    deleted = [e for e in entity.events if _when(e) and ((e.channel.lower(), e.event_id) in _DELETED
+                                                        or _command_operation(e) == "delete")]
     pairs = []
     for start in created:
         after = [d for d in deleted if 0 <= (_when(d) - _when(start)).total_seconds() <= ONE_SHOT_SECONDS]
@@ -59,7 +74,7 @@ def _create_run_delete(entity: Entity) -> list[Hit]:
                 evidence.append(item)
     minutes = "under a minute" if shortest < 60 else f"{round(shortest / 60)} minute(s)"
     return [Hit(rule="task_created_then_deleted", risk="High", techniques=["T1053.005", "T1070"],
-                title=f"Task was created and deleted again within {minutes} (atexec/SMBexec-style one-shot execution)",
+                title=f"Task was created and deleted again within {minutes} (one-shot execution through the scheduler, as atexec, SMBexec and elevation tools do)",
                 evidence=evidence, single_source_ok=True,
                 action=f"Recover what {entity.task} ran (4698 TaskContent, 4688/Sysmon 1 children of the scheduler) "
                        "and where the request came from (4624 logon of the creating account, 5145 atsvc access).")]

@@ -355,6 +355,12 @@ def _attach_command_task(built: TaskEvent) -> None:
     built.task = display_task_path(found.task)
     built.definition = to_definition(found, provenance=_command_provenance(built, "CommandLine"),
                                      host=built.host, creating_user=built.user)
+    if built.definition is not None:  # who ran the creating command: a loader (rundll32, mshta) is tradecraft
+        parent_command = _text(built.fields.get("ParentCommandLine"))
+        if built.parent_image:
+            built.definition.details["creating_parent_image"] = built.parent_image
+        if parent_command:
+            built.definition.details["creating_parent_command_line"] = parent_command
 
 
 def _command_provenance(built: TaskEvent, field_name: str) -> Provenance:

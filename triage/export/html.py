@@ -333,9 +333,9 @@ def _evidence_label(source: str, reasons: list[str]) -> str:
 # On paper a raw value is cut after this many characters (a TaskCache Actions blob runs to over 1,000) and a
 # task's timeline shows its first and last rows when it has more than PRINT_TIMELINE_ROWS; the screen keeps all,
 # and the printed page says where the whole value or row is (findings.json, timeline.csv).
-PRINT_VALUE_CHARS = 200
-PRINT_TIMELINE_ROWS = 8
-_PRINT_TIMELINE_HEAD, _PRINT_TIMELINE_TAIL = 3, 3
+PRINT_VALUE_CHARS = 120
+PRINT_TIMELINE_ROWS = 4
+_PRINT_TIMELINE_HEAD, _PRINT_TIMELINE_TAIL = 2, 2
 
 
 def _long_value(value: str, whole_in: str = "findings.json") -> str:

@@ -330,22 +330,48 @@ def _evidence_label(source: str, reasons: list[str]) -> str:
     return source
 
 
+# On paper a raw value is cut after this many characters (a TaskCache Actions blob runs to over 1,000) and a
+# task's timeline shows its first and last rows when it has more than PRINT_TIMELINE_ROWS; the screen keeps all,
+# and the printed page says where the whole value or row is (findings.json, timeline.csv).
+PRINT_VALUE_CHARS = 120
+PRINT_TIMELINE_ROWS = 4
+_PRINT_TIMELINE_HEAD, _PRINT_TIMELINE_TAIL = 2, 2
+
+
+def _long_value(value: str, whole_in: str = "findings.json") -> str:
+    """A raw value whole on screen; on paper its first PRINT_VALUE_CHARS characters and where the whole is.
+    The whole value stays one unbroken text (searchable, copyable); the cut copy is a second, print-only span."""
+    if len(value) <= PRINT_VALUE_CHARS:
+        return f'<span class="value">{h(value)}</span>'
+    return (f'<span class="value screen-only">{h(value)}</span><span class="value print-only">'
+            f'{h(value[:PRINT_VALUE_CHARS])} … [{len(value) - PRINT_VALUE_CHARS:,} more characters; the whole value is '
+            f'in {h(whole_in)}]</span>')
+
+
+def _reasons_line(reasons: list[str], title: str) -> str:
+    """Every reason on screen; on paper the first one is the heading just above, so it is named, not repeated."""
+    if len(reasons) < 2:
+        return f'<p class="reasons screen-only"><strong>Reasons:</strong> {h(reasons[0] if reasons else title)}</p>'
+    return (f'<p class="reasons"><strong>Reasons:</strong> <span class="screen-only">{h(reasons[0])}; </span>'
+            f'<span class="print-only">the heading above; </span>{h("; ".join(reasons[1:]))}</p>')
+
+
 def _finding(finding: Finding, task_anchor: str) -> str:
     reasons = [r["title"] for r in finding.details.get("reasons") or []]
     evidence = "".join(
         f'<li><span class="src">{h(_evidence_label(item.source, reasons))}</span>'
         + (f' <span class="time">{h(item.time)}</span>' if item.time else "")
-        + f' <span class="path">{h(item.location)}</span>: <span class="value">{h(item.value)}</span></li>'
+        + f' <span class="path">{h(item.location)}</span>: {_long_value(item.value)}</li>'
         for item in finding.evidence)
     confidence = finding.confidence + (f" ({finding.confidence_basis})" if finding.confidence_basis else "")
     return f"""<article class="finding risk-{h(finding.risk_level.lower())}" id="{h(anchor('finding', finding.hunt_id))}">
-<h4><span class="hunt-id">{h(finding.hunt_id)}</span> {h(_headline(finding))}</h4>
-<p class="meta"><strong>Hunt ID:</strong> {h(finding.hunt_id)} · <strong>Risk Level:</strong> <span class="badge risk-{h(finding.risk_level.lower())}">{h(finding.risk_level)}</span>
+<h4>{h(_headline(finding))}</h4>
+<p class="meta"><strong>Hunt ID:</strong> <span class="hunt-id">{h(finding.hunt_id)}</span> · <strong>Risk Level:</strong> <span class="badge risk-{h(finding.risk_level.lower())}">{h(finding.risk_level)}</span>
+· <strong>Task:</strong> <a href="#{h(task_anchor)}">{h(finding.task)}</a>
 · <strong>Confidence:</strong> {h(confidence)} · <strong>Technique:</strong> {h(technique_text(finding))}
-· <strong>Host:</strong> {h(finding.host or 'unknown')} · <strong>User:</strong> {h(finding.user or 'unknown')}
-· <strong>Task:</strong> <a href="#{h(task_anchor)}">{h(finding.task)}</a></p>
-<p class="reasons"><strong>Reasons:</strong> {h("; ".join(reasons) or finding.title)}</p>
-<div class="evidence-head"><strong>Evidence</strong> (source, time UTC; location: raw value)</div>
+· <strong>Host:</strong> {h(finding.host or 'unknown')} · <strong>User:</strong> {h(finding.user or 'unknown')}</p>
+{_reasons_line(reasons, finding.title)}
+<p class="evidence-head"><strong>Evidence</strong> <span class="screen-only">(source, time UTC; location: raw value)</span></p>
 <ol class="evidence">{evidence or '<li>none recorded</li>'}</ol>
 <p class="action"><strong>Recommended Action:</strong> {h(_unique_sentences(finding.recommended_action))}</p>
 </article>"""
@@ -373,33 +399,38 @@ def _definition_rows(entity: Entity) -> str:
     """Each source's definition of the task as a short labelled block (one per task file, registry entry,
     rebuilt event, job, process), so a story reads top to bottom on paper."""
     blocks = []
-    shown: list[tuple] = []
+    shown: dict[str, set[str]] = defaultdict(set)  # field -> values an earlier block already shows
     for d in entity.definitions:
-        actions = "<br>".join(h(f"{a.kind}: {a.command_line}") for a in d.actions) or None
+        actions = "<br>".join(_long_value(f"{a.kind}: {a.command_line}", "tasks.jsonl") for a in d.actions) or None
         triggers = ", ".join(
             h(t.kind + (f" every {t.repetition_interval}" if t.repetition_interval else "")
               + (f" from {t.start.utc or t.start.as_written}" if t.start else "")) for t in d.triggers) or None
         principal = " / ".join(p for p in (d.user_id, d.group_id, d.logon_type, d.run_level) if p) or None
         flags = ", ".join(f for f, on in (("hidden", d.hidden), ("disabled", d.enabled is False)) if on) or None
-        facts = (principal, triggers, flags, d.author, actions, d.description)
-        same = facts in shown and any(facts)
-        shown.append(facts)
+        facts = {"principal": h(principal) if principal else None, "triggers": triggers,
+                 "flags": h(flags) if flags else None, "author": h(d.author) if d.author else None,
+                 "actions": actions, "description": h(d.description) if d.description else None}
+        repeated = [name for name, value in facts.items() if value and value in shown[name]]
+        for name, value in facts.items():
+            if value:
+                shown[name].add(value)
+        new = {name: None if name in repeated else value for name, value in facts.items()}
         blocks.append(_def_block(d.source, d.provenance.location, [
             ("Tree key", h(d.details["tree_key"]) if d.source == "taskcache" and d.details.get("tree_key") else None),
             ("File SHA-256", h(d.file.sha256) if d.file and d.file.sha256 else None),
-            ("Principal", h(principal) if principal and not same else None), ("Triggers", None if same else triggers),
-            ("Flags", h(flags) if flags and not same else None), ("Author", h(d.author) if d.author and not same else None),
-            ("Same as above", "principal, triggers, flags, author, actions and description" if same else None)],
-            None if same else actions, None if same else d.description))
+            ("Principal", new["principal"]), ("Triggers", new["triggers"]), ("Flags", new["flags"]),
+            ("Author", new["author"]), ("Same as above", ", ".join(repeated) if repeated else None)],
+            new["actions"], new["description"]))
     for job in entity.unix_jobs:
         blocks.append(_def_block(job.kind, job.provenance.location, [
             ("File SHA-256", h(job.file.sha256) if job.file and job.file.sha256 else None),
             ("User", h(job.user) if job.user else None), ("Schedule", h(job.schedule) if job.schedule else None),
-            ("Flags", "disabled" if job.enabled is False else None)], h(job.command) if job.command else None, None))
+            ("Flags", "disabled" if job.enabled is False else None)],
+            _long_value(job.command, "tasks.jsonl") if job.command else None, None))
     for p in entity.processes:
         blocks.append(_def_block("memory", p.provenance.location, [
             ("User SID", h(p.user_sid) if p.user_sid else None), ("Flags", h(", ".join(p.flags)) if p.flags else None)],
-            h(f"pid {p.pid}: {p.command_line or p.name}"), None))
+            _long_value(f"pid {p.pid}: {p.command_line or p.name}", "tasks.jsonl"), None))
     return "".join(blocks)
 
 
@@ -410,9 +441,9 @@ def _def_block(source: str, where: str, pairs: list[tuple[str, str | None]], act
     if facts:
         lines.append(f"<br>{facts}")
     if actions:
-        lines.append(f'<br><strong>Actions:</strong> <span class="value">{actions}</span>')
+        lines.append(f"<br><strong>Actions:</strong> {actions}")
     if description:
-        lines.append(f"<br><strong>Description:</strong> {h(description)}")
+        lines.append(f"<br><strong>Description:</strong> {description}")
     return "".join(lines) + "</div>"
 
 
@@ -466,13 +497,13 @@ def _file_times_what(members: list[TimelineEvent]) -> str:
 
 
 def _timeline_table(rows: list[TimelineEvent], places: dict[str, str] | None = None) -> str:
-    """The task's timeline, one line per time where possible: a place the definitions above already name
-    (its file, its registry keys) is shown by its short label, and raw values are left to timeline.csv,
-    which holds every row's location, value name and raw value whole."""
+    """The task's timeline, one line per instant: what happened at one time is listed together; a place the
+    definitions above already name (its file, its registry keys) is shown by its short label, and raw values
+    are left to timeline.csv, which holds every row's location, value name and raw value whole."""
     if not rows:
         return '<p class="note">No timeline row in the selected range.</p>'
     places = places or {}
-    body = []
+    instants: list[tuple[str, list[str], list[TimelineEvent]]] = []
     for row, what in _merged_rows(rows):
         when = row.utc or f"{row.as_written or '?'} (local, zone unknown)"
         prov = row.provenance
@@ -482,9 +513,29 @@ def _timeline_table(rows: list[TimelineEvent], places: dict[str, str] | None = N
             where += f' <span class="src">@ {h(prov.offset)}</span>'
         if prov.value_name:
             where += f' <span class="src">[{h(prov.value_name)}]</span>'
-        body.append(f'<li><span class="time">{h(when)}</span> {h(what)} — {where}</li>')
-    return ('<p class="tl-head"><strong>Timeline</strong> (UTC; what — where [value]; raw values in timeline.csv)</p>'
-            f'<ol class="tl">{"".join(body)}</ol>')
+        if instants and instants[-1][0] == when:
+            instants[-1][1].append(f"{h(what)} — {where}")
+            instants[-1][2].append(row)
+        else:
+            instants.append((when, [f"{h(what)} — {where}"], [row]))
+    cut = range(_PRINT_TIMELINE_HEAD, len(instants) - _PRINT_TIMELINE_TAIL) \
+        if len(instants) > PRINT_TIMELINE_ROWS else range(0)
+    body = []
+    for index, (when, entries, _) in enumerate(instants):
+        if cut and index == cut.start:
+            body.append(_timeline_cut_line([row for i in cut for row in instants[i][2]], len(cut)))
+        hidden = ' class="screen-only"' if index in cut else ""
+        body.append(f'<li{hidden}><span class="time">{h(when)}</span> {"; ".join(entries)}</li>')
+    return ('<p class="tl-head"><strong>Timeline</strong> <span class="screen-only">(UTC; what — where [value]; raw values '
+            f'in timeline.csv)</span></p><ol class="tl">{"".join(body)}</ol>')
+
+
+def _timeline_cut_line(rows: list[TimelineEvent], instants: int) -> str:
+    """The print-only line standing for the lines a long timeline leaves off paper: how many, first and last."""
+    times = [f'<span class="time">{h(utc)}</span>' for utc in sorted(row.utc for row in rows if row.utc)]
+    span = f", {times[0]} to {times[-1]}" if len(set(times)) > 1 else (f", at {times[0]}" if times else "")
+    return (f'<li class="print-only tl-cut">… {len(rows)} more row(s) at {instants} time(s){span}: every row is in '
+            "timeline.csv and on screen</li>")
 
 
 def _places(entity: Entity) -> dict[str, str]:
@@ -536,11 +587,14 @@ def actions_windows_runs(entity: Entity) -> tuple[list[str], list[str] | None]:
 
 
 def _runs_line(entity: Entity) -> str:
-    """What Windows runs, stated once above the sources (each source's own actions follow)."""
+    """What Windows runs, stated once above the sources (each source's own actions follow); on paper only
+    when the registry and the task file differ."""
     runs, claimed = actions_windows_runs(entity)
     if not runs or (claimed is None and len(entity.definitions) + len(entity.unix_jobs) < 2):
         return ""  # one source: its block below already says it
-    text = f'<p><strong>Action Windows runs:</strong> <span class="value">{"<br>".join(h(a) for a in runs)}</span>'
+    # When the sources agree the first source's block below shows the same actions, so paper leaves this out.
+    shown = "" if claimed is not None else ' class="screen-only"'
+    text = f'<p{shown}><strong>Action Windows runs:</strong> {"<br>".join(_long_value(a, "tasks.jsonl") for a in runs)}'
     if claimed is not None:
         text += (' <span class="warn">(the registry and the task file differ; the task file says: '
                  f'<span class="value">{"<br>".join(h(a) for a in claimed)}</span>)</span>')
@@ -574,8 +628,8 @@ def _quiet_tasks(entities: list[Entity], anchors: dict[str, str]) -> str:
         rows.append(f'<tr id="{h(anchors[entity.task])}"><td class="path">{h(entity.task)}</td>'
                     f"<td>{h(', '.join(entity.sources) or '—')}</td><td>{h(entity.status or '—')}</td>"
                     f'<td class="value">{h(action)}</td><td class="value">{h(", ".join(authors) or "—")}</td></tr>')
-    return ('<table class="quiet"><colgroup><col style="width:30%"><col style="width:11%"><col style="width:13%">'
-            '<col style="width:32%"><col style="width:14%"></colgroup><thead><tr><th>Task</th><th>Sources</th><th>Status</th><th>Action Windows runs</th>'
+    return ('<table class="quiet"><colgroup><col class="q-task"><col class="q-sources"><col class="q-status">'
+            '<col class="q-action"><col class="q-author"></colgroup><thead><tr><th>Task</th><th>Sources</th><th>Status</th><th>Action Windows runs</th>'
             f"<th>Author</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
@@ -623,4 +677,6 @@ def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str,
         quiet_count=str(len(quiet)),
         quiet=_quiet_tasks(quiet, task_anchors),
         gaps=_gaps(gaps),
+        value_chars=str(PRINT_VALUE_CHARS),
+        timeline_rows=str(PRINT_TIMELINE_ROWS),
     )

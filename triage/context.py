@@ -21,6 +21,7 @@ class RunOptions(TypedDict, total=False):
     sigma: list[Any] | None  # extra Sigma rule files / folders (--sigma)
     iocs: Any  # triage.intel.IocSet from --ioc files, or None
     sigma_evaluator: Any  # triage.detect.sigma.SigmaEvaluator the event-log collector feeds (set by run)
+    workers: int  # processes reading event logs (--workers; 1 = in-process)
 
 
 @dataclass

@@ -44,6 +44,12 @@ def _norm(location: str) -> str:
     return text.replace("\\", "/").lower().strip().rstrip("/")
 
 
+def _ancestors(path: str) -> set[str]:
+    """Every place ``path`` is under (see :func:`_under`): itself, each parent folder, and the empty root."""
+    parts = path.split("/")
+    return {"", path, *("/".join(parts[:n]) for n in range(1, len(parts)))}
+
+
 def _under(path: str, ancestor: str) -> bool:
     return not ancestor or path == ancestor or path.startswith(ancestor + "/")
 
@@ -68,6 +74,8 @@ class StoreIndex:
     def __init__(self, stores: Iterable[StoreRead] = (), gaps: Iterable[Gap] = ()):
         self.stores = list(stores)
         self.gaps = list(gaps)
+        self._by_place: dict[tuple[str | None, str], list[int]] | None = None
+        self._whole: dict[int, list[int]] = {}
 
     def for_host(self, host: str | None, store: str) -> list[StoreRead]:
         """Stores of a kind read for a host; a task with no known host takes any host's."""
@@ -75,17 +83,30 @@ class StoreIndex:
         return [s for s in self.stores if s.store == store and (not wanted or host_key(s.host) == wanted)]
 
     def covering_gaps(self, read: StoreRead, target: str | None = None) -> list[Gap]:
-        """Gaps of the same evidence item over the whole store, or over the place ``target`` would be."""
-        whole = [_norm(read.location), *(_norm(f) for f in read.files)]
-        place = _norm(target) if target else None
-        found = []
-        for gap in self.gaps:
-            if gap.evidence != read.evidence:
-                continue
-            where = _norm(gap.location)
-            if any(_under(w, where) for w in whole) or (place is not None and _under(place, where)):
-                found.append(gap)
-        return found
+        """Gaps of the same evidence item over the whole store, or over the place ``target`` would be.
+
+        Indexed by (evidence, place): a gap covers a path when its place is one of the path's ancestors,
+        so each question costs the depth of its paths, not gaps x files (20,000 task files with a gap
+        each took 22 minutes pairwise)."""
+        key = id(read)
+        if key not in self._whole:
+            self._whole[key] = self._covering(read.evidence, [read.location, *read.files])
+        found = self._whole[key]
+        if target:
+            found = sorted({*found, *self._covering(read.evidence, [target])})
+        return [self.gaps[i] for i in found]
+
+    def _covering(self, evidence: str, paths: list[str]) -> list[int]:
+        """Indexes (in gap order) of the gaps of ``evidence`` whose place is or holds one of ``paths``."""
+        if self._by_place is None:
+            self._by_place = {}
+            for i, gap in enumerate(self.gaps):
+                self._by_place.setdefault((gap.evidence, _norm(gap.location)), []).append(i)
+        hits: set[int] = set()
+        for path in paths:
+            for place in _ancestors(_norm(path)):
+                hits.update(self._by_place.get((evidence, place), ()))
+        return sorted(hits)
 
     def absence(self, host: str | None, stores: Iterable[str], targets: dict[str, str] | None = None) -> Absence:
         """Whether something may be claimed missing from every store named: each must have been read for

@@ -201,6 +201,7 @@ def test_quoted_name_in_cmd_c_makes_one_task_and_folder_events_make_none():
     assert [e.task for e in entities] == [r"\Vendor\NAME"]
 
 
+@pytest.mark.usefixtures("corpus")
 def test_task_known_only_from_events_shows_its_action_not_the_creating_command(capsys):
     log = ATTACK / "Execution/exec_persist_rundll32_mshta_scheduledtask_sysmon_1_3_11.evtx"
     main([str(log), "--task", r"\MSOFFICE_", "-q", "--hunt-date", "20260101"])
@@ -261,6 +262,7 @@ def test_user_environment_systemroot_override_is_high_on_the_real_cdssync_bypass
     assert any(r"Environment\systemroot" in e.value for e in finding.evidence)
 
 
+@pytest.mark.usefixtures("corpus")
 def test_create_then_delete_within_seconds_is_high_on_the_real_atexec_log():
     case = run([str(ATTACK / "Execution/temp_scheduled_task_4698_4699.evtx")], Context(quiet=True), hunt_date="20260101")
     finding = _one(case.findings, r"\CYAlyNSS")
@@ -285,6 +287,7 @@ def test_release_is_read_from_product_name_and_build(os_text, release):
     assert release_of(os_text) == release
 
 
+@pytest.mark.usefixtures("corpus")
 def test_real_windows10_task_folder_raises_nothing_at_medium_for_its_stock_tasks():
     definitions = []
     files = sorted(p for p in WIN10_TASKS.rglob("*") if p.is_file())
@@ -398,6 +401,7 @@ QUIET = {  # benign noise or context only (PROVENANCE.md notes), must stay below
 }
 
 
+@pytest.mark.usefixtures("corpus")
 def test_attack_samples_found_from_logs_alone():
     """Before issue 19 the shipped rules found 5 of these 18 logs at Medium or above; now 13 (the rest
     are benign noise, context without a task event, or task runs whose creation is not in the log)."""
@@ -411,6 +415,7 @@ def test_attack_samples_found_from_logs_alone():
     assert all(not loud[name] for name in QUIET)
 
 
+@pytest.mark.usefixtures("corpus")
 def test_task_registered_in_a_network_logon_session_is_remote_creation_on_the_real_logs():
     """4702 written in the session a 4624 type 3 logon opened (same logon id): changed from another computer."""
     case = run([str(ATTACK / "Lateral Movement/remote task update 4624 4702 same logonid.evtx")], Context(quiet=True),

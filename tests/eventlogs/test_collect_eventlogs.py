@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import pytest
 
 from triage.collect import Context
 from triage.collect.eventlogs import collect
@@ -12,6 +13,7 @@ from triage.evidence import open_evidence
 from evtx_corpus import ATTACK, VELO
 
 
+@pytest.mark.usefixtures("corpus")
 def test_loose_evtx_evidence_gives_task_events_with_its_hash(capsys):
     ctx = Context(quiet=True)
     source = open_evidence(str(VELO / "SecurityTasks.evtx"), ctx)

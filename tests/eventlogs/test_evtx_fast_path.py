@@ -40,6 +40,7 @@ def test_both_decoders_yield_identical_records_on_every_corpus_log(path):
     assert loop_stats.chunks_fast == 0
 
 
+@pytest.mark.usefixtures("corpus")
 def test_corpus_holds_the_logs_this_test_claims():
     assert len(CORPUS_LOGS) >= 20
     assert sum(len(_records(p.read_bytes(), fast=True)[0]) for p in CORPUS_LOGS) >= 5000

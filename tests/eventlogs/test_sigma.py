@@ -45,6 +45,7 @@ def _regression_cases():
 REGRESSION_CASES = list(_regression_cases())
 
 
+@pytest.mark.usefixtures("corpus")
 def test_regression_data_has_six_cases():
     assert len(REGRESSION_CASES) == 6
 
@@ -59,6 +60,7 @@ def test_sigmahq_regression_rule_fires_on_its_file_exactly_and_on_no_other(sigma
             assert rule_id not in fired
 
 
+@pytest.mark.usefixtures("corpus")
 def test_match_is_findings_ready(sigmahq):
     evtx = next(path for rid, path, _ in REGRESSION_CASES if rid == "acd74772-5f88-45c7-956b-6a7b36c294d2")
     [match] = [m for m in evaluate(sigmahq, _pairs(evtx)) if m.rule_id == "acd74772-5f88-45c7-956b-6a7b36c294d2"]
@@ -82,6 +84,7 @@ def test_shipped_sigmahq_rules_load_without_sigma_option_with_licence_and_attrib
             assert Path(rule.path).read_bytes() == (TASK_RULES / Path(rule.path).relative_to(shipped)).read_bytes()
 
 
+@pytest.mark.usefixtures("corpus")
 def test_own_rules_all_load_and_fire_on_the_corpus_attacks():
     rules = load_rules(sorted(SHIPPED_RULES.glob("sigma_*.yml")))
     assert (len(rules.loaded), rules.unsupported) == (14, [])

@@ -106,6 +106,7 @@ FIRING = {
 
 
 @pytest.mark.parametrize("scenario", sorted(FIRING))
+@pytest.mark.usefixtures("corpus")
 def test_generated_rules_fire_on_the_event_logs_of_their_finding(scenario, tmp_path):
     evidence, indicator_lines, expected = FIRING[scenario]
     iocs = []
@@ -132,6 +133,7 @@ def test_generated_rules_fire_on_the_event_logs_of_their_finding(scenario, tmp_p
         assert all(f"sigma:{rules_by_task[task][kind]}" in finding.rule.split(",") for kind in kinds)
 
 
+@pytest.mark.usefixtures("corpus")
 def test_rewriting_a_case_folder_leaves_no_rule_of_an_earlier_case(tmp_path):
     out = tmp_path / "case"
     earlier = triage_run(FIRING["sysmon-taskcache-tree"][0])[0]  # \MaliciousTask

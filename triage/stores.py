@@ -76,6 +76,7 @@ class StoreIndex:
         self.gaps = list(gaps)
         self._by_place: dict[tuple[str | None, str], list[int]] | None = None
         self._whole: dict[int, list[int]] = {}
+        self._indexed = 0
 
     def for_host(self, host: str | None, store: str) -> list[StoreRead]:
         """Stores of a kind read for a host; a task with no known host takes any host's."""
@@ -88,6 +89,8 @@ class StoreIndex:
         Indexed by (evidence, place): a gap covers a path when its place is one of the path's ancestors,
         so each question costs the depth of its paths, not gaps x files (20,000 task files with a gap
         each took 22 minutes pairwise)."""
+        if self._by_place is not None and self._indexed != len(self.gaps):  # gaps added since: index anew
+            self._by_place, self._whole = None, {}
         key = id(read)
         if key not in self._whole:
             self._whole[key] = self._covering(read.evidence, [read.location, *read.files])
@@ -99,7 +102,7 @@ class StoreIndex:
     def _covering(self, evidence: str, paths: list[str]) -> list[int]:
         """Indexes (in gap order) of the gaps of ``evidence`` whose place is or holds one of ``paths``."""
         if self._by_place is None:
-            self._by_place = {}
+            self._by_place, self._indexed = {}, len(self.gaps)
             for i, gap in enumerate(self.gaps):
                 self._by_place.setdefault((gap.evidence, _norm(gap.location)), []).append(i)
         hits: set[int] = set()

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from triage.cli import (
+from triage.options import (
     UsageError,
     add_common_options,
     check_input_paths,

@@ -33,7 +33,7 @@ def test_bad_option_is_one_line_and_exit_2_before_any_work(args, message, capsys
 
 
 def test_leap_day_is_a_calendar_date(capsys):
-    from triage.cli import parse_hunt_date
+    from triage.options import parse_hunt_date
 
     assert parse_hunt_date("20240229") == "20240229"
 

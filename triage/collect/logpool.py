@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from triage.collect import Context, Source
+from triage.collect.filefacts import read_error
 from triage.evidence import HASHED
 from triage.records import TaskEvent
 
@@ -204,7 +205,7 @@ def _alone(location: str, opener: Opener, source: Source, loose: set[str]) -> Lo
             raise BrokenProcessPool("the worker process reading it died")
         return job if isinstance(job, LogResult) else job.result()
     except Exception as exc:
-        reason = "the worker process reading it died" if isinstance(exc, BrokenProcessPool) else _describe(exc)
+        reason = "the worker process reading it died" if isinstance(exc, BrokenProcessPool) else read_error(exc)
         return _failed(location, source, f"event log not read: {reason}")
     finally:
         _stop(pool)
@@ -223,8 +224,3 @@ def _stop(pool: ProcessPoolExecutor) -> None:
             process.terminate()
     for process in processes:
         process.join()
-
-
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:160]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -453,7 +453,8 @@ class SigmaEvaluator:
                 members.append([])
             members[rid].append(number)
         self._conn.executemany(self._insert, ((rid, *row) for row, rid in distinct.items()))
-        present = [(number, frozenset(tokens)) for tokens, number in self._kinds.items() if number in set(self._batch_kinds)]
+        in_batch = set(self._batch_kinds)
+        present = [(number, frozenset(tokens)) for tokens, number in self._kinds.items() if number in in_batch]
         for rule, needs in zip(self.rules.loaded, self._needs):
             if rule.rule_id in self.errors:
                 continue

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from triage.parsers.command_line import first_token_end
+from triage.parsers.task_cmdline import split_command_line
 from triage.records import Provenance, Stamp, TaskDefinition, TaskProcess
 from triage.timeutil import filetime_stamp
 
@@ -43,26 +44,6 @@ _ENV = {"%windir%": r"c:\windows", "%systemroot%": r"c:\windows", "%systemdrive%
 # ---------------------------------------------------------------------------------------------------
 # Command lines
 # ---------------------------------------------------------------------------------------------------
-
-def split_command_line(text: str) -> list[str]:
-    """Split like CommandLineToArgvW: whitespace separates, double quotes group (and are dropped)."""
-    args: list[str] = []
-    current: list[str] = []
-    quoted = started = False
-    for ch in text:
-        if ch == '"':
-            quoted, started = not quoted, True
-        elif ch in " \t" and not quoted:
-            if started:
-                args.append("".join(current))
-            current, started = [], False
-        else:
-            current.append(ch)
-            started = True
-    if started:
-        args.append("".join(current))
-    return args
-
 
 def expand_path(path: str) -> str:
     """Lower-case a Windows path and expand the environment variables task actions use."""

@@ -2,7 +2,8 @@
 
 Evidence is only ever opened for reading: dissect's loaders and containers open files read-only,
 and the files we hash ourselves are opened with mode ``rb``. Anything that will not open becomes a
-gap, never a traceback.
+gap, never a traceback. An EWF image is checked against the hashes stored inside it here, before any
+collector runs (:attr:`EvidenceRef.ewf`; a mismatch is a gap of the run, with or without ``-o``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import stat
 from datetime import timezone
 from pathlib import Path
 
+from triage import ewf
 from triage.context import Context, Source
 from triage.containers import ContainerRefused, check_container
-from triage.records import EvidenceRef, HostInfo
+from triage.records import EvidenceRef, EwfFacts, FileFacts, HostInfo
 
 _KIND_BY_SUFFIX = {
     ".e01": "e01", ".ex01": "ex01", ".s01": "e01", ".vmdk": "vmdk", ".vhd": "vhd", ".vhdx": "vhdx",
@@ -23,6 +25,7 @@ _KIND_BY_SUFFIX = {
     ".tar": "tar", ".gz": "tar", ".tgz": "tar", ".evtx": "evtx",
 }
 _HASH_CHUNK = 1 << 20
+_MEDIA_CHUNK = 4 << 20
 
 # dissect logs loader and plugin noise through the logging module and structlog; the examiner
 # gets our own one-line messages instead.
@@ -117,7 +120,79 @@ def _open_evidence(path_text: str, ctx: Context, *, memory: bool) -> Source | No
     if source is not None:
         for location, problem in problems:
             ctx.gap(str(path), f"{path} ({location})", problem)
+        if path.is_file() and ewf.is_ewf(path, ref.kind):
+            ref.ewf = ewf_facts(path, ref, ctx)
     return source
+
+
+def ewf_facts(path: Path, ref: EvidenceRef, ctx: Context) -> EwfFacts:
+    """Segments with hashes, the acquisition hashes stored in the image, and whether the media matches."""
+    from dissect.evidence.ewf import EWF, find_files
+
+    try:
+        segment_paths = find_files(path)
+    except Exception as exc:  # dissect raises EWFError / IndexError for unusual names
+        ctx.gap(ref.path, ref.path, f"EWF segments not found: {type(exc).__name__}: {exc}")
+        return EwfFacts(status=ewf.UNREADABLE)
+    segments = []
+    for segment in segment_paths:
+        known = ref.sha256 if segment == path.resolve() else None
+        if known is None:
+            ctx.progress(f"hashing EWF segment {segment.name}")
+        segments.append(FileFacts(path=str(segment), size=segment.stat().st_size, sha256=known or sha256_file(segment)))
+    handles = [segment.open("rb") for segment in segment_paths]
+    try:
+        try:
+            image = EWF(handles)
+            stored = ewf.stored_hashes(_hash_sections(image))
+            acquisition = ewf.header_fields(image.header.data) if image.header is not None else {}
+        except Exception as exc:
+            ctx.gap(ref.path, "EWF sections", f"cannot read the image's stored hashes: {type(exc).__name__}: {exc}")
+            return EwfFacts(segments=segments, status=ewf.UNREADABLE)
+        facts = EwfFacts(segments=segments, acquisition=acquisition, stored_hashes=stored, status=ewf.NO_HASH)
+        if not stored:
+            return facts
+        ctx.progress(f"verifying the hashes stored in {path.name} ({image.size} bytes of media)")
+        try:
+            computed = _media_hashes(image)
+        except Exception as exc:
+            ctx.gap(ref.path, "EWF media data", f"media data unreadable, stored hashes not verified: {type(exc).__name__}: {exc}")
+            facts.status = ewf.UNREADABLE
+            return facts
+    finally:
+        for handle in handles:
+            handle.close()
+    facts.media_size = image.size
+    facts.computed_hashes = {name: computed[name] for name in stored}
+    facts.match, facts.status = ewf.compare(stored, computed)
+    if facts.status == ewf.MISMATCH:
+        ctx.gap(ref.path, "EWF media data", ewf.mismatch_problem(facts.match))
+    return facts
+
+
+def _hash_sections(image):
+    """(type, data) of every section that may hold acquisition hashes, segment by segment."""
+    for index in range(len(image.fh)):
+        segment = image.segment(index)
+        for section in segment.sections:
+            if section.type in ewf.HASH_SECTIONS:
+                segment.fh.seek(section.data_offset)
+                yield section.type, segment.fh.read(ewf.HASH_SECTIONS[section.type])
+
+
+def _media_hashes(image) -> dict[str, str]:
+    md5, sha1 = hashlib.md5(usedforsecurity=False), hashlib.sha1(usedforsecurity=False)
+    stream = image.open()
+    remaining = image.size
+    stream.seek(0)
+    while remaining > 0:
+        chunk = stream.read(min(_MEDIA_CHUNK, remaining))
+        if not chunk:
+            raise EOFError(f"media data ends {remaining} bytes early")
+        md5.update(chunk)
+        sha1.update(chunk)
+        remaining -= len(chunk)
+    return {"md5": md5.hexdigest(), "sha1": sha1.hexdigest()}
 
 
 EWF2_SIGNATURE = b"EVF2\r\n\x81\x00"  # Ex01 (EnCase 7 v2); dissect.evidence reads only EWF1 (E01)

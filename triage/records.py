@@ -235,14 +235,29 @@ class StoreRead:
 
 
 @dataclass(kw_only=True, slots=True)
+class EwfFacts:
+    """An E01 checked against itself when it is opened, before anything is judged: its segment files,
+    the acquisition metadata and MD5/SHA-1 the acquisition tool stored, and what the media hashes to."""
+
+    segments: list[FileFacts] | None = None  # None: the segment files were not found
+    acquisition: dict[str, str] | None = None  # header/header2 fields; None: the sections were not read
+    stored_hashes: dict[str, str] | None = None  # {"md5": hex, "sha1": hex} as stored; {} none stored
+    media_size: int | None = None
+    computed_hashes: dict[str, str] | None = None  # of the media data, for each hash stored
+    match: dict[str, bool] | None = None
+    status: str  # triage.ewf: "verified", "mismatch", "no hash stored in the image", "unreadable" (last in JSON)
+
+
+@dataclass(kw_only=True, slots=True)
 class EvidenceRef:
-    """One evidence item as opened: how, its size and hash."""
+    """One evidence item as opened: how, its size and hash, and for an E01 its own hashes checked."""
 
     path: str
     kind: str  # e01, raw, vmdk, vhdx, qcow2, kape-dir, zip, dir, evtx, memory, ...
     size: int | None = None
     sha256: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    ewf: EwfFacts | None = None  # set by triage.evidence for EWF images
 
 
 @dataclass(kw_only=True, slots=True)

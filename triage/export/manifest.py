@@ -15,6 +15,7 @@ always prints the manifest's own SHA-256, and exits 0 only when everything match
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,17 +25,14 @@ import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from dissect.cstruct import cstruct
+from typing import Any
 
 from triage.evidence import sha256_file
 from triage.collect import Context
 from triage.export.casefolder import MANIFEST_HASH_NAME, MANIFEST_NAME
 from triage.export.safe import escape_controls, json_text
-from triage.records import EvidenceRef, to_dict
+from triage.records import EvidenceRef, EwfFacts, to_dict
 
-_CHUNK = 4 << 20
 EXIT_MATCH, EXIT_CHANGED, EXIT_USAGE = 0, 1, 2
 
 DEPENDENCIES = (
@@ -42,31 +40,6 @@ DEPENDENCIES = (
     "dissect.xfs", "dissect.util", "volatility3", "regipy", "python-registry", "python-evtx", "evtx", "pySigma",
     "pySigma-backend-sqlite", "defusedxml", "tabulate",
 )
-
-# EWF (E01) sections that hold the acquisition hashes (libewf's format documentation, sections
-# "hash" and "digest"): all-zero means "not stored".
-_ewf = cstruct().load("""
-typedef struct {
-    char    md5[16];
-    char    unknown[16];
-    uint32  checksum;
-} EWFHashSection;
-
-typedef struct {
-    char    md5[16];
-    char    sha1[20];
-    char    padding[40];
-    uint32  checksum;
-} EWFDigestSection;
-""")
-
-# Acquisition metadata keys of the EWF header / header2 sections.
-_EWF_HEADER_KEYS = {
-    "a": "description", "c": "case_number", "n": "evidence_number", "e": "examiner_name", "t": "notes",
-    "md": "model", "sn": "serial_number", "av": "acquisition_software_version", "ov": "acquisition_os",
-    "m": "acquisition_date", "u": "system_date", "r": "compression", "dc": "unknown_dc",
-}
-
 
 def tool_version() -> str:
     import triage
@@ -93,13 +66,13 @@ def dependency_versions() -> dict[str, str]:
 sha256_of = sha256_file  # one streamed hasher for evidence and outputs
 
 
-def _file_entry(path: Path, shown: str, known_sha256: str | None = None) -> dict[str, Any]:
+def _file_entry(path: Path, shown: str) -> dict[str, Any]:
     size = path.stat().st_size
-    return {"path": shown, "size": size, "sha256": known_sha256 or sha256_of(path)}
+    return {"path": shown, "size": size, "sha256": sha256_of(path)}
 
 
 def describe_evidence(refs: list[EvidenceRef], ctx: Context) -> list[dict[str, Any]]:
-    """Every evidence item with its files hashed, and EWF images' stored hashes verified."""
+    """Every evidence item with its files hashed, and what opening found of EWF images' stored hashes."""
     items = []
     for ref in refs:
         path = Path(ref.path)
@@ -107,14 +80,15 @@ def describe_evidence(refs: list[EvidenceRef], ctx: Context) -> list[dict[str, A
                                 "size": ref.size, "sha256": ref.sha256, "details": to_dict(ref.details)}
         if path.is_dir():
             item["files"] = _directory_files(path, ctx)
-        elif _is_ewf(path, ref.kind):
-            item["ewf"] = ewf_facts(path, ref, ctx)
+        elif ref.ewf is not None:
+            item["ewf"] = _ewf_entry(ref.ewf)
         items.append({k: v for k, v in item.items() if v not in (None, {}, [])})
     return items
 
 
-def _is_ewf(path: Path, kind: str) -> bool:
-    return kind in ("e01", "ex01") or path.suffix.lower() in (".e01", ".ex01", ".s01", ".l01")
+def _ewf_entry(facts: EwfFacts) -> dict[str, Any]:
+    """The checks evidence opening made (:func:`triage.evidence.ewf_facts`); an empty dict is kept (read, none)."""
+    return {f.name: to_dict(value) for f in dataclasses.fields(facts) if (value := getattr(facts, f.name)) is not None}
 
 
 def _directory_files(root: Path, ctx: Context) -> list[dict[str, Any]]:
@@ -133,115 +107,6 @@ def _directory_files(root: Path, ctx: Context) -> list[dict[str, Any]]:
             except OSError as exc:
                 ctx.gap(str(root), rel, f"cannot hash evidence file: {exc.strerror or exc}")
     return files
-
-
-def _read_section(fh: BinaryIO, section, struct):
-    fh.seek(section.data_offset)
-    return struct(fh)
-
-
-def _header_fields(data: bytes) -> dict[str, str]:
-    """Acquisition metadata from a header2 (UTF-16) or header (ASCII) section: keys line, values line."""
-    text = data.decode("utf-16-le" if data[:2] == b"\xff\xfe" else "latin-1", errors="replace").lstrip("\ufeff")
-    lines = text.replace("\r", "").split("\n")
-    if len(lines) < 4:
-        return {}
-    keys, values = lines[2].split("\t"), lines[3].split("\t")
-    fields = {}
-    for key, value in zip(keys, values):
-        if key == "p" or not value:  # "p" is the password hash: never copied into a report
-            continue
-        name = _EWF_HEADER_KEYS.get(key, key)
-        fields[name] = value
-        if key in ("m", "u") and value.isdigit():  # header2 writes POSIX seconds: UTC by definition
-            fields[f"{name}_utc"] = datetime.fromtimestamp(int(value), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return fields
-
-
-def ewf_facts(path: Path, ref: EvidenceRef, ctx: Context) -> dict[str, Any]:
-    """Segments with hashes, the acquisition hashes stored in the image, and whether the media matches."""
-    from dissect.evidence.ewf import EWF, find_files
-
-    try:
-        segment_paths = find_files(path)
-    except Exception as exc:  # dissect raises EWFError / IndexError for unusual names
-        ctx.gap(ref.path, ref.path, f"EWF segments not found: {type(exc).__name__}: {exc}")
-        return {"status": "unreadable"}
-    facts: dict[str, Any] = {"segments": []}
-    for seg in segment_paths:
-        known = ref.sha256 if seg == path.resolve() else None
-        if known is None:
-            ctx.progress(f"hashing EWF segment {seg.name}")
-        facts["segments"].append(_file_entry(seg, str(seg), known))
-    handles = [seg.open("rb") for seg in segment_paths]
-    try:
-        try:
-            ewf = EWF(handles)
-            stored, header = _stored_hashes(ewf)
-        except Exception as exc:
-            ctx.gap(ref.path, "EWF sections", f"cannot read the image's stored hashes: {type(exc).__name__}: {exc}")
-            facts["status"] = "unreadable"
-            return facts
-        facts["acquisition"] = header
-        facts["stored_hashes"] = stored
-        if not stored:
-            facts["status"] = "no hash stored in the image"
-            return facts
-        ctx.progress(f"verifying the hashes stored in {path.name} ({ewf.size} bytes of media)")
-        try:
-            computed = _media_hashes(ewf)
-        except Exception as exc:
-            ctx.gap(ref.path, "EWF media data", f"media data unreadable, stored hashes not verified: {type(exc).__name__}: {exc}")
-            facts["status"] = "unreadable"
-            return facts
-    finally:
-        for handle in handles:
-            handle.close()
-    facts["media_size"] = ewf.size
-    facts["computed_hashes"] = {name: computed[name] for name in stored}
-    facts["match"] = {name: computed[name] == stored[name] for name in stored}
-    if all(facts["match"].values()):
-        facts["status"] = "verified"
-    else:
-        facts["status"] = "mismatch"
-        bad = ", ".join(name.upper() for name, ok in facts["match"].items() if not ok)
-        ctx.gap(ref.path, "EWF media data", f"media data does not hash to the {bad} stored in the image: altered or damaged evidence")
-    return facts
-
-
-def _stored_hashes(ewf) -> tuple[dict[str, str], dict[str, str]]:
-    stored: dict[str, str] = {}
-    header: dict[str, str] = {}
-    for index in range(len(ewf.fh)):
-        segment = ewf.segment(index)
-        for section in segment.sections:
-            if section.type == b"digest":
-                digest = _read_section(segment.fh, section, _ewf.EWFDigestSection)
-                for name, value in (("md5", digest.md5), ("sha1", digest.sha1)):
-                    if any(value):
-                        stored[name] = value.hex()
-            elif section.type == b"hash" and "md5" not in stored:
-                hashed = _read_section(segment.fh, section, _ewf.EWFHashSection)
-                if any(hashed.md5):
-                    stored["md5"] = hashed.md5.hex()
-    if ewf.header is not None:
-        header = _header_fields(ewf.header.data)
-    return dict(sorted(stored.items())), header
-
-
-def _media_hashes(ewf) -> dict[str, str]:
-    md5, sha1 = hashlib.md5(usedforsecurity=False), hashlib.sha1(usedforsecurity=False)
-    stream = ewf.open()
-    remaining = ewf.size
-    stream.seek(0)
-    while remaining > 0:
-        chunk = stream.read(min(_CHUNK, remaining))
-        if not chunk:
-            raise EOFError(f"media data ends {remaining} bytes early")
-        md5.update(chunk)
-        sha1.update(chunk)
-        remaining -= len(chunk)
-    return {"md5": md5.hexdigest(), "sha1": sha1.hexdigest()}
 
 
 def _now() -> str:

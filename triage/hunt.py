@@ -51,7 +51,6 @@ from triage.export.safe import escape_controls
 EXIT_OK, EXIT_GAPS, EXIT_USAGE = 0, 1, 2
 START_TOPIC = "triage-hunt-start"
 POLL_SECONDS = 0.2
-MAX_HASHED_BINARY = 256 * 1024 * 1024
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -134,7 +133,7 @@ def triage_item(path: str, case_dir: str, hunt_date: str, options: dict) -> dict
         memory = bool(options.get("memory"))
         case = run([] if memory else [path], ctx, memory_paths=[path] if memory else [], hunt_date=hunt_date)
         case.timeline = filter_rows(case.timeline, options.get("since"), options.get("until"))
-        hashes = _binary_hashes(path, case, ctx) if case.opened and not memory else {}
+        hashes = _binary_hashes(case)
         written = None
         if case.opened:
             argv = ["triage", *(["--memory"] if memory else []), path, "-o", case_dir, "--hunt-date", hunt_date]
@@ -191,30 +190,20 @@ def _report_start(path: str) -> None:
     worker.log_event(START_TOPIC, {"path": path, "worker": worker.address})
 
 
-def _binary_hashes(path: str, case, ctx) -> dict[str, str]:
-    """SHA-256 of each file a Windows exec action runs, where the evidence holds it."""
-    from triage.stacking import action_binary
-
-    wanted = sorted({b for e in case.entities for d in e.definitions for a in d.actions
-                     if a.kind == "exec" and (b := action_binary(a.command, a.arguments))})
-    if not wanted:
-        return {}
-    from dissect.target import Target
+def _binary_hashes(case) -> dict[str, str]:
+    """SHA-256 of the file each Windows exec action runs, keyed as :func:`triage.stacking.stack_keys` wants
+    it: taken from the hashes the run made (:mod:`triage.collect.binaries`, one resolver and one size cap),
+    for the hashed file that is the action's binary (the DLL for rundll32/regsvr32)."""
+    from triage.stacking import action_binary, normalise_windows_command
 
     hashes = {}
-    try:
-        target = Target.open(path)
-    except Exception as exc:  # opened once already; report rather than lose the item
-        ctx.gap(path, path, f"cannot reopen to hash action binaries: {type(exc).__name__}: {exc}")
-        return {}
-    for binary in wanted:
-        try:
-            file = target.fs.path(binary)
-            if not file.is_file() or file.stat().st_size > MAX_HASHED_BINARY:
+    for definition in case.definitions:
+        for action in definition.actions:
+            if action.kind != "exec" or not (binary := action_binary(action.command, action.arguments)):
                 continue
-            hashes[binary] = hashlib.sha256(file.read_bytes()).hexdigest()
-        except Exception as exc:  # a damaged file system entry: say so, keep going
-            ctx.gap(path, binary, f"action binary not readable: {type(exc).__name__}: {exc}")
+            for file in action.details.get("files") or []:
+                if file.get("sha256") and normalise_windows_command(file["path"]) == binary:
+                    hashes.setdefault(binary, file["sha256"])
     return hashes
 
 

@@ -28,6 +28,7 @@ FUZZERS = {
     "fuzz_taskcache.py": ("taskcache_actions", "taskcache_triggers", "taskcache_dynamic_info"),
     "fuzz_job.py": ("job",),
     "fuzz_sd.py": ("security_descriptor",),
+    "fuzz_hive_log.py": ("hive_log",),
 }
 REGRESSIONS = PROJECT / "tests" / "hostile" / "regressions"
 

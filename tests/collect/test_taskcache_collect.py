@@ -21,7 +21,8 @@ from test_images.windows_tree import (
     BEACON_TASK, COM_HIJACK_CLSID, COM_HIJACK_DLL, COM_TASK, PlantedHive, RegKey, all_tasks, binary, dword, stock_tasks, sz,
 )
 from triage.collect import Context, Source
-from triage.collect.taskcache import collect, hive_is_dirty, log_entries
+from triage.collect.taskcache import collect
+from triage.parsers.hive_log import hive_is_dirty, log_entries
 from triage.records import EvidenceRef, HostInfo, TaskDefinition
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from triage.parsers import anacrontab, atjob, cronlog, crontab, evtx_task, gpp, job, schedlgu, security_descriptor
-from triage.parsers import systemd_unit, task_cmdline, task_xml, taskcache
+from triage.parsers import anacrontab, atjob, cronlog, crontab, evtx_task, gpp, hive_log, job, schedlgu
+from triage.parsers import security_descriptor, systemd_unit, task_cmdline, task_xml, taskcache
 from triage import sources
 from triage.records import Provenance
 from tests.conftest import CORPUS
@@ -159,6 +159,26 @@ def cronlog_seeds() -> tuple[bytes, ...]:
                  + _linux(lambda p: p.startswith("var/log/")))
 
 
+@functools.cache
+def _dirty_hive_base_block() -> bytes:
+    """The base block of a hive whose logs still hold entries 2 and up (secondary sequence number 2)."""
+    from test_images import taskcache_scenarios as builder
+
+    return builder._base_block(b"regf" + bytes(4092), 3, 2, 8192)
+
+
+@functools.cache
+def hive_log_seeds() -> tuple[bytes, ...]:
+    """SOFTWARE.LOG1/.LOG2 as the test-image builder writes them: entries 2 and 3 with dirty pages, and a
+    stale entry 1."""
+    from test_images import taskcache_scenarios as builder
+
+    page = bytes(range(256)) * 16
+    head = builder._base_block(b"regf" + bytes(508), 3, 3, 8192, builder.FILE_TYPE_LOG_NEW, builder.LOG_BASE_BLOCK)
+    log1 = head + builder.log_entry(2, 8192, [(0, page)]) + builder.log_entry(3, 8192, [(4096, page[::-1]), (0, page)])
+    return (log1, head + builder.log_entry(1, 8192, [(0, bytes(4096))]))
+
+
 # --- calls ------------------------------------------------------------------------------------
 
 
@@ -205,6 +225,12 @@ def call_task_content(data: bytes) -> object:
     event = dict(seeds[len(data) % len(seeds)])
     event[_content_key(event)] = data.decode("utf-8", "replace")
     return evtx_task.task_event(event, location="Security.evtx", local_tz=BERLIN)
+
+
+def call_hive_log(data: bytes) -> object:
+    """A transaction log beside a dirty hive (as the TaskCache collector plans its replay), and as a hive."""
+    plan = hive_log.replay_plan(_dirty_hive_base_block(), {"SOFTWARE.LOG1": data})
+    return plan, hive_log.hive_is_dirty(data[:hive_log.BASE_BLOCK]), hive_log.log_entries("SOFTWARE.LOG1", data)
 
 
 def _text(data: bytes) -> str:
@@ -290,6 +316,7 @@ _BUILT_IN: dict[str, Target] = {t.name: t for t in (
     Target("security_descriptor", call_security_descriptor, security_descriptor.SecurityDescriptorError,
            lambda: _taskcache_values("SD") + _taskcache_values("SecurityDescriptor")),
     Target("evtx_task_content", call_task_content, evtx_task.EvtxTaskError, task_content_seeds),
+    Target("hive_log", call_hive_log, hive_log.HiveLogError, hive_log_seeds),
     Target("crontab", call_crontab, NeverRaised, crontab_seeds),
     Target("anacrontab", call_anacrontab, NeverRaised, anacrontab_seeds),
     Target("atjob", call_atjob, atjob.AtJobError, atjob_seeds),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from collections import Counter
 from pathlib import Path
 
@@ -139,6 +140,12 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
+def _log_of_one_entry(size: int) -> bytes:
+    """A transaction log whose one HvLE entry spans the whole file: its Marvin32 hash reads every byte."""
+    entry = (size - 512) // 512 * 512
+    return b"regf" + bytes(508) + b"HvLE" + struct.pack("<IIIII", entry, 0, 2, 0, 0) + bytes(entry - 24)
+
+
 def _hostile_blobs(size: int = MB) -> list[tuple[str, str, bytes]]:
     """The worst inputs of about ``size`` bytes (1 MB by default; smaller ones are the linear-time reference)."""
     from test_images.jobfile import encode_job
@@ -161,6 +168,7 @@ def _hostile_blobs(size: int = MB) -> list[tuple[str, str, bytes]]:
         ("security_descriptor", "acl-of-max-aces", b"\x01\x00\x04\x80" + b"\0" * 12 + b"\x14\0\0\0" + b"\x02\x00\xff\xff\xff\xff" + b"\0" * (size - 26)),
         ("evtx_task_content", "nested-100k", nested),
         ("evtx_task_content", "tn-quotes", _repeat(b"schtasks /create /tn '", size)),
+        ("hive_log", "one-entry-of-all-of-it", _log_of_one_entry(size)),
         ("crontab", "1MB-star-field", b"*" * size + b" * * * * root x"),
         ("crontab", "comma-list", _repeat(b"1,", size) + b" * * * * x"),
         ("crontab", "fields-of-stars", _repeat(b"* ", size)),

@@ -24,7 +24,6 @@ Records come from the replayed state when there is one; what exists only after r
 from __future__ import annotations
 
 import hashlib
-import struct
 import tempfile
 import zlib
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from typing import Any
 from triage.collect import Context, Source
 from triage.collect.filefacts import read_error, read_file
 from triage.collect.windows_tasks import MAX_DEFINITION_BYTES, Where, find_path, windows_dir
+from triage.parsers.hive_log import BASE_BLOCK, hive_is_dirty, replay_plan
 from triage.parsers.taskcache import decode_actions
 from triage.parsers.taskcache_definition import (
     TASKCACHE,
@@ -50,11 +50,6 @@ from triage.timeutil import iso
 
 HKLM_SOFTWARE = r"HKLM\SOFTWARE"
 
-# Windows 8.1+ transaction log (msuhanov/regf "Format of transaction log files", libyal libregf notes).
-BASE_BLOCK = 4096
-LOG_BASE_BLOCK = 512
-LOG_ENTRY_HEADER = 40
-MARVIN32_SEED = 0x82EF4D887A4E55C5
 # The replay copies the hive and its logs into memory: a real SOFTWARE hive is tens to a few hundred
 # MB and its logs smaller; larger ones are a gap, not a multi-GB read.
 MAX_HIVE_BYTES = 512 * 1024 * 1024
@@ -130,92 +125,7 @@ def _default_value(root: Any, path: str) -> RegValue | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Transaction logs
-
-
-def marvin32(data: bytes, seed: int = MARVIN32_SEED) -> int:
-    """64-bit Marvin32, the hash of ``HvLE`` log entries (both halves, as the log stores them)."""
-    mask = 0xFFFFFFFF
-
-    def rotl(value: int, shift: int) -> int:
-        return ((value << shift) | (value >> (32 - shift))) & mask
-
-    def mix(lo: int, hi: int) -> tuple[int, int]:
-        hi ^= lo
-        lo = (rotl(lo, 20) + hi) & mask
-        hi = rotl(hi, 9) ^ lo
-        lo = (rotl(lo, 27) + hi) & mask
-        return lo, rotl(hi, 19)
-
-    lo, hi = seed & mask, seed >> 32
-    whole = len(data) - len(data) % 4
-    for (word,) in struct.iter_unpack("<I", data[:whole]):
-        lo, hi = mix((lo + word) & mask, hi)
-    final = 0x80 << (8 * (len(data) - whole))
-    for i, byte in enumerate(data[whole:]):
-        final |= byte << (8 * i)
-    lo, hi = mix((lo + final) & mask, hi)
-    lo, hi = mix(lo, hi)
-    return (hi << 32) | lo
-
-
-@dataclass
-class LogEntry:
-    log: str
-    offset: int
-    sequence: int
-    data: bytes
-
-
-def log_entries(name: str, data: bytes) -> tuple[list[LogEntry], list[str]]:
-    """Valid ``HvLE`` entries of a new-format log (file type 6), in file order, and problems found."""
-    problems: list[str] = []
-    entries: list[LogEntry] = []
-    if len(data) < LOG_BASE_BLOCK + LOG_ENTRY_HEADER or data[:4] != b"regf":
-        return entries, [f"{name}: not a transaction log (no regf base block or no entries)"]
-    pos = LOG_BASE_BLOCK
-    while pos + LOG_ENTRY_HEADER <= len(data) and data[pos:pos + 4] == b"HvLE":
-        size, _flags, sequence, _hbins, _count = struct.unpack_from("<IIIII", data, pos + 4)
-        hash1, hash2 = struct.unpack_from("<QQ", data, pos + 24)
-        if size < LOG_ENTRY_HEADER or size % 512 or pos + size > len(data):
-            problems.append(f"{name}: log entry at 0x{pos:x} has a bad size {size}; later entries ignored")
-            break
-        if marvin32(data[pos + LOG_ENTRY_HEADER:pos + size]) != hash1 or marvin32(data[pos:pos + 32]) != hash2:
-            problems.append(f"{name}: log entry {sequence} at 0x{pos:x} fails its Marvin32 hash; later entries ignored")
-            break
-        entries.append(LogEntry(log=name, offset=pos, sequence=sequence, data=data[pos:pos + size]))
-        pos += size
-    return entries, problems
-
-
-def applicable_entries(secondary_sequence: int, logs: dict[str, bytes]) -> tuple[list[LogEntry], list[str]]:
-    """Entries to apply, in sequence order from the hive's secondary sequence number, stopping at the
-    first number no log holds (the specification's recovery rule; stale entries are skipped)."""
-    by_sequence: dict[int, LogEntry] = {}
-    problems: list[str] = []
-    for name in sorted(logs):
-        entries, found = log_entries(name, logs[name])
-        problems += found
-        for entry in entries:
-            by_sequence.setdefault(entry.sequence, entry)
-    chosen = []
-    sequence = secondary_sequence
-    while sequence in by_sequence:
-        chosen.append(by_sequence[sequence])
-        sequence += 1
-    return chosen, problems
-
-
-def hive_is_dirty(base_block: bytes) -> bool:
-    """Sequence numbers differ, or the checksum is wrong: a log must be applied before the hive is current."""
-    if len(base_block) < 512 or base_block[:4] != b"regf":
-        return False
-    seq1, seq2 = struct.unpack_from("<II", base_block, 4)
-    checksum = 0
-    for (word,) in struct.iter_unpack("<I", base_block[:508]):
-        checksum ^= word
-    checksum = {0: 1, 0xFFFFFFFF: 0xFFFFFFFE}.get(checksum, checksum)
-    return seq1 != seq2 or checksum != struct.unpack_from("<I", base_block, 508)[0]
+# Transaction logs (decoded by triage.parsers.hive_log)
 
 
 @dataclass
@@ -248,27 +158,20 @@ def _replay(hive_path: Any, where: Where) -> Replay | None:
     if not logs:
         where.ctx.gap(where.evidence, str(hive_path), "hive is dirty but no .LOG1/.LOG2 is present: recent changes are missing")
         return None
-    secondary = struct.unpack_from("<I", hive_bytes, 8)[0]
-    entries, problems = applicable_entries(secondary, logs)
-    for problem in problems:
+    plan = replay_plan(hive_bytes[:BASE_BLOCK], logs)
+    for problem in plan.problems:
         where.ctx.gap(where.evidence, str(hive_path.parent), problem)
-    old_format = [name for name, data in logs.items() if len(data) > 516 and data[512:516] == b"DIRT"]
-    if not entries and not old_format:
+    if plan.log_bytes is None:
         return None
     with tempfile.TemporaryDirectory(prefix="triage-regf-") as tmp:
         work = Path(tmp)
         (work / "hive").write_bytes(hive_bytes)
-        if entries:
-            log_bytes = logs[entries[0].log][:LOG_BASE_BLOCK] + b"".join(e.data for e in entries)
-            names = sorted({e.log for e in entries})
-        else:  # Windows Vista-8 log: regipy applies its dirty vector as it is
-            log_bytes, names = logs[old_format[0]], old_format[:1]
-        (work / "log").write_bytes(log_bytes)
+        (work / "log").write_bytes(plan.log_bytes)
         try:
             apply_transaction_logs(str(work / "hive"), str(work / "log"), restored_hive_path=str(work / "replayed"))
             with (work / "replayed").open("rb") as handle:
                 root = RegfHive(work / "replayed", handle)
-                state = _read_state(root, "hive + logs", f"{hive_path} + {', '.join(names)}", where)
+                state = _read_state(root, "hive + logs", f"{hive_path} + {', '.join(plan.logs)}", where)
                 if state is not None:
                     _read_com_servers(root, state, _class_ids(state))
         except Exception as exc:
@@ -276,8 +179,8 @@ def _replay(hive_path: Any, where: Where) -> Replay | None:
             return None
     if state is None:
         return None
-    return Replay(state=state, logs=names,
-                  entries=[f"{e.log} entry {e.sequence} at 0x{e.offset:x}" for e in entries])
+    return Replay(state=state, logs=plan.logs,
+                  entries=[f"{e.log} entry {e.sequence} at 0x{e.offset:x}" for e in plan.entries])
 
 
 def _siblings(path: Any) -> list[Any]:
@@ -520,4 +423,4 @@ def _regback_facts(keys: TaskKeys, regback: HiveState | None, regback_tasks: dic
             "newest_key_written": iso(max(written)) if written else None}
 
 
-__all__ = ["collect", "applicable_entries", "hive_is_dirty", "log_entries", "marvin32"]
+__all__ = ["collect"]

@@ -154,7 +154,7 @@ def ewf_facts(path: Path, ref: EvidenceRef, ctx: Context) -> EwfFacts:
             return facts
         ctx.progress(f"verifying the hashes stored in {path.name} ({image.size} bytes of media)")
         try:
-            computed = _media_hashes(image)
+            computed = _media_hashes(image, stored)
         except Exception as exc:
             ctx.gap(ref.path, "EWF media data", f"media data unreadable, stored hashes not verified: {type(exc).__name__}: {exc}")
             facts.status = ewf.UNREADABLE
@@ -163,7 +163,7 @@ def ewf_facts(path: Path, ref: EvidenceRef, ctx: Context) -> EwfFacts:
         for handle in handles:
             handle.close()
     facts.media_size = image.size
-    facts.computed_hashes = {name: computed[name] for name in stored}
+    facts.computed_hashes = computed
     facts.match, facts.status = ewf.compare(stored, computed)
     if facts.status == ewf.MISMATCH:
         ctx.gap(ref.path, "EWF media data", ewf.mismatch_problem(facts.match))
@@ -180,8 +180,9 @@ def _hash_sections(image):
                 yield section.type, segment.fh.read(ewf.HASH_SECTIONS[section.type])
 
 
-def _media_hashes(image) -> dict[str, str]:
-    md5, sha1 = hashlib.md5(usedforsecurity=False), hashlib.sha1(usedforsecurity=False)
+def _media_hashes(image, names) -> dict[str, str]:
+    """The hashes ``names`` (md5, sha1: those the image stores) of the media data, in one pass."""
+    hashers = {name: hashlib.new(name, usedforsecurity=False) for name in names}
     stream = image.open()
     remaining = image.size
     stream.seek(0)
@@ -189,10 +190,10 @@ def _media_hashes(image) -> dict[str, str]:
         chunk = stream.read(min(_MEDIA_CHUNK, remaining))
         if not chunk:
             raise EOFError(f"media data ends {remaining} bytes early")
-        md5.update(chunk)
-        sha1.update(chunk)
+        for hasher in hashers.values():
+            hasher.update(chunk)
         remaining -= len(chunk)
-    return {"md5": md5.hexdigest(), "sha1": sha1.hexdigest()}
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
 
 
 EWF2_SIGNATURE = b"EVF2\r\n\x81\x00"  # Ex01 (EnCase 7 v2); dissect.evidence reads only EWF1 (E01)

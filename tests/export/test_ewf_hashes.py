@@ -146,7 +146,11 @@ def test_a_run_without_a_case_folder_reports_a_stored_hash_mismatch(committed_wi
     assert f"  - {image}: EWF media data: {problem}" in out.splitlines()
     assert err.index(problem) < err.index("task XML not parsed")  # known at opening, before any collector ran
 
-    ctx = Context(quiet=True)
-    ref = EvidenceRef(path=str(image), kind="e01", size=image.stat().st_size, sha256=sha256_file(image))
-    facts = ewf_facts(image, ref, ctx)
-    assert (facts.status, facts.match, facts.stored_hashes) == ("mismatch", {"md5": False}, {"md5": md5.hex()})
+    # With -o the case folder says the same, once: the export reads what opening found, it does not re-verify.
+    case = tmp_path / "case"
+    assert main([str(image), "-o", str(case), "--hunt-date", "20240314", "-q"]) == 1
+    manifest = json.loads((case / "manifest.json").read_text(encoding="utf-8"))
+    ewf = manifest["evidence"][0]["ewf"]
+    assert (ewf["status"], ewf["match"], ewf["stored_hashes"]) == ("mismatch", {"md5": False}, {"md5": md5.hex()})
+    assert [g["problem"] for g in manifest["gaps"]].count(problem) == 1
+    assert "<strong>mismatch</strong>" in (case / "report.html").read_text(encoding="utf-8")

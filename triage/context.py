@@ -73,6 +73,9 @@ class Source:
     host: HostInfo = field(default_factory=HostInfo)
     tz: tzinfo | None = None  # the machine's time zone (from its registry / /etc/localtime)
     os_family: str | None = None  # "windows", "linux", ...
+    # SHA-256 and CRC32 of each whole task file the task-file collector read, by path: the TaskCache collector
+    # compares its registry hashes with them instead of reading every task file a second time
+    task_file_digests: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -326,18 +326,30 @@ class Entity:
     timeline: list[TimelineEvent] = field(default_factory=list)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}  # per type: its dataclass field names, None for other types
+
+
 def to_dict(obj: Any) -> Any:
     """Serialise records to plain JSON-able values, dropping None so outputs stay readable.
 
-    Field order is the dataclass order, so the same input always gives the same bytes.
+    Field order is the dataclass order, so the same input always gives the same bytes. Field names are
+    looked up once per type: every export serialises every record through here.
     """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    kind = type(obj)
+    if kind in _PLAIN:
+        return obj
+    if kind not in _FIELD_NAMES:
+        is_record = dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+        _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(obj)) if is_record else None
+    names = _FIELD_NAMES[kind]
+    if names is not None:
         out = {}
-        for f in dataclasses.fields(obj):
-            value = to_dict(getattr(obj, f.name))
+        for name in names:
+            value = to_dict(getattr(obj, name))
             if value is None or value == [] or value == {}:
                 continue
-            out[f.name] = value
+            out[name] = value
         return out
     if isinstance(obj, dict):
         return {str(k): to_dict(v) for k, v in obj.items()}

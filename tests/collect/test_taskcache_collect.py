@@ -274,3 +274,24 @@ def test_not_windows_evidence_yields_nothing_and_no_gap():
     source = Source(ref=EvidenceRef(path="linux.img", kind="raw"), target=object(), os_family="linux")
     assert list(collect(source, ctx)) == [] and ctx.gaps == []
 
+
+
+def test_task_files_read_by_the_task_file_collector_are_not_read_again(image, collected, monkeypatch):
+    """The TaskCache comparison takes each task file's SHA-256 and CRC32 from the task-file collector's read
+    (10,000 tasks: every file was read twice) and reaches the same facts as reading the file itself."""
+    from triage.collect import taskcache, windows_tasks
+
+    ctx = Context(quiet=True)
+    source = Source(ref=EvidenceRef(path=str(image["root"]), kind="dir", sha256="ab" * 32),
+                    target=Target.open(image["root"]), tz=BERLIN, os_family="windows",
+                    host=HostInfo(hostname="WS-FIN-042"))
+    xml_files = [d for d in windows_tasks.collect(source, ctx) if d.source == "task_xml" and d.file and d.file.sha256]
+    assert len(source.task_file_digests) == len(xml_files) > 40
+    reads = []
+    real_read = taskcache.read_file
+    monkeypatch.setattr(taskcache, "read_file", lambda *a, **k: reads.append(a[0]) or real_read(*a, **k))
+    records = list(collect(source, ctx))
+    assert [str(path) for path in reads if "system32/tasks" in str(path).lower()] == []  # hives are read, not tasks
+    alone = {r.task: r.details["task_file"] for r in collected[1]}  # the collector alone reads every file itself
+    assert {r.task: r.details["task_file"] for r in records} == alone
+    assert sum(facts is not None for facts in alone.values()) >= 40

@@ -241,7 +241,7 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition]:
         regback = _read_state(backups[0].hive, "RegBack", str(backups[0].hive.filepath), where)
     current = replay.state if replay else primary
     user_classes = _UserClasses(target)
-    task_files = _TaskFiles(target)
+    task_files = _TaskFiles(target, source.task_file_digests)
 
     records: list[TaskDefinition] = []
     current_tasks = tasks_in(current.keys)
@@ -281,7 +281,8 @@ def collect(source: Source, ctx: Context) -> Iterator[TaskDefinition]:
 class _TaskFiles:
     """The task XML file Windows keeps beside each registry entry (System32\\Tasks\\<task path>)."""
 
-    def __init__(self, target: Any):
+    def __init__(self, target: Any, digests: dict[str, tuple[str, int]]):
+        self.digests = digests  # what the task-file collector already read
         windir = None
         try:
             windir = windows_dir(target)
@@ -309,6 +310,8 @@ class _TaskFiles:
             path = self._child(path, name)
             if path is None:
                 return None
+        if (known := self.digests.get(str(path))) is not None:
+            return {"path": str(path), "sha256": known[0], "crc32": known[1]}
         try:
             _, data = read_file(path, MAX_DEFINITION_BYTES)
         except Exception:  # the task file collector reports it

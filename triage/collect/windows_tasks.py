@@ -8,6 +8,7 @@ TaskDefinition carrying its file facts and ``errors``, plus one gap line: nothin
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +113,8 @@ def _task_xml(path: Any, task: str, folder: str, where: Where) -> TaskDefinition
     facts, data, problem = _read(path, where)
     if data is None:
         return _unparsed(task, "task_xml", provenance, facts, problem)
+    if facts.sha256:
+        where.source.task_file_digests[str(path)] = (facts.sha256, zlib.crc32(data))
     try:
         definition = parse_task_xml(data, task=task, provenance=provenance, local_tz=where.source.tz)
     except TaskXmlError as exc:

@@ -19,7 +19,9 @@ Sigma specifies), so analysts read and extend them as ordinary Sigma files.
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 
@@ -118,72 +120,73 @@ def unix_rows(job: UnixJob) -> list[dict]:
              "Programs": "\n".join(job.details.get("programs", []))}]
 
 
-def _value_matches(expected, actual) -> bool:
+def _value_matcher(expected) -> Callable[[object], bool]:
+    """One Sigma value as a test of a row value; built once per rule, so a row costs no type dispatch."""
     if isinstance(expected, SigmaNull):
-        return actual is None or actual == ""
-    if actual is None:
-        return False
+        return lambda actual: actual is None or actual == ""
     if isinstance(expected, SigmaBool):
-        return str(actual).lower() == str(expected.boolean).lower()
+        wanted = str(expected.boolean).lower()
+        return lambda actual: actual is not None and str(actual).lower() == wanted
     if isinstance(expected, SigmaCompareExpression):
-        try:
-            number = float(actual)
-        except (TypeError, ValueError):
-            return False
+        compare = _COMPARE.get(expected.op)
         limit = expected.number.number
-        return {CompareOperators.LT: number < limit, CompareOperators.LTE: number <= limit,
-                CompareOperators.GT: number > limit, CompareOperators.GTE: number >= limit}.get(expected.op, False)
+        return lambda actual: compare is not None and (number := _number(actual)) is not None and compare(number, limit)
     if isinstance(expected, SigmaNumber):
-        return str(actual) == str(expected.number)
+        wanted = str(expected.number)
+        return lambda actual: actual is not None and str(actual) == wanted
     if isinstance(expected, SigmaRegularExpression):
-        return re.search(expected.regexp.to_plain(), str(actual)) is not None
-    if isinstance(expected, SigmaString):
-        return _regex(expected).fullmatch(str(actual)) is not None
-    return False
+        search = re.compile(expected.regexp.to_plain()).search
+        return lambda actual: actual is not None and search(str(actual)) is not None
+    if isinstance(expected, SigmaString):  # case-insensitive, as Sigma specifies
+        fullmatch = re.compile(expected.to_regex().regexp.to_plain(), re.IGNORECASE | re.DOTALL).fullmatch
+        return lambda actual: actual is not None and fullmatch(str(actual)) is not None
+    return lambda actual: False
 
 
-_REGEX_CACHE: dict[str, re.Pattern] = {}
-_REGEX_BY_VALUE: dict[int, tuple[SigmaString, re.Pattern]] = {}  # str(value) is itself costly: once per value object
+_COMPARE = {CompareOperators.LT: operator.lt, CompareOperators.LTE: operator.le,
+            CompareOperators.GT: operator.gt, CompareOperators.GTE: operator.ge}
 
 
-def _regex(value: SigmaString) -> re.Pattern:
-    if id(value) in _REGEX_BY_VALUE:
-        return _REGEX_BY_VALUE[id(value)][1]
-    key = str(value)
-    if key not in _REGEX_CACHE:
-        _REGEX_CACHE[key] = re.compile(value.to_regex().regexp.to_plain(), re.IGNORECASE | re.DOTALL)
-    _REGEX_BY_VALUE[id(value)] = (value, _REGEX_CACHE[key])  # the value is kept, so its id is never reused
-    return _REGEX_CACHE[key]
+def _number(actual) -> float | None:
+    try:
+        return float(actual)
+    except (TypeError, ValueError):
+        return None
 
 
-def evaluate(node, row: dict) -> bool:
-    """Evaluate a pySigma parsed condition tree on one row."""
-    if isinstance(node, ConditionAND):
-        return all(evaluate(arg, row) for arg in node.args)
-    if isinstance(node, ConditionOR):
-        return any(evaluate(arg, row) for arg in node.args)
+def compile_condition(node) -> Callable[[dict], bool]:
+    """A pySigma parsed condition tree as one function of a row (the tree is walked once, here)."""
+    if isinstance(node, ConditionAND | ConditionOR):
+        parts = tuple(compile_condition(arg) for arg in node.args)
+        if isinstance(node, ConditionAND):
+            return lambda row: all(part(row) for part in parts)
+        return lambda row: any(part(row) for part in parts)
     if isinstance(node, ConditionNOT):
-        return not evaluate(node.args[0], row)
+        inner = compile_condition(node.args[0])
+        return lambda row: not inner(row)
     if isinstance(node, ConditionFieldEqualsValueExpression):
-        return _value_matches(node.value, row.get(node.field))
+        test, name = _value_matcher(node.value), node.field
+        return lambda row: test(row.get(name))
     if isinstance(node, ConditionValueExpression):
-        return any(_value_matches(node.value, v) for v in row.values() if v is not None)
+        test = _value_matcher(node.value)
+        return lambda row: any(test(value) for value in row.values() if value is not None)
     raise ValueError(f"unsupported Sigma condition element {type(node).__name__}")
 
 
-_PARSED: dict[int, tuple[SigmaRule, list]] = {}
+_COMPILED: dict[int, tuple[SigmaRule, tuple[Callable[[dict], bool], ...]]] = {}
 
 
-def _condition_trees(rule: SigmaRule) -> list:
-    """pySigma parses a condition again on every ``.parsed`` access; each rule's trees are parsed once here
-    (the rule is kept with them, so its id cannot be reused)."""
-    if id(rule) not in _PARSED:
-        _PARSED[id(rule)] = (rule, [condition.parsed for condition in rule.detection.parsed_condition])
-    return _PARSED[id(rule)][1]
+def _compiled(rule: SigmaRule) -> tuple[Callable[[dict], bool], ...]:
+    """pySigma parses a condition again on every ``.parsed`` access; each rule's conditions are parsed and
+    compiled once here (the rule is kept with them, so its id cannot be reused)."""
+    if id(rule) not in _COMPILED:
+        trees = [condition.parsed for condition in rule.detection.parsed_condition]
+        _COMPILED[id(rule)] = (rule, tuple(compile_condition(tree) for tree in trees))
+    return _COMPILED[id(rule)][1]
 
 
 def rule_matches(rule: SigmaRule, row: dict) -> bool:
-    return any(evaluate(tree, row) for tree in _condition_trees(rule))
+    return any(condition(row) for condition in _compiled(rule))
 
 
 def _techniques(rule: SigmaRule) -> list[str]:

@@ -55,3 +55,13 @@ def test_clean_triggers_decodes_re_encode_to_the_same_bytes(data):
     blob = decode_triggers(data)
     if not blob.errors:
         assert encode_triggers(blob) == data
+
+
+def test_a_trigger_id_without_its_nul_terminator_is_flagged_not_completed():
+    """Found by the property above: a WNF trigger's id length raised from 0 to 2 read the padding ("HH") as an
+    id; Windows always writes the NUL, so the decoder now says so instead of decoding it as clean."""
+    data = bytearray(next(p for p in SAMPLES.rglob("TestStateChangeTrigger__Triggers.bin")).read_bytes())
+    assert not decode_triggers(bytes(data)).errors
+    data[345] = 2
+    blob = decode_triggers(bytes(data))
+    assert [e for e in blob.errors if "no UTF-16 NUL terminator" in e and ".id" in e]

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_bench_fleet_smoke_runs_both_engines_with_identical_stacks(tmp_path):
     out = tmp_path / "fleet.json"
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_fleet.py"), "--smoke", "--workers", "2",
-                           "--out", str(out)], capture_output=True, text=True, timeout=120)
+                           "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["hosts"] == 41 and result["same_stacks"] is True

@@ -53,15 +53,16 @@ def fleet(tmp_path_factory) -> dict:
 
 
 def _item_timeout(host: Path) -> str:
-    """--timeout as 20x one host's own triage time, measured here under the machine's present load: every
-    real host finishes within it however busy the machine is, and hashing the 4 TiB image still runs out."""
+    """--timeout as 20x one host's own triage time measured here, and at least 60 s: the load can grow after
+    this measurement (a host that took 0.4 s here took over 10 s in a worker at load 6 on 2 cores, and a
+    10 s floor failed), while hashing the 4 TiB image still runs out (over 15 min at 4 GB/s)."""
     from triage.collect import Context
     from triage.run import run
 
     run([str(host)], Context(quiet=True))  # imports and rule loading, which the hunt does not charge to an item
     started = time.monotonic()
     run([str(host)], Context(quiet=True))
-    return str(max(10, math.ceil(20 * (time.monotonic() - started))))
+    return str(max(60, math.ceil(20 * (time.monotonic() - started))))
 
 
 def _free_port() -> int:

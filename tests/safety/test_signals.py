@@ -33,7 +33,7 @@ def _interrupt(tmp_path, args, point: str, sig: int) -> tuple[subprocess.Popen, 
             child.send_signal(sig)
             break
     lines += child.stderr.read().splitlines()
-    child.wait(timeout=120)
+    child.wait(timeout=900)
     return child, lines, held
 
 

@@ -785,7 +785,9 @@ def _read_settings(reader: _Reader, bucket: JobBucket) -> None:
 def _read_trigger_id(reader: _Reader, version: int, label: str, trigger: TaskCacheTrigger) -> None:
     if version >= 0x16:
         size = reader.u32(label + ".id.length")
+        offset = reader.pos
         trigger.trigger_id = reader.text(size, label + ".id")
+        reader._require_terminator(offset, size, label + ".id")  # like every Triggers string (hypothesis found it)
         reader.pad(-(4 + size) % 8, label + ".id.pad", FILLER)
 
 

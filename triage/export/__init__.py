@@ -1,15 +1,16 @@
 """The case folder (``-o DIR``): timeline, findings, entities, HTML report and a verifiable manifest.
 
 Output file names are fixed constants, never derived from evidence, so a task named ``..\\..\\x``
-cannot place a file outside the folder. Every file is rendered completely in memory from sorted
-records and written as UTF-8 with ``\\n`` line ends: the same input gives the same bytes, except the
-manifest's ``started``/``finished`` run times. The manifest is written last, with the SHA-256 of
+cannot place a file outside the folder. Every file is written piece by piece (a timeline line, a task)
+from sorted records as UTF-8 with ``\\n`` line ends and hashed while written: the same input gives the
+same bytes, except the manifest's ``started``/``finished`` run times. The manifest is written last, with the SHA-256 of
 every other file.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from triage.context import Context
@@ -33,7 +34,7 @@ def _row_order(row: TimelineEvent) -> tuple:
             row.meaning, row.as_written or "", prov.raw or "", prov.evidence or "", sorted(map(str, row.details.items())))
 
 
-def _counts(case, rows: list[TimelineEvent], undated: int, gaps: int) -> dict:
+def _counts(case, rows: int, undated: int, gaps: int) -> dict:
     by_risk = Counter(f.risk_level for f in case.findings)
     return {
         "tasks": len(case.entities),
@@ -42,7 +43,7 @@ def _counts(case, rows: list[TimelineEvent], undated: int, gaps: int) -> dict:
         "events": len(case.events),
         "processes": len(case.processes),
         "unix_jobs": len(case.unix_jobs),
-        "timeline_rows": len(rows),
+        "timeline_rows": rows,
         "timeline_rows_undated": undated,
         "findings": len(case.findings),
         "findings_by_risk": {risk: by_risk[risk] for risk in html.RISKS if by_risk[risk]},
@@ -50,29 +51,49 @@ def _counts(case, rows: list[TimelineEvent], undated: int, gaps: int) -> dict:
     }
 
 
+def _summaries(rows: Iterable[TimelineEvent]) -> tuple[dict[str, html.RowSummary], int, int]:
+    """Per task key, its rows summed up for the report; and the row count and undated row count."""
+    summaries: dict[str, html.RowSummary] = defaultdict(html.RowSummary)
+    total = undated = 0
+    for row in rows:
+        summaries[row.task].add(row.utc)
+        total += 1
+        undated += jsonl.parse_utc(row.utc) is None
+    return dict(summaries), total, undated
+
+
 def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | None = None,
                case_id: str | None = None, force: bool = False) -> Path:
     """Build the case folder in a temporary sibling and rename it into place; returns its path.
 
+    Every file is written piece by piece and hashed while written, so none is ever held whole.
     Raises :class:`CaseFolderError` (nothing left behind) when it cannot be written: a bad or
     non-empty ``-o`` (``force`` replaces a previous triage case only), evidence inside it, disk full."""
     out = check_output(out_dir, [ref.path for ref in case.evidence], force=force)
     evidence = manifest.describe_evidence(case.evidence, ctx)
-    rows = sorted(case.timeline, key=_row_order)
+    ordered = sorted(case.timeline, key=_row_order)
+
+    def rows_of(keys: set[str] | None) -> dict[str, list[TimelineEvent]]:
+        found: dict[str, list[TimelineEvent]] = defaultdict(list)
+        for row in ordered:
+            if keys is None or row.task in keys:
+                found[row.task].append(row)
+        return found
+
     names = {entity.key: entity.task for entity in case.entities}
-    dated_text, undated_text = jsonl.timeline_jsonl(rows, names)
-    undated = undated_text.count("\n")
-    counts = _counts(case, rows, undated, len(ctx.gaps))
+    summaries, total, undated = _summaries(ordered)
+    counts = _counts(case, total, undated, len(ctx.gaps))
     version = manifest.tool_version()
-    renderers = {
-        "tasks.jsonl": lambda: jsonl.tasks_jsonl(case.entities),
-        "timeline.jsonl": lambda: dated_text,
-        "timeline_undated.jsonl": lambda: undated_text,
-        "timeline.csv": lambda: timeline_csv.timeline_csv(rows, names),
-        "findings.json": lambda: jsonl.findings_json(case.findings),
-        "findings.md": lambda: markdown.findings_md(case.findings),
-        "report.html": lambda: html.report_html(case, gaps=ctx.gaps, evidence=evidence, counts=counts, rows=rows,
-                                                examiner=examiner, case_id=case_id, version=version),
+    renderers: dict[str, Callable[[], Iterable[str]]] = {
+        "tasks.jsonl": lambda: map(jsonl.task_line, sorted(case.entities, key=lambda e: (e.key, e.host or ""))),
+        "timeline.jsonl": lambda: jsonl.timeline_lines(ordered, names),
+        "timeline_undated.jsonl": lambda: jsonl.undated_lines(ordered, names),
+        "timeline.csv": lambda: timeline_csv.timeline_csv_lines(ordered, names),
+        "findings.json": lambda: (jsonl.findings_json(case.findings),),
+        "findings.md": lambda: (markdown.findings_md(case.findings),),
+        "report.html": lambda: (html.report_html(case, gaps=ctx.gaps, evidence=evidence, counts=counts, rows_of=rows_of,
+                                                 summaries=summaries, examiner=examiner, case_id=case_id,
+                                                 version=version),),
     }
     try:
         builder = CaseBuilder(out, force=force)
@@ -82,8 +103,8 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
         outputs = []
         for name in OUTPUT_FILES:
             ctx.progress(f"writing {name} ...")
-            data = renderers[name]().encode("utf-8", "backslashreplace")
-            outputs.append({"file": name, "size": len(data), "sha256": builder.write(name, data)})
+            size, digest = builder.write_text(name, renderers[name]())
+            outputs.append({"file": name, "size": size, "sha256": digest})
         ctx.progress(f"writing {detections.LAYER_NAME} and {detections.DETECTIONS}/ ...")
         detection_files = detections.detection_files(case)
         detections.say_skipped_conversions(detection_files)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from triage.context import Context
@@ -21,17 +22,12 @@ from triage.export.casefolder import (
     CaseFolderError,
     check_output,
 )
+from triage.correlate import row_order
 from triage.records import TimelineEvent
-from triage.timeorder import utc_key
+from triage.store import StoredTimeline
 
 OUTPUT_FILES = ("tasks.jsonl", "timeline.jsonl", "timeline_undated.jsonl", "timeline.csv", "findings.json",
                 "findings.md", "report.html")
-
-
-def _row_order(row: TimelineEvent) -> tuple:
-    prov = row.provenance
-    return (utc_key(row.utc), row.task, row.what, row.source, prov.location, prov.offset or 0, prov.value_name or "",
-            row.meaning, row.as_written or "", prov.raw or "", prov.evidence or "", sorted(map(str, row.details.items())))
 
 
 def _counts(case, rows: int, undated: int, gaps: int) -> dict:
@@ -51,15 +47,23 @@ def _counts(case, rows: int, undated: int, gaps: int) -> dict:
     }
 
 
-def _summaries(rows: Iterable[TimelineEvent]) -> tuple[dict[str, html.RowSummary], int, int]:
-    """Per task key, its rows summed up for the report; and the row count and undated row count."""
+def _summaries(times: Iterable[tuple[str, str | None]]) -> dict[str, html.RowSummary]:
+    """Per task key, its rows summed up for the report, from (task, UTC time) of each row in export order."""
     summaries: dict[str, html.RowSummary] = defaultdict(html.RowSummary)
-    total = undated = 0
-    for row in rows:
-        summaries[row.task].add(row.utc)
-        total += 1
-        undated += jsonl.parse_utc(row.utc) is None
-    return dict(summaries), total, undated
+    for task, utc in times:
+        summaries[task].add(utc)
+    return dict(summaries)
+
+
+def _grouped_from(rows: Callable[[set[str] | None], Iterable[TimelineEvent]]) \
+        -> Callable[[set[str] | None], dict[str, list[TimelineEvent]]]:
+    """``rows_of`` for the report: the ordered rows of some tasks (None: all), grouped by task."""
+    def rows_of(keys: set[str] | None) -> dict[str, list[TimelineEvent]]:
+        found: dict[str, list[TimelineEvent]] = defaultdict(list)
+        for row in rows(keys):
+            found[row.task].append(row)
+        return found
+    return rows_of
 
 
 def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | None = None,
@@ -71,24 +75,32 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
     non-empty ``-o`` (``force`` replaces a previous triage case only), evidence inside it, disk full."""
     out = check_output(out_dir, [ref.path for ref in case.evidence], force=force)
     evidence = manifest.describe_evidence(case.evidence, ctx)
-    ordered = sorted(case.timeline, key=_row_order)
-
-    def rows_of(keys: set[str] | None) -> dict[str, list[TimelineEvent]]:
-        found: dict[str, list[TimelineEvent]] = defaultdict(list)
-        for row in ordered:
-            if keys is None or row.task in keys:
-                found[row.task].append(row)
-        return found
-
     names = {entity.key: entity.task for entity in case.entities}
-    summaries, total, undated = _summaries(ordered)
+    timeline = case.timeline
+    if isinstance(timeline, StoredTimeline):  # a run's: every pass is one ordered query of its store
+        store = timeline.store
+        summaries = _summaries(store.row_times())
+        total, undated = len(timeline), store.undated_rows()
+        rows_of = _grouped_from(store.rows)
+        all_rows: Callable[[], Iterable[TimelineEvent]] = store.rows
+        dated_rows: Callable[[], Iterable[TimelineEvent]] = partial(store.rows, dated=True)
+        undated_rows: Callable[[], Iterable[TimelineEvent]] = partial(store.rows, dated=False)
+    else:  # a timeline cut by --since/--until, held in memory
+        ordered = sorted(timeline, key=row_order)
+        summaries = _summaries((row.task, row.utc) for row in ordered)
+        total, undated = len(ordered), sum(jsonl.parse_utc(row.utc) is None for row in ordered)
+        rows_of = _grouped_from(lambda keys: (row for row in ordered if keys is None or row.task in keys))
+        all_rows = dated_rows = undated_rows = lambda: ordered
+    # Each task's line was written by the run while the task was whole; records built by hand are rendered here.
+    tasks: Callable[[], Iterable[str]] = case.store.task_lines if getattr(case, "store", None) else \
+        lambda: (part for e in sorted(case.entities, key=lambda e: (e.key, e.host or "")) for part in jsonl.task_line_parts(e))
     counts = _counts(case, total, undated, len(ctx.gaps))
     version = manifest.tool_version()
     renderers: dict[str, Callable[[], Iterable[str]]] = {
-        "tasks.jsonl": lambda: map(jsonl.task_line, sorted(case.entities, key=lambda e: (e.key, e.host or ""))),
-        "timeline.jsonl": lambda: jsonl.timeline_lines(ordered, names),
-        "timeline_undated.jsonl": lambda: jsonl.undated_lines(ordered, names),
-        "timeline.csv": lambda: timeline_csv.timeline_csv_lines(ordered, names),
+        "tasks.jsonl": tasks,
+        "timeline.jsonl": lambda: jsonl.timeline_lines(dated_rows(), names),
+        "timeline_undated.jsonl": lambda: jsonl.undated_lines(undated_rows(), names),
+        "timeline.csv": lambda: timeline_csv.timeline_csv_lines(all_rows(), names),
         "findings.json": lambda: (jsonl.findings_json(case.findings),),
         "findings.md": lambda: (markdown.findings_md(case.findings),),
         "report.html": lambda: (html.report_html(case, gaps=ctx.gaps, evidence=evidence, counts=counts, rows_of=rows_of,

@@ -9,6 +9,7 @@ machine whose zone could not be read) cannot go there without inventing a time, 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -114,9 +115,30 @@ def undated_lines(rows: Iterable[TimelineEvent], names: dict[str, str]) -> Itera
             yield json_text(undated_line(row, names.get(row.task, row.task))) + "\n"
 
 
-def task_line(entity: Entity) -> str:
-    """One ``tasks.jsonl`` line: the entity with every source record and its own timeline."""
-    return json_text(to_dict(entity)) + "\n"
+def task_line_parts(entity: Entity) -> Iterator[str]:
+    """One ``tasks.jsonl`` line (the entity with every source record and its own timeline) in pieces: the same
+    text as the JSON of the whole entity, but each event and timeline row is encoded alone, so a task with a
+    hundred thousand events never exists as one structure of dicts."""
+    listed = ("events", "timeline")
+    rest = to_dict(dataclasses.replace(entity, events=[], timeline=[]))
+    separator = ""
+    yield "{"
+    for name in (f.name for f in dataclasses.fields(entity)):
+        if name in listed:
+            items = iter(getattr(entity, name))
+            first = next(items, None)
+            if first is None:
+                continue
+            yield f"{separator}{json_text(name)}: [{json_text(to_dict(first))}"
+            for item in items:
+                yield f", {json_text(to_dict(item))}"
+            yield "]"
+        elif name in rest:
+            yield f"{separator}{json_text(name)}: {json_text(rest[name])}"
+        else:
+            continue
+        separator = ", "
+    yield "}\n"
 
 
 def finding_dict(finding: Finding) -> dict[str, Any]:

@@ -15,7 +15,9 @@ test_images.memimage); nothing is committed. triage runs as a subprocess; peak R
 * memory - triage's memory pass on synthetic images with 100, 1,000, 5,000 extra processes.
 
 ``python3 bench/bench_scale.py [--smoke] [--series size,tasks,events,memory] [--sizes-gb 1,10,100]
-[--tasks 100,1000,10000] [--evtx-mb 10,100,1000] [--processes 100,1000,5000]``; bench/results/scale.json.
+[--tasks 100,1000,10000] [--evtx-mb 10,100,1000] [--processes 100,1000,5000] [--before CHECKOUT]``;
+bench/results/scale.json. ``--before /work/main`` runs that checkout too on each events folder (same command,
+one after the other), so a change's before/after peak memory is measured side by side.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -50,9 +53,11 @@ TASK_LIMIT_SECONDS = 30.0
 EVENTS_RSS_LIMIT_MB = 500.0
 
 
-def _triage(evidence: Path, case: Path) -> tuple[float, float, dict]:
+def _triage(evidence: Path, case: Path, checkout: Path = ROOT) -> tuple[float, float, dict]:
+    """triage of ``checkout`` (this one by default) on ``evidence``: seconds, peak RSS MB, manifest counts."""
     shutil.rmtree(case, ignore_errors=True)
-    done = run_command([sys.executable, "-m", "triage", str(evidence), "-o", str(case), "-q"], cwd=ROOT)
+    done = run_command([sys.executable, "-m", "triage", str(evidence), "-o", str(case), "-q"], cwd=checkout,
+                       env={**os.environ, "PYTHONPATH": str(checkout)})
     if done.returncode not in (0, 1):
         raise SystemExit(f"triage failed on {evidence}:\n{done.stderr[-2000:]}")
     counts = json.loads((case / "manifest.json").read_text())["counts"]
@@ -110,8 +115,9 @@ def tasks_series(work: Path, counts: list[int]) -> list[dict]:
     return rows
 
 
-def events_series(work: Path, sizes_mb: list[int]) -> list[dict]:
-    """size 0 = the two small smoke logs once."""
+def events_series(work: Path, sizes_mb: list[int], before: Path | None = None) -> list[dict]:
+    """size 0 = the two small smoke logs once. ``before``: another checkout (e.g. main) run by the same
+    command on the same folder, right before this one, for a before/after pair measured in one run."""
     rows = []
     for size in sizes_mb:
         base = SMOKE if size == 0 else LARGEST
@@ -123,10 +129,12 @@ def events_series(work: Path, sizes_mb: list[int]) -> list[dict]:
             for path in base:
                 shutil.copyfile(path, folder / f"{n:04d}-{path.name}")
         records = count_evtx_records(base) * copies
+        earlier = _triage(folder, work / "case", before) if before else None
         seconds, rss, counts = _triage(folder, work / "case")
         rows.append({"target_mb": size, "files": copies * len(base), "mb": round(copies * per_copy / MIB, 1),
                      "records": records, "task_events": counts["events"], "triage_seconds": seconds,
-                     "events_per_second": round(records / seconds), "peak_rss_mb": rss})
+                     "events_per_second": round(records / seconds), "peak_rss_mb": rss,
+                     **({"before_seconds": earlier[0], "before_peak_rss_mb": earlier[1]} if earlier else {})})
         shutil.rmtree(folder)
     return rows
 
@@ -188,6 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tasks", help="generated task counts (XML + TaskCache), e.g. 100,1000,10000")
     parser.add_argument("--evtx-mb", help="EVTX folder sizes in MB, e.g. 10,100,1000")
     parser.add_argument("--processes", help="extra processes in the memory images, e.g. 100,1000,5000")
+    parser.add_argument("--before", type=Path, help="events series: also run this checkout (e.g. main) on each folder")
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     args = parser.parse_args(argv)
     points = dict(SMOKE_SIZES if args.smoke else FULL)
@@ -195,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
                               ("memory", args.processes, int)):
         if given:
             points[name] = [kind(v) for v in given.split(",")]
-    series = {"size": size_series, "tasks": tasks_series, "events": events_series, "memory": memory_series}
+    series = {"size": size_series, "tasks": tasks_series,
+              "events": lambda work, sizes: events_series(work, sizes, args.before), "memory": memory_series}
     result = {"machine": machine(), "mode": "smoke" if args.smoke else "full", "points": {}}
     with tempfile.TemporaryDirectory(prefix="triage-bench-scale-") as tmp:
         for name in args.series.split(","):

@@ -136,7 +136,8 @@ def _triage(args, argv: list[str], since: datetime | None, until: datetime | Non
     except IocError as exc:
         say(f"triage: error: {exc}", err=True)
         return EXIT_USAGE
-    ctx = Context(quiet=args.quiet, options={"symbols": args.symbols, "sigma": args.sigma, "iocs": iocs, "workers": args.workers})
+    ctx = Context(quiet=args.quiet, options={"symbols": args.symbols, "sigma": args.sigma, "iocs": iocs, "workers": args.workers,
+                                             "work_dir": os.path.dirname(os.path.abspath(args.output)) if args.output else None})
     if args.ioc:
         ctx.progress(f"ioc: {len(iocs.indicators)} indicator(s) from {len(iocs.files)} file(s), {len(iocs.skipped)} not matchable")
         for line in iocs.skipped:

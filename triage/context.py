@@ -22,6 +22,7 @@ class RunOptions(TypedDict, total=False):
     iocs: Any  # triage.intel.IocSet from --ioc files, or None
     sigma_evaluator: Any  # triage.detect.sigma.SigmaEvaluator the event-log collector feeds (set by run)
     workers: int  # processes reading event logs (--workers; 1 = in-process)
+    work_dir: str | None  # where the case is built (-o's parent): the run's event store goes beside it
 
 
 @dataclass

@@ -7,8 +7,9 @@ GUID; Unix jobs by their entry id. Nothing here reads evidence: everything comes
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from triage import sources
 from triage.parsers.task_processes import TASK_GUID, TASK_HOSTS, matches_exec
@@ -23,6 +24,7 @@ from triage.records import (
     UnixJob,
 )
 from triage.sources import SourceName
+from triage.store import CaseStore, StoredEvents, StoredTaskTimeline
 from triage.stores import StoreIndex, host_key
 from triage.taskpath import display_task_path, normalise_task_path
 from triage.timeorder import utc_key
@@ -59,6 +61,7 @@ def _what(stamp: Stamp, prefix: str = "") -> str:
 
 
 _UNNAMED_HOSTS = {"", "localhost"}
+T = TypeVar("T")
 
 
 def mark_other_computers(events: Iterable[TaskEvent], evidence_host: str | None) -> int:
@@ -82,6 +85,74 @@ def event_entity_key(event: TaskEvent) -> str:
     return f"{key}@{host_key(event.host)}" if event.evidence_host else key
 
 
+class _Entities:
+    """Entities being built, by key. Records join in one order (definitions, Unix jobs, events, processes): an
+    entity's name, kind and host come from the first record that names them."""
+
+    def __init__(self, definitions: Iterable[TaskDefinition], unix_jobs: Iterable[UnixJob]):
+        self.by_key: dict[str, Entity] = {}
+        self.events: dict[str, list[TaskEvent]] = {}  # each entity's events while it is built
+        definitions = list(definitions)
+        guid_to_key: dict[str, str] = {}
+        # Registry records name their GUID; a GUID seen with a path lets path-less records join it.
+        for definition in definitions:
+            guid = (definition.details.get("guid") or "").lower()
+            if guid and definition.task:
+                guid_to_key.setdefault(guid, normalise_task_path(definition.task))
+        for definition in definitions:
+            guid = (definition.details.get("guid") or "").lower()
+            if definition.task:
+                key, display = normalise_task_path(definition.task), display_task_path(definition.task)
+            else:
+                key = guid_to_key.get(guid, f"{{{guid}}}")
+                display = key
+            entity = self.entity_for(key, display, "windows_task", definition.host)
+            entity.definitions.append(definition)
+            if guid and guid not in entity.guids:
+                entity.guids.append(guid)
+        for job in unix_jobs:
+            self.entity_for(job.entry, job.entry, _WINDOWS_UNIX_KIND.get(job.kind, job.kind), job.host).unix_jobs.append(job)
+
+    def entity_for(self, key: str, display: str, kind: str, host: str | None) -> Entity:
+        entity = self.by_key.get(key)
+        if entity is None:
+            events = self.events[key] = []
+            entity = self.by_key[key] = Entity(key=key, task=display, kind=kind, host=host, events=events)
+        if entity.host is None and host:
+            entity.host = host
+        return entity
+
+    def add_event(self, event: TaskEvent) -> None:
+        if not event.task:
+            return
+        kind = "windows_task" if event.channel not in ("syslog", "cron", "journal") else "cron"
+        key = event_entity_key(event)
+        entity = self.entity_for(key, display_task_path(event.task) if kind == "windows_task" else event.task, kind,
+                                 event.host)
+        self.events[key].append(event)
+        if event.definition is not None:  # a task rebuilt from 4698/4702 TaskContent is a definition too
+            entity.definitions.append(event.definition)
+
+    def add_process(self, process: TaskProcess) -> None:
+        if (named := process_entity(process)) is not None:
+            self.entity_for(*named, "windows_task", process.host).processes.append(process)
+
+
+def process_entity(process: TaskProcess) -> tuple[str, str] | None:
+    """(entity key, display name) of the task a process belongs to; None for task tooling of no task."""
+    if process.task:
+        return normalise_task_path(process.task), display_task_path(process.task)
+    if process.details.get("task_entity"):  # the scheduler runs it, no definition names it: still a task
+        return process.details["task_entity"], process.details["task_entity_name"]
+    return None
+
+
+def _finish(entity: Entity, stores: StoreIndex | None) -> None:
+    entity.sources = sorted(_sources(entity))
+    entity.status = _status(entity, stores)
+    entity.timeline = sorted(_entity_timeline(entity), key=timeline_sort_key)
+
+
 def correlate(
     definitions: Iterable[TaskDefinition],
     events: Iterable[TaskEvent],
@@ -89,75 +160,84 @@ def correlate(
     unix_jobs: Iterable[UnixJob],
     stores: StoreIndex | None = None,
 ) -> tuple[list[Entity], list[TimelineEvent]]:
-    """Group every record into per-task entities and build the sorted case timeline.
+    """Group every record into per-task entities and build the sorted case timeline (all in memory; a run
+    streams through :func:`correlate_stored` instead).
 
     Events another computer logged (``evidence_host`` set) form that computer's own entities, keyed
     ``<task>@<host>``, so they never corroborate or contradict the evidence item's own tasks.
     ``stores`` (what was examined per host) lets a task's status say when its definition was not examined.
     """
-    entities: dict[str, Entity] = {}
-    guid_to_key: dict[str, str] = {}
-
-    def entity_for(key: str, display: str, kind: str, host: str | None) -> Entity:
-        entity = entities.get(key)
-        if entity is None:
-            entity = entities[key] = Entity(key=key, task=display, kind=kind, host=host)
-        if entity.host is None and host:
-            entity.host = host
-        return entity
-
-    definitions = list(definitions)
-    # Registry records name their GUID; a GUID seen with a path lets path-less records join it.
-    for definition in definitions:
-        guid = (definition.details.get("guid") or "").lower()
-        if guid and definition.task:
-            guid_to_key.setdefault(guid, normalise_task_path(definition.task))
-    for definition in definitions:
-        guid = (definition.details.get("guid") or "").lower()
-        if definition.task:
-            key, display = normalise_task_path(definition.task), display_task_path(definition.task)
-        else:
-            key = guid_to_key.get(guid, f"{{{guid}}}")
-            display = key
-        entity = entity_for(key, display, "windows_task", definition.host)
-        entity.definitions.append(definition)
-        if guid and guid not in entity.guids:
-            entity.guids.append(guid)
-    for job in unix_jobs:
-        entity_for(job.entry, job.entry, _WINDOWS_UNIX_KIND.get(job.kind, job.kind), job.host).unix_jobs.append(job)
+    entities = _Entities(definitions, unix_jobs)
     for event in events:
-        if not event.task:
-            continue
-        key = event_entity_key(event)
-        kind = "windows_task" if event.channel not in ("syslog", "cron", "journal") else "cron"
-        entity = entity_for(key, display_task_path(event.task) if kind == "windows_task" else event.task, kind, event.host)
-        entity.events.append(event)
-        if event.definition is not None:  # a task rebuilt from 4698/4702 TaskContent is a definition too
-            entity.definitions.append(event.definition)
+        entities.add_event(event)
     for process in processes:
-        if process.task:
-            entity_for(normalise_task_path(process.task), display_task_path(process.task), "windows_task", process.host).processes.append(process)
-        elif process.details.get("task_entity"):  # the scheduler runs it, no definition names it: still a task
-            entity_for(process.details["task_entity"], process.details["task_entity_name"], "windows_task",
-                       process.host).processes.append(process)
-
+        entities.add_process(process)
     timeline: list[TimelineEvent] = []
-    for entity in entities.values():
-        entity.sources = sorted(_sources(entity))
-        entity.status = _status(entity, stores)
-        entity.timeline = sorted(_entity_timeline(entity), key=timeline_sort_key)
+    for entity in entities.by_key.values():
+        _finish(entity, stores)
         timeline.extend(entity.timeline)
-    # Events and processes that belong to no task still belong on the case timeline.
-    ordered = sorted(entities.values(), key=lambda e: e.key)
+    ordered = sorted(entities.by_key.values(), key=lambda e: e.key)
     return ordered, sorted(timeline, key=timeline_sort_key)
+
+
+def correlate_stored(definitions: Iterable[TaskDefinition], store: CaseStore, processes: Iterable[TaskProcess],
+                     unix_jobs: Iterable[UnixJob], stores: StoreIndex | None, judge: Callable[[Entity], T],
+                     dated: Callable[[TimelineEvent], bool]) -> list[tuple[Entity, T]]:
+    """:func:`correlate` one task at a time, over the events in ``store``: each entity is built whole (its
+    events loaded), judged (``judge``, which sees it whole), its timeline rows written to the store with the
+    rows of no task (``dated``: see :meth:`CaseStore.add_rows`), and then its events and timeline are left in
+    the store (read again only when used). Same entities, same rows and the same tie order as :func:`correlate`.
+    Returns (entity, judgement) pairs in key order."""
+    entities = _Entities(definitions, unix_jobs)
+    groups: dict[str, list[int]] = {}
+    loose_groups = []
+    for number, first in store.event_groups().items():
+        if first.task:
+            groups.setdefault(event_entity_key(first), []).append(number)
+        else:
+            loose_groups.append(number)
+    processes = list(processes)
+    by_process: dict[str, list[TaskProcess]] = {}
+    for process in processes:
+        if (named := process_entity(process)) is not None:
+            by_process.setdefault(named[0], []).append(process)
+    judged = []
+    for key in sorted({*entities.by_key, *groups, *by_process}):
+        for event in store.events(groups[key]) if key in groups else ():
+            entities.add_event(event)
+        for process in by_process.get(key, ()):
+            entities.add_process(process)
+        entity = entities.by_key[key]
+        _finish(entity, stores)
+        judged.append((entity, judge(entity)))
+        store.add_rows(key, entity.timeline, row_order, dated)
+        entity.events = StoredEvents(store, groups.get(key, []))
+        del entities.events[key]
+        entity.timeline = StoredTaskTimeline(store, key)
+    store.add_rows("", _unattached_rows(store.events(loose_groups) if loose_groups else (), processes), row_order,
+                   dated)
+    store.finish_rows()
+    return judged
 
 
 def unattached_timeline(events: Iterable[TaskEvent], processes: Iterable[TaskProcess]) -> list[TimelineEvent]:
     """Timeline rows for task tooling seen without a task name (schtasks.exe runs, atsvc access...)."""
-    rows = [_event_row(e, key="") for e in events if not e.task and _has_time(e.time)]
-    rows += [row for p in processes if not p.task and not p.details.get("task_entity")
-             for row in _process_rows(p, key="", host=p.host)]
-    return sorted(rows, key=timeline_sort_key)
+    return sorted(_unattached_rows(events, processes), key=timeline_sort_key)
+
+
+def _unattached_rows(events: Iterable[TaskEvent], processes: Iterable[TaskProcess]) -> Iterator[TimelineEvent]:
+    """The rows of :func:`unattached_timeline`, unsorted, one at a time."""
+    yield from (_event_row(e, key="") for e in events if not e.task and _has_time(e.time))
+    yield from (row for p in processes if not p.task and not p.details.get("task_entity")
+                for row in _process_rows(p, key="", host=p.host))
+
+
+def row_order(row: TimelineEvent) -> tuple:
+    """The exports' order of timeline rows: :func:`timeline_sort_key`, then every other field that tells two
+    rows apart, so the same input always gives the same bytes."""
+    prov = row.provenance
+    return (utc_key(row.utc), row.task, row.what, row.source, prov.location, prov.offset or 0, prov.value_name or "",
+            row.meaning, row.as_written or "", prov.raw or "", prov.evidence or "", sorted(map(str, row.details.items())))
 
 
 def timeline_sort_key(row: TimelineEvent) -> tuple:

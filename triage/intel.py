@@ -25,9 +25,11 @@ import io
 import ipaddress
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
+from triage.correlate import process_entity
 from triage.detect import RISK_ORDER, Hit
 from triage.records import Entity, EvidenceItem, TaskDefinition, TaskEvent, TaskProcess, UnixJob
 
@@ -439,16 +441,16 @@ def matches(indicator: Indicator, observed: Observed) -> bool:
     return wanted.lower() in value.lower()  # text, url
 
 
-def match_records(entities: list[Entity], events: list[TaskEvent], processes: list[TaskProcess],
+def match_records(entities: list[Entity], events: Iterable[TaskEvent], processes: list[TaskProcess],
                   indicators: list[Indicator]) -> list[IocMatch]:
-    """Every (indicator, observed value) pair that matches: on tasks, then on records outside any task."""
+    """Every (indicator, observed value) pair that matches: on tasks, then on records outside any task (an
+    event that names no task, a process that belongs to none: the records correlation leaves unattached)."""
     out: list[IocMatch] = []
     for entity in entities:
         for observed in entity_observed(entity):
             out += [IocMatch(i, observed, entity.key) for i in indicators if matches(i, observed)]
-    attached = {id(r) for entity in entities for r in (*entity.events, *entity.processes)}
-    loose = [o for e in events if id(e) not in attached for o in _event_observed(e)]
-    loose += [o for p in processes if id(p) not in attached for o in _process_observed(p)]
+    loose = [o for e in events if not e.task for o in _event_observed(e)]
+    loose += [o for p in processes if process_entity(p) is None for o in _process_observed(p)]
     for observed in _unique(loose):
         out += [IocMatch(i, observed, None) for i in indicators if matches(i, observed)]
     return out
@@ -471,7 +473,7 @@ def _hit(found: list[IocMatch], risk: str, task: str) -> Hit:
                       f"indicators across the estate.")
 
 
-def add_ioc_hits(judged: list[tuple[Entity, list[Hit]]], events: list[TaskEvent], processes: list[TaskProcess],
+def add_ioc_hits(judged: list[tuple[Entity, list[Hit]]], events: Iterable[TaskEvent], processes: list[TaskProcess],
                  iocs: IocSet | None) -> list[tuple[Entity, list[Hit]]]:
     """An IOC match on a task joins its finding (risk at least High, one level up when already High);
     a match outside any task is a finding of its own, one per indicator."""

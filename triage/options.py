@@ -8,6 +8,7 @@ Its own module so that neither front end imports the other for them (``triage`` 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from datetime import UTC, datetime, time
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def _utc_of(row) -> datetime | None:
         return None
 
 
-def filter_rows(rows: list, since: datetime | None, until: datetime | None) -> list:
+def filter_rows(rows: Sequence, since: datetime | None, until: datetime | None) -> Sequence:
     """Rows whose UTC time lies in [since, until], compared as times; rows without a UTC time are left out."""
     if since is None and until is None:
         return rows

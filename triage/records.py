@@ -9,6 +9,7 @@ exports can serialise them with :func:`to_dict` deterministically. Every record 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -319,11 +320,11 @@ class Entity:
     sources: list[str] = field(default_factory=list)  # which sources saw it
     status: str | None = None  # e.g. "deleted, rebuilt from 4698 at ..."
     definitions: list[TaskDefinition] = field(default_factory=list)
-    events: list[TaskEvent] = field(default_factory=list)
+    events: Sequence[TaskEvent] = field(default_factory=list)  # a run's: read from its store (triage.store)
     processes: list[TaskProcess] = field(default_factory=list)
     unix_jobs: list[UnixJob] = field(default_factory=list)
     guids: list[str] = field(default_factory=list)
-    timeline: list[TimelineEvent] = field(default_factory=list)
+    timeline: Sequence[TimelineEvent] = field(default_factory=list)  # a run's: read from its store
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from triage import attack, intel, sources
 from triage.collect import Context, Source
 from triage.collect import binaries, eventlogs, memory, taskcache, unix_jobs, windows_tasks
 from triage.collect.names import escape_record
-from triage.correlate import (correlate, event_entity_key, link_task_processes, mark_other_computers, timeline_sort_key,
-                              unattached_timeline)
+from triage.correlate import correlate_stored, event_entity_key, link_task_processes, mark_other_computers
 from triage.detect import Hit, JudgeContext, build_findings
 from triage.detect import (
     baseline,
@@ -23,7 +24,8 @@ from triage.detect import (
     unix_checks,
 )
 from triage.evidence import open_evidence
-from triage.parsers.evtx_task import unlink_task_folders
+from triage.export.jsonl import parse_utc, task_line_parts
+from triage.parsers.evtx_task import task_folders, unlink_folder_events
 from triage.records import (
     Entity,
     EvidenceRef,
@@ -36,6 +38,7 @@ from triage.records import (
     UnixJob,
     to_dict,
 )
+from triage.store import CaseStore, StoredEvents, StoredTimeline
 from triage.stores import StoreIndex
 
 COLLECTORS = (
@@ -65,17 +68,18 @@ class Case:
     evidence: list[EvidenceRef] = field(default_factory=list)
     hosts: list[HostInfo] = field(default_factory=list)
     definitions: list[TaskDefinition] = field(default_factory=list)
-    events: list[TaskEvent] = field(default_factory=list)
+    events: Sequence[TaskEvent] = field(default_factory=list)  # a run's: read from its store
     processes: list[TaskProcess] = field(default_factory=list)
     unix_jobs: list[UnixJob] = field(default_factory=list)
     entities: list[Entity] = field(default_factory=list)
-    timeline: list[TimelineEvent] = field(default_factory=list)
+    timeline: Sequence[TimelineEvent] = field(default_factory=list)  # a run's: read from its store, in export order
     findings: list[Finding] = field(default_factory=list)
     sigma_report: dict = field(default_factory=dict)
     stores: list[dict] = field(default_factory=list)  # per host: stores read and not examined (triage.stores)
     started: str = ""
     finished: str = ""
     opened: int = 0
+    store: CaseStore | None = None  # the run's events and timeline rows on disk (triage.store)
 
 
 def _now() -> str:
@@ -83,7 +87,8 @@ def _now() -> str:
 
 
 def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = (), hunt_date: str | None = None) -> Case:
-    case = Case(started=_now())
+    store = CaseStore(ctx.options.get("work_dir"))
+    case = Case(started=_now(), store=store)
     sources: list[Source] = []
     for path in evidence_paths:
         if (source := open_evidence(path, ctx)) is not None:
@@ -97,26 +102,41 @@ def run(evidence_paths: list[str], ctx: Context, *, memory_paths: list[str] = ()
     for source in sources:
         case.evidence.append(source.ref)
         case.hosts.append(source.host)
-        _collect(source, ctx, case)
+        _collect(source, ctx, case, store)
         _stores_of(source, ctx, case)
         binaries.hash_action_binaries(source, ctx, case.definitions)
     evidence_hosts = _evidence_hosts(case)
-    for event in case.events:  # a log of another computer inside this evidence: flagged, kept apart
-        mark_other_computers([event], evidence_hosts.get(event.provenance.evidence or ""))
     # A host named in one evidence item (the disk) names the records of the others (loose logs, memory).
     known_host = next((h.hostname for h in case.hosts if h.hostname), None)
-    for record in (*case.definitions, *case.events, *case.unix_jobs, *ctx.stores):
+    for record in (*case.definitions, *case.unix_jobs, *ctx.stores):
         if record.host is None:
             record.host = known_host
+    folders = task_folders([*(d.task for d in case.definitions), *store.event_tasks()])
+
+    def prepare(event: TaskEvent) -> None:
+        """What the whole run must be seen for, applied to each event read back from the store."""
+        mark_other_computers([event], evidence_hosts.get(event.provenance.evidence or ""))  # another computer's log
+        if event.host is None:
+            event.host = known_host
+        unlink_folder_events([event], folders)  # Sysmon 11 on a task folder names no task
+
+    store.prepare = prepare
     stores = StoreIndex(ctx.stores, ctx.gaps)
     if case.processes:  # disk events and definitions of the same host link memory processes to tasks
-        link_task_processes(case.processes, case.events, case.definitions)
-    unlink_task_folders(case.events, case.definitions)  # Sysmon 11 on a task folder names no task
-    case.entities, case.timeline = correlate(case.definitions, case.events, case.processes, case.unix_jobs, stores)
-    case.timeline = sorted(case.timeline + unattached_timeline(case.events, case.processes), key=timeline_sort_key)
+        link_task_processes(case.processes, store.events(event_id=129), case.definitions)
     judge = JudgeContext(hunt_date=hunt_date or datetime.now(timezone.utc).strftime("%Y%m%d"), gaps=ctx.gaps,
                          baseline=baseline.load_baseline(case.hosts), options=ctx.options, stores=stores)
-    judged = [(entity, [hit for check in CHECKS for hit in check(entity, judge)]) for entity in case.entities]
+
+    def judge_whole(entity: Entity) -> list[Hit]:
+        """The checks, and the task's tasks.jsonl line, while its events and timeline are in memory."""
+        hits = [hit for check in CHECKS for hit in check(entity, judge)]
+        store.add_task_line(entity.key, task_line_parts(entity))
+        return hits
+
+    judged = correlate_stored(case.definitions, store, case.processes, case.unix_jobs, stores, judge_whole,
+                              lambda row: parse_utc(row.utc) is not None)
+    case.entities = [entity for entity, _ in judged]
+    case.events, case.timeline = StoredEvents(store), StoredTimeline(store)
     judged = _add_sigma_hits(judged, evaluator, case)
     judged = intel.add_ioc_hits(judged, case.events, case.processes, ctx.options.get("iocs"))
     case.findings = build_findings(judged, judge)
@@ -174,15 +194,17 @@ def match_evidence(match: sigma.SigmaMatch, events: list[TaskEvent]) -> list:
     return [item for event, item in zip(match.events, match.evidence_items()) if id(event) in keep]
 
 
-def _collect(source: Source, ctx: Context, case: Case) -> None:
-    buckets = {TaskDefinition: case.definitions, TaskEvent: case.events, TaskProcess: case.processes, UnixJob: case.unix_jobs}
+def _collect(source: Source, ctx: Context, case: Case, store: CaseStore) -> None:
+    """Every record of one evidence item: events go to the store as they come, the few others to the case."""
+    buckets: dict[type, Callable[[Any], None]] = {TaskDefinition: case.definitions.append, TaskEvent: store.add_event, TaskProcess: case.processes.append,
+               UnixJob: case.unix_jobs.append}
     for name, collect in (*COLLECTORS, *sources.registered_collectors()):  # built-ins, then registered sources
         try:
             for record in collect(source, ctx):
                 escape_record(record)  # non-UTF-8 names become \xNN text in every output
                 if isinstance(record, TaskDefinition | TaskEvent | UnixJob) and record.host is None:
                     record.host = source.host.hostname
-                buckets[type(record)].append(record)
+                buckets[type(record)](record)
         except Exception as exc:  # a collector bug must not lose the rest of the evidence
             ctx.gap(source.name, name, f"collector failed: {type(exc).__name__}: {exc}")
 

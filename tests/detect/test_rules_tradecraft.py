@@ -18,7 +18,7 @@ from triage.collect import Context
 from triage.correlate import correlate
 from triage.detect import RISK_ORDER, JudgeContext, build_findings
 from triage.detect.baseline import is_stock_name, load_baseline, release_of
-from triage.parsers.evtx_task import task_event, unlink_task_folders
+from triage.parsers.evtx_task import task_event, task_folders, unlink_folder_events
 from triage.parsers.task_xml import parse_task_xml
 from triage.records import HostInfo, Provenance
 from triage.run import CHECKS, run
@@ -196,7 +196,7 @@ def test_quoted_name_in_cmd_c_makes_one_task_and_folder_events_make_none():
     file = _event({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 11, "EventRecordID": 79,
                    "TargetFilename": r"C:\Windows\System32\Tasks\Vendor\NAME", "Image": r"C:\Windows\System32\svchost.exe"})
     events = [creation, folder, file]
-    assert unlink_task_folders(events, []) == 1
+    assert unlink_folder_events(events, task_folders(e.task for e in events)) == 1
     entities, _ = correlate([], events, [], [])
     assert [e.task for e in entities] == [r"\Vendor\NAME"]
 

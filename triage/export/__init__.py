@@ -1,15 +1,17 @@
 """The case folder (``-o DIR``): timeline, findings, entities, HTML report and a verifiable manifest.
 
 Output file names are fixed constants, never derived from evidence, so a task named ``..\\..\\x``
-cannot place a file outside the folder. Every file is rendered completely in memory from sorted
-records and written as UTF-8 with ``\\n`` line ends: the same input gives the same bytes, except the
-manifest's ``started``/``finished`` run times. The manifest is written last, with the SHA-256 of
+cannot place a file outside the folder. Every file is written piece by piece (a timeline line, a task)
+from sorted records as UTF-8 with ``\\n`` line ends and hashed while written: the same input gives the
+same bytes, except the manifest's ``started``/``finished`` run times. The manifest is written last, with the SHA-256 of
 every other file.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from triage.context import Context
@@ -20,20 +22,15 @@ from triage.export.casefolder import (
     CaseFolderError,
     check_output,
 )
+from triage.correlate import row_order
 from triage.records import TimelineEvent
-from triage.timeorder import utc_key
+from triage.store import StoredTimeline
 
 OUTPUT_FILES = ("tasks.jsonl", "timeline.jsonl", "timeline_undated.jsonl", "timeline.csv", "findings.json",
                 "findings.md", "report.html")
 
 
-def _row_order(row: TimelineEvent) -> tuple:
-    prov = row.provenance
-    return (utc_key(row.utc), row.task, row.what, row.source, prov.location, prov.offset or 0, prov.value_name or "",
-            row.meaning, row.as_written or "", prov.raw or "", prov.evidence or "", sorted(map(str, row.details.items())))
-
-
-def _counts(case, rows: list[TimelineEvent], undated: int, gaps: int) -> dict:
+def _counts(case, rows: int, undated: int, gaps: int) -> dict:
     by_risk = Counter(f.risk_level for f in case.findings)
     return {
         "tasks": len(case.entities),
@@ -42,7 +39,7 @@ def _counts(case, rows: list[TimelineEvent], undated: int, gaps: int) -> dict:
         "events": len(case.events),
         "processes": len(case.processes),
         "unix_jobs": len(case.unix_jobs),
-        "timeline_rows": len(rows),
+        "timeline_rows": rows,
         "timeline_rows_undated": undated,
         "findings": len(case.findings),
         "findings_by_risk": {risk: by_risk[risk] for risk in html.RISKS if by_risk[risk]},
@@ -50,29 +47,65 @@ def _counts(case, rows: list[TimelineEvent], undated: int, gaps: int) -> dict:
     }
 
 
+def _summaries(times: Iterable[tuple[str, str | None]]) -> dict[str, html.RowSummary]:
+    """Per task key, its rows summed up for the report, from (task, UTC time) of each row in export order."""
+    summaries: dict[str, html.RowSummary] = defaultdict(html.RowSummary)
+    for task, utc in times:
+        summaries[task].add(utc)
+    return dict(summaries)
+
+
+def _grouped_from(rows: Callable[[set[str] | None], Iterable[TimelineEvent]]) \
+        -> Callable[[set[str] | None], dict[str, list[TimelineEvent]]]:
+    """``rows_of`` for the report: the ordered rows of some tasks (None: all), grouped by task."""
+    def rows_of(keys: set[str] | None) -> dict[str, list[TimelineEvent]]:
+        found: dict[str, list[TimelineEvent]] = defaultdict(list)
+        for row in rows(keys):
+            found[row.task].append(row)
+        return found
+    return rows_of
+
+
 def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | None = None,
                case_id: str | None = None, force: bool = False) -> Path:
     """Build the case folder in a temporary sibling and rename it into place; returns its path.
 
+    Every file is written piece by piece and hashed while written, so none is ever held whole.
     Raises :class:`CaseFolderError` (nothing left behind) when it cannot be written: a bad or
     non-empty ``-o`` (``force`` replaces a previous triage case only), evidence inside it, disk full."""
     out = check_output(out_dir, [ref.path for ref in case.evidence], force=force)
     evidence = manifest.describe_evidence(case.evidence, ctx)
-    rows = sorted(case.timeline, key=_row_order)
     names = {entity.key: entity.task for entity in case.entities}
-    dated_text, undated_text = jsonl.timeline_jsonl(rows, names)
-    undated = undated_text.count("\n")
-    counts = _counts(case, rows, undated, len(ctx.gaps))
+    timeline = case.timeline
+    if isinstance(timeline, StoredTimeline):  # a run's: every pass is one ordered query of its store
+        store = timeline.store
+        summaries = _summaries(store.row_times())
+        total, undated = len(timeline), store.undated_rows()
+        rows_of = _grouped_from(store.rows)
+        all_rows: Callable[[], Iterable[TimelineEvent]] = store.rows
+        dated_rows: Callable[[], Iterable[TimelineEvent]] = partial(store.rows, dated=True)
+        undated_rows: Callable[[], Iterable[TimelineEvent]] = partial(store.rows, dated=False)
+    else:  # a timeline cut by --since/--until, held in memory
+        ordered = sorted(timeline, key=row_order)
+        summaries = _summaries((row.task, row.utc) for row in ordered)
+        total, undated = len(ordered), sum(jsonl.parse_utc(row.utc) is None for row in ordered)
+        rows_of = _grouped_from(lambda keys: (row for row in ordered if keys is None or row.task in keys))
+        all_rows = dated_rows = undated_rows = lambda: ordered
+    # Each task's line was written by the run while the task was whole; records built by hand are rendered here.
+    tasks: Callable[[], Iterable[str]] = case.store.task_lines if getattr(case, "store", None) else \
+        lambda: (part for e in sorted(case.entities, key=lambda e: (e.key, e.host or "")) for part in jsonl.task_line_parts(e))
+    counts = _counts(case, total, undated, len(ctx.gaps))
     version = manifest.tool_version()
-    renderers = {
-        "tasks.jsonl": lambda: jsonl.tasks_jsonl(case.entities),
-        "timeline.jsonl": lambda: dated_text,
-        "timeline_undated.jsonl": lambda: undated_text,
-        "timeline.csv": lambda: timeline_csv.timeline_csv(rows, names),
-        "findings.json": lambda: jsonl.findings_json(case.findings),
-        "findings.md": lambda: markdown.findings_md(case.findings),
-        "report.html": lambda: html.report_html(case, gaps=ctx.gaps, evidence=evidence, counts=counts, rows=rows,
-                                                examiner=examiner, case_id=case_id, version=version),
+    renderers: dict[str, Callable[[], Iterable[str]]] = {
+        "tasks.jsonl": tasks,
+        "timeline.jsonl": lambda: jsonl.timeline_lines(dated_rows(), names),
+        "timeline_undated.jsonl": lambda: jsonl.undated_lines(undated_rows(), names),
+        "timeline.csv": lambda: timeline_csv.timeline_csv_lines(all_rows(), names),
+        "findings.json": lambda: (jsonl.findings_json(case.findings),),
+        "findings.md": lambda: (markdown.findings_md(case.findings),),
+        "report.html": lambda: (html.report_html(case, gaps=ctx.gaps, evidence=evidence, counts=counts, rows_of=rows_of,
+                                                 summaries=summaries, examiner=examiner, case_id=case_id,
+                                                 version=version),),
     }
     try:
         builder = CaseBuilder(out, force=force)
@@ -82,8 +115,8 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
         outputs = []
         for name in OUTPUT_FILES:
             ctx.progress(f"writing {name} ...")
-            data = renderers[name]().encode("utf-8", "backslashreplace")
-            outputs.append({"file": name, "size": len(data), "sha256": builder.write(name, data)})
+            size, digest = builder.write_text(name, renderers[name]())
+            outputs.append({"file": name, "size": size, "sha256": digest})
         ctx.progress(f"writing {detections.LAYER_NAME} and {detections.DETECTIONS}/ ...")
         detection_files = detections.detection_files(case)
         detections.say_skipped_conversions(detection_files)

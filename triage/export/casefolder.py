@@ -19,7 +19,7 @@ import json
 import os
 import signal
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -147,20 +147,33 @@ class CaseBuilder:
 
     def write(self, name: str, data: bytes) -> str:
         """Write one file (``name`` relative, "/"-separated, fixed by triage); returns its SHA-256."""
+        return self.write_stream(name, (data,))[1]
+
+    def write_text(self, name: str, lines: Iterable[str]) -> tuple[int, str]:
+        """Write text produced piece by piece (UTF-8, unencodable characters as backslash escapes), never
+        holding the whole file: a timeline of a million rows costs one buffer. Returns (size, SHA-256)."""
+        return self.write_stream(name, _encoded(lines))
+
+    def write_stream(self, name: str, chunks: Iterable[bytes]) -> tuple[int, str]:
+        """Write ``chunks`` in order as one file, hashing while writing; returns (size, SHA-256)."""
         path = self.tmp / name
         for parent in reversed(path.relative_to(self.tmp).parents[:-1]):
             folder = self.tmp / parent
             if folder not in self._dirs:
                 os.mkdir(folder, 0o755)
                 self._dirs.add(folder)
+        digest, size = hashlib.sha256(), 0
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
-            view = memoryview(data)
-            while view:  # a full disk fails here (ENOSPC / EFBIG), before the case is renamed into place
-                view = view[os.write(fd, view):]
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                view = memoryview(chunk)
+                while view:  # a full disk fails here (ENOSPC / EFBIG), before the case is renamed into place
+                    view = view[os.write(fd, view):]
         finally:
             os.close(fd)
-        return hashlib.sha256(data).hexdigest()
+        return size, digest.hexdigest()
 
     def commit(self) -> Path:
         """Rename the finished case into place; with ``force`` the previous case is moved away, then deleted.
@@ -194,6 +207,24 @@ class CaseBuilder:
         """Remove the temporary folder (everything in it was written by this run)."""
         remove_own_tree(self.tmp)
         LIVE_TEMP.discard(self.tmp)
+
+
+WRITE_BUFFER = 1 << 20  # bytes gathered before one write: few system calls, bounded memory
+
+
+def _encoded(lines: Iterable[str]) -> Iterator[bytes]:
+    """Text pieces as UTF-8 blocks of about :data:`WRITE_BUFFER` bytes."""
+    pending: list[bytes] = []
+    held = 0
+    for line in lines:
+        data = line.encode("utf-8", "backslashreplace")
+        pending.append(data)
+        held += len(data)
+        if held >= WRITE_BUFFER:
+            yield b"".join(pending)
+            pending, held = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 @contextmanager

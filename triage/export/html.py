@@ -13,6 +13,8 @@ import itertools
 import os
 import re
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from string import Template
@@ -22,6 +24,7 @@ from triage.export.jsonl import parse_utc
 from triage.export.markdown import technique_text
 from triage.export.safe import html_text as h
 from triage.records import Entity, Finding, TimelineEvent
+from triage.timeorder import utc_key
 
 RISKS = ("Critical", "High", "Medium", "Low")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -614,8 +617,9 @@ def _task(entity: Entity, rows: list[TimelineEvent], findings: list[Finding], an
 </article>"""
 
 
-def _quiet_tasks(entities: list[Entity], anchors: dict[str, str]) -> str:
-    """Tasks without a finding (stock or quiet): one table line each instead of a story."""
+def _quiet_tasks(entities: list[Entity], anchors: dict[str, str], summaries: dict[str, RowSummary]) -> str:
+    """Tasks without a finding (stock or quiet): one table line each instead of a story, their timeline
+    summed up (rows, first and last time); timeline.csv and timeline.jsonl hold every row."""
     if not entities:
         return '<p class="note">Every task has a finding.</p>'
     rows = []
@@ -627,10 +631,33 @@ def _quiet_tasks(entities: list[Entity], anchors: dict[str, str]) -> str:
         authors = sorted({d.author for d in entity.definitions if d.author})
         rows.append(f'<tr id="{h(anchors[entity.task])}"><td class="path">{h(entity.task)}</td>'
                     f"<td>{h(', '.join(entity.sources) or '—')}</td><td>{h(entity.status or '—')}</td>"
-                    f'<td class="value">{h(action)}</td><td class="value">{h(", ".join(authors) or "—")}</td></tr>')
+                    f'<td class="value">{h(action)}</td><td class="value">{h(", ".join(authors) or "—")}</td>'
+                    f'<td class="value">{_summary_cell(summaries.get(entity.key))}</td></tr>')
     return ('<table class="quiet"><colgroup><col class="q-task"><col class="q-sources"><col class="q-status">'
-            '<col class="q-action"><col class="q-author"></colgroup><thead><tr><th>Task</th><th>Sources</th><th>Status</th><th>Action Windows runs</th>'
-            f"<th>Author</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+            '<col class="q-action"><col class="q-author"><col class="q-rows"></colgroup><thead><tr><th>Task</th>'
+            "<th>Sources</th><th>Status</th><th>Action Windows runs</th>"
+            f"<th>Author</th><th>Timeline</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _summary_cell(summary: RowSummary | None) -> str:
+    """A timeline summed up: its row count, and its first and last UTC time (plain text: a table cell may
+    break it anywhere, so the table never grows wider than the paper)."""
+    if summary is None or not summary.rows:
+        return "—"
+    text = f"{summary.rows} row(s)"
+    if summary.first and summary.first != summary.last:
+        text += f", {summary.first} to {summary.last}"
+    elif summary.first:
+        text += f", at {summary.first}"
+    return h(text)
+
+
+def _unattached(summary: RowSummary | None) -> str:
+    """Task tooling seen without a task name (schtasks.exe runs, atsvc access): summed up, not listed."""
+    if summary is None or not summary.rows:
+        return ""
+    return (f"<h3>Task tooling not tied to one task</h3><p>{_summary_cell(summary)}: every row is in timeline.csv "
+            "and timeline.jsonl (task empty).</p>")
 
 
 def _gaps(gaps) -> str:
@@ -639,11 +666,28 @@ def _gaps(gaps) -> str:
     return "<ul>" + "".join(f"<li>{h(g.line())}</li>" for g in gaps) + "</ul>"
 
 
-def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str, Any], rows: list[TimelineEvent],
-                examiner: str | None, case_id: str | None, version: str) -> str:
-    rows_by_task: dict[str, list[TimelineEvent]] = defaultdict(list)
-    for row in rows:
-        rows_by_task[row.task].append(row)
+@dataclass
+class RowSummary:
+    """One task's timeline summed up for the report: rows, and the first and last UTC time as written."""
+
+    rows: int = 0
+    first: str | None = None
+    last: str | None = None
+
+    def add(self, utc: str | None) -> None:
+        self.rows += 1
+        if utc:
+            if self.first is None or utc_key(utc) < utc_key(self.first):
+                self.first = utc
+            if self.last is None or utc_key(utc) >= utc_key(self.last):
+                self.last = utc
+
+
+def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str, Any],
+                rows_of: Callable[[set[str] | None], dict[str, list[TimelineEvent]]],
+                summaries: dict[str, RowSummary], examiner: str | None, case_id: str | None, version: str) -> str:
+    """The page. ``rows_of(keys)`` gives the ordered timeline rows of those tasks (None: every task); only
+    tasks with a finding get theirs listed, ``summaries`` (per task key, "" for rows of no task) sum up the rest."""
     entities = sorted(case.entities, key=lambda e: (e.key, e.host or ""))
     task_anchors = {e.task: anchor("task", e.key) for e in entities}
     findings_by_task: dict[str, list[Finding]] = defaultdict(list)
@@ -651,14 +695,14 @@ def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str,
         findings_by_task[finding.task].append(finding)
     flagged = [e for e in entities if findings_by_task.get(e.task)]
     quiet = [e for e in entities if not findings_by_task.get(e.task)]
+    rows_by_task = rows_of({e.key for e in flagged})
     tasks_html = "\n".join(_task(e, rows_by_task.get(e.key, []), findings_by_task[e.task], task_anchors[e.task])
                            for e in flagged) or '<p class="note">No task has a finding.</p>'
-    unattached = rows_by_task.get("", [])
-    other = f"<h3>Task tooling not tied to one task</h3>{_timeline_table(unattached)}" if unattached else ""
+    other = _unattached(summaries.get(""))
     # The chart shows the tasks with findings; when none of them has a dated mark, every task.
     chart, scope = timeline_chart(flagged, rows_by_task), "tasks with a finding"
     if "<svg" not in chart:
-        chart, scope = timeline_chart(entities, rows_by_task), "every task"
+        chart, scope = timeline_chart(entities, rows_of(None)), "every task"
     template = Template(resources.files("triage").joinpath("data", "report.html.tmpl").read_text(encoding="utf-8"))
     return template.substitute(
         title=h(f"triage report{' — ' + case_id if case_id else ''}"),
@@ -675,7 +719,7 @@ def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str,
         findings=_findings(case.findings, task_anchors),
         tasks=tasks_html + other,
         quiet_count=str(len(quiet)),
-        quiet=_quiet_tasks(quiet, task_anchors),
+        quiet=_quiet_tasks(quiet, task_anchors, summaries),
         gaps=_gaps(gaps),
         value_chars=str(PRINT_VALUE_CHARS),
         timeline_rows=str(PRINT_TIMELINE_ROWS),

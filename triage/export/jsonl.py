@@ -9,6 +9,8 @@ machine whose zone could not be read) cannot go there without inventing a time, 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -98,22 +100,45 @@ def undated_line(row: TimelineEvent, task_display: str) -> dict[str, Any]:
             **row_attributes(row, task_display)}
 
 
-def timeline_jsonl(rows: list[TimelineEvent], names: dict[str, str]) -> tuple[str, str]:
-    """(timeline.jsonl, timeline_undated.jsonl) text; every input row lands in exactly one."""
-    dated, undated = [], []
+def timeline_lines(rows: Iterable[TimelineEvent], names: dict[str, str]) -> Iterator[str]:
+    """``timeline.jsonl``, line by line: the rows with a UTC time."""
     for row in rows:
-        display = names.get(row.task, row.task)
-        line = timesketch_line(row, display)
+        line = timesketch_line(row, names.get(row.task, row.task))
         if line is not None:
-            dated.append(json_text(line))
+            yield json_text(line) + "\n"
+
+
+def undated_lines(rows: Iterable[TimelineEvent], names: dict[str, str]) -> Iterator[str]:
+    """``timeline_undated.jsonl``, line by line: every row :func:`timeline_lines` leaves out."""
+    for row in rows:
+        if parse_utc(row.utc) is None:
+            yield json_text(undated_line(row, names.get(row.task, row.task))) + "\n"
+
+
+def task_line_parts(entity: Entity) -> Iterator[str]:
+    """One ``tasks.jsonl`` line (the entity with every source record and its own timeline) in pieces: the same
+    text as the JSON of the whole entity, but each event and timeline row is encoded alone, so a task with a
+    hundred thousand events never exists as one structure of dicts."""
+    listed = ("events", "timeline")
+    rest = to_dict(dataclasses.replace(entity, events=[], timeline=[]))
+    separator = ""
+    yield "{"
+    for name in (f.name for f in dataclasses.fields(entity)):
+        if name in listed:
+            items = iter(getattr(entity, name))
+            first = next(items, None)
+            if first is None:
+                continue
+            yield f"{separator}{json_text(name)}: [{json_text(to_dict(first))}"
+            for item in items:
+                yield f", {json_text(to_dict(item))}"
+            yield "]"
+        elif name in rest:
+            yield f"{separator}{json_text(name)}: {json_text(rest[name])}"
         else:
-            undated.append(json_text(undated_line(row, display)))
-    return _lines(dated), _lines(undated)
-
-
-def tasks_jsonl(entities: list[Entity]) -> str:
-    ordered = sorted(entities, key=lambda e: (e.key, e.host or ""))
-    return _lines(json_text(to_dict(entity)) for entity in ordered)
+            continue
+        separator = ", "
+    yield "}\n"
 
 
 def finding_dict(finding: Finding) -> dict[str, Any]:
@@ -142,7 +167,3 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
 
 def findings_json(findings: list[Finding]) -> str:
     return json_text([finding_dict(f) for f in findings], indent=2) + "\n"
-
-
-def _lines(lines) -> str:
-    return "".join(f"{line}\n" for line in lines)

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Iterator
 
 from triage import sources
 from triage.export.jsonl import parse_utc
 from triage.export.safe import csv_cell
 from triage.records import TimelineEvent
+from triage.timeorder import utc_key
 
 L2TCSV_COLUMNS = ["date", "time", "timezone", "MACB", "source", "sourcetype", "type", "user", "host", "short",
                   "desc", "version", "filename", "inode", "notes", "format", "extra"]
@@ -143,24 +145,40 @@ def merge_macb(cells: list[list[str]]) -> list[str]:
     return merged
 
 
-def timeline_csv(rows: list[TimelineEvent], names: dict[str, str]) -> str:
-    """The l2tcsv text; a file's M, A, C and B times at one instant are one row (see :func:`merge_macb`)."""
+def timeline_csv_lines(rows: Iterable[TimelineEvent], names: dict[str, str]) -> Iterator[str]:
+    """The l2tcsv text line by line; a file's M, A, C and B times at one instant are one row (see
+    :func:`merge_macb`). Rows come in time order, so only the rows of one instant are held at once."""
+    yield _csv_line(L2TCSV_COLUMNS)
     groups: dict[tuple, list[list[str]]] = {}
     ordered: list[list[list[str]]] = []
+    instant = None
     for row in rows:
+        if utc_key(row.utc) != instant:  # a merge group never spans two instants: what is held is final
+            yield from _group_lines(ordered)
+            groups, ordered, instant = {}, [], utc_key(row.utc)
         cells = l2tcsv_row(row, names.get(row.task, row.task))
         group = _macb_group(row)
-        if group is None:
+        if group is None and not groups:  # nothing held can still grow: written at once
+            yield from _group_lines(ordered)
+            ordered = []
+            yield from _group_lines([[cells]])
+        elif group is None:
             ordered.append([cells])
         elif group in groups:
             groups[group].append(cells)
         else:
             groups[group] = [cells]
             ordered.append(groups[group])
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(L2TCSV_COLUMNS)
+    yield from _group_lines(ordered)
+
+
+def _group_lines(ordered: list[list[list[str]]]) -> Iterator[str]:
     for members in ordered:
         cells = members[0] if len(members) == 1 else merge_macb(members)
-        writer.writerow([csv_cell(cell) for cell in cells])
+        yield _csv_line([csv_cell(cell) for cell in cells])
+
+
+def _csv_line(cells: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL).writerow(cells)
     return buffer.getvalue()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import tzinfo
 from typing import Any
 
@@ -403,14 +403,20 @@ class NetworkLogons:
                                                                       "account": account}
 
 
-def unlink_task_folders(events: list[TaskEvent], definitions: list[TaskDefinition]) -> int:
-    """Sysmon 11 names a file under ``\\Tasks\\``; when that path is the folder of another known task it is a
-    folder, not a task: the event keeps its place on the timeline but names no task. Returns how many."""
+def task_folders(tasks: Iterable[str | None]) -> set[str]:
+    """The folders (normalised paths) that hold the given tasks."""
     from triage.taskpath import normalise_task_path
 
-    known = {normalise_task_path(d.task) for d in definitions if d.task}
-    known |= {normalise_task_path(e.task) for e in events if e.task}
-    folders = {path.rsplit("\\", depth)[0] for path in known for depth in range(1, path.count("\\"))}
+    known = {normalise_task_path(task) for task in tasks if task}
+    return {path.rsplit("\\", depth)[0] for path in known for depth in range(1, path.count("\\"))}
+
+
+def unlink_folder_events(events: Iterable[TaskEvent], folders: set[str]) -> int:
+    """Sysmon 11 names a file under ``\\Tasks\\``; when that path is one of ``folders`` (:func:`task_folders`
+    of every known task) it is a folder, not a task: the event keeps its place on the timeline but names no
+    task. Returns how many. A run applies it to each event read back from its store."""
+    from triage.taskpath import normalise_task_path
+
     unlinked = 0
     for event in events:
         if event.event_id == 11 and event.task and normalise_task_path(event.task) in folders \

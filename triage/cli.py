@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{until.isoformat() if until else 'the end'} (UTC)", err=True)
     from triage.export.casefolder import CaseFolderError, check_output
     from triage.runscope import Interrupted, run_scope
+    from triage.store import StoreError
 
     try:
         if args.output:
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             return _triage(args, argv, since, until)
     except CaseFolderError as exc:
         say(f"triage: error: {exc}", err=True)
+        return EXIT_USAGE
+    except StoreError as exc:  # the store is removed at exit, and no case folder was put in place
+        say(f"triage: error: {exc}; nothing was left behind", err=True)
         return EXIT_USAGE
     except Interrupted as exc:
         done = f"; the case folder {args.written} was already complete" if getattr(args, "written", None) else ""

@@ -38,7 +38,7 @@ from triage.records import (
     UnixJob,
     to_dict,
 )
-from triage.store import CaseStore, StoredEvents, StoredTimeline
+from triage.store import CaseStore, StoredEvents, StoredTimeline, StoreError
 from triage.stores import StoreIndex
 
 COLLECTORS = (
@@ -205,6 +205,8 @@ def _collect(source: Source, ctx: Context, case: Case, store: CaseStore) -> None
                 if isinstance(record, TaskDefinition | TaskEvent | UnixJob) and record.host is None:
                     record.host = source.host.hostname
                 buckets[type(record)](record)
+        except StoreError:  # the run's own disk failed, not the collector: nothing more can be kept
+            raise
         except Exception as exc:  # a collector bug must not lose the rest of the evidence
             ctx.gap(source.name, name, f"collector failed: {type(exc).__name__}: {exc}")
 

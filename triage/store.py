@@ -65,6 +65,65 @@ def _append(out: bytearray, value: Any) -> None:
             _append(out, item)
 
 
+class StoreError(Exception):
+    """The work store cannot be written or read (its disk is full, a file-size limit is reached): the run cannot
+    go on without losing records, so it stops with one line instead of a traceback or a silent gap."""
+
+
+class _Connection:
+    """The SQLite connection, with every SQLite failure turned into one :class:`StoreError` naming the folder
+    and, where a probe write shows it, the system's reason (SQLite itself only says "disk I/O error")."""
+
+    def __init__(self, path: Path) -> None:
+        self.folder = path.parent
+        self._db = self._guard(sqlite3.connect, path, isolation_level=None)
+
+    def _guard(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except sqlite3.Error as exc:
+            reason = _system_reason(self.folder)
+            raise StoreError(f"cannot use the work store in {self.folder}: {exc}{reason}") from None
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> _Rows:
+        return _Rows(self, self._guard(self._db.execute, sql, args))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._guard(self._db.executemany, sql, rows)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Rows:
+    """A cursor whose reading is guarded too (an ORDER BY may spill to a temporary file)."""
+
+    def __init__(self, connection: _Connection, cursor: sqlite3.Cursor) -> None:
+        self._connection, self._cursor = connection, cursor
+
+    def __iter__(self) -> Iterator[Any]:
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    def fetchone(self) -> Any:
+        return self._connection._guard(self._cursor.fetchone)
+
+
+def _system_reason(folder: Path) -> str:
+    """Why a write into ``folder`` fails, as the system says it (File too large, No space left on device)."""
+    probe = folder / "probe"
+    try:
+        with probe.open("wb") as handle:
+            handle.write(bytes(1 << 20))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        return f" ({exc.strerror or exc})"
+    finally:
+        probe.unlink(missing_ok=True)
+    return ""
+
+
 class CaseStore:
     """The run's events (grouped by task, host, evidence item and kind) and timeline rows, in one SQLite file.
 
@@ -80,7 +139,7 @@ class CaseStore:
             self.folder = Path(tempfile.mkdtemp(prefix="triage-store-"))
         # Removed with the store, or at exit (SIGINT/SIGTERM end a run by an exception: the exit is normal).
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.folder, True)
-        self._db = sqlite3.connect(self.folder / "case.sqlite", isolation_level=None)
+        self._db = _Connection(self.folder / "case.sqlite")
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", f"cache_size=-{CACHE_KIB}"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, grp INTEGER NOT NULL, event_id INTEGER, "

@@ -196,25 +196,29 @@ class CaseStore:
     def events(self, groups: Iterable[int] | None = None, event_id: int | None = None) -> Iterator[TaskEvent]:
         """Events (prepared) in the order they were collected: all, or those of some groups, or of one event id."""
         self._flush_events()
-        where, args = self._where(groups, event_id)
+        where, args = self._where(grp=_listed(groups), event_id=event_id)
         for (blob,) in self._db.execute(f"SELECT blob FROM events {where} ORDER BY seq", args):
             yield self._event(blob)
 
     def event_count(self, groups: Iterable[int] | None = None) -> int:
         self._flush_events()
-        where, args = self._where(groups, None)
+        where, args = self._where(grp=_listed(groups))
         return self._db.execute(f"SELECT count(*) FROM events {where}", args).fetchone()[0]
 
     @staticmethod
-    def _where(groups: Iterable[int] | None, event_id: int | None) -> tuple[str, list]:
+    def _where(**columns: Any) -> tuple[str, list]:
+        """``WHERE`` for the columns given a value (None: any); a set or list of values is an ``IN``."""
         clauses, args = [], []
-        if groups is not None:
-            numbers = sorted(set(groups))
-            clauses.append(f"grp IN ({','.join('?' * len(numbers))})")
-            args += numbers
-        if event_id is not None:
-            clauses.append("event_id = ?")
-            args.append(event_id)
+        for column, wanted in columns.items():
+            if wanted is None:
+                continue
+            if isinstance(wanted, (set, list, tuple)):
+                values = sorted(set(wanted))
+                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+                args += values
+            else:
+                clauses.append(f"{column} = ?")
+                args.append(wanted)
         return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
 
     def _event(self, blob: bytes) -> TaskEvent:
@@ -250,16 +254,7 @@ class CaseStore:
         """Timeline rows in the exports' order (ties in the order they were added): all, or some tasks' rows,
         or only the dated or the undated ones."""
         self._flush_rows()
-        clauses: list[str] = []
-        args: list[Any] = []
-        if tasks is not None:
-            keys = sorted(set(tasks))
-            clauses.append(f"task IN ({','.join('?' * len(keys))})")
-            args += keys
-        if dated is not None:
-            clauses.append("dated = ?")
-            args.append(dated)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, args = self._where(task=_listed(tasks), dated=dated)
         for (blob,) in self._db.execute(f"SELECT blob FROM rows {where} ORDER BY sort, seq", args):
             yield pickle.loads(blob)
 
@@ -304,6 +299,10 @@ class CaseStore:
         """Every task's line in blocks, ordered by task key."""
         for (text,) in self._db.execute("SELECT text FROM tasks ORDER BY key, part"):
             yield text
+
+
+def _listed(values: Iterable[Any] | None) -> list[Any] | None:
+    return None if values is None else list(values)
 
 
 class _Stored(Sequence[T]):

@@ -32,7 +32,7 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copytree(PACKAGE, src / "triage", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp_path_factory.mktemp("dist")
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(out), str(src)], capture_output=True, text=True, timeout=300)
+                            "-w", str(out), str(src)], capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, build.stdout + build.stderr
     [built] = out.glob("triage-*.whl")
     return built

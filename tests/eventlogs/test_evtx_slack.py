@@ -55,7 +55,7 @@ def test_cli_exits_0_on_a_log_with_slack_and_keeps_the_note(tmp_path):
     (logs / "Microsoft-Windows-TaskScheduler%4Operational.evtx").write_bytes(_log_with_slack())
     case = tmp_path / "case"
     run = subprocess.run([sys.executable, "-m", "triage", "-q", str(logs), "-o", str(case), "--hunt-date", "20261205"],
-                         cwd=PROJECT, capture_output=True, text=True, timeout=300)
+                         cwd=PROJECT, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr
     assert "warning" not in run.stderr
     manifest = json.loads((case / "manifest.json").read_text())

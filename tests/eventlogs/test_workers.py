@@ -147,7 +147,7 @@ def test_a_worker_killed_mid_run_costs_nothing_its_logs_are_read_again(tmp_path,
         time.sleep(0.05)
     os.kill(max(workers), signal.SIGKILL)  # out of memory, a crash in a decoder: the worker is gone
     stderr = child.stderr.read()
-    child.wait(timeout=300)
+    child.wait(timeout=900)
     assert child.returncode == 0, stderr
     assert "Traceback" not in stderr and "warning" not in stderr
     files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}

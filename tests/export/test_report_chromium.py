@@ -22,7 +22,7 @@ def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-default-apps", "--disable-extensions", f"--user-data-dir={profile}",
                f"--window-size={WIDTH},{HEIGHT}", *args]
-    return subprocess.run(command, capture_output=True, timeout=180, check=True)
+    return subprocess.run(command, capture_output=True, timeout=900, check=True)
 
 
 def png_pixels(data: bytes) -> tuple[int, int, bytes]:

@@ -45,7 +45,7 @@ def print_to_pdf(page: Path, pdf: Path, profile: Path) -> bytes:
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--disable-default-apps", "--disable-extensions", f"--user-data-dir={profile}",
                     f"--print-to-pdf={pdf}", "--no-pdf-header-footer", page.resolve().as_uri()],
-                   capture_output=True, timeout=300, check=True)
+                   capture_output=True, timeout=900, check=True)
     return pdf.read_bytes()
 
 
@@ -57,7 +57,7 @@ def page_text(pdf: Path, number: int) -> str:
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext is absent: install Debian's 'poppler-utils' (test_images/debian-packages.txt)")
     return subprocess.run(["pdftotext", "-f", str(number), "-l", str(number), str(pdf), "-"], capture_output=True,
-                          text=True, timeout=120, check=True).stdout
+                          text=True, timeout=900, check=True).stdout
 
 
 @pytest.fixture(scope="module", params=sorted(PAPERS))
@@ -94,7 +94,7 @@ def glance_column(pdf: Path, number: int, header: str, next_header: str) -> str:
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext is absent: install Debian's 'poppler-utils' (test_images/debian-packages.txt)")
     xml = subprocess.run(["pdftotext", "-f", str(number), "-l", str(number), "-bbox", str(pdf), "-"],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+                         capture_output=True, text=True, timeout=900, check=True).stdout
     words = [(float(x), float(y), html.unescape(text)) for x, y, text in WORD.findall(xml)]
     row = next(y for x, y, text in words if text == "Risk")  # the table's header row (Risk is its first heading)
     left = next(x for x, y, text in words if text == header and abs(y - row) < 1)

@@ -70,7 +70,7 @@ def vol(tmp_path_factory):
             cmd += ["-o", str(out_dir)]
         # `import triage` inside the plugins must be this checkout, not whichever copy is installed.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        done = subprocess.run(cmd + [plugin, *args], capture_output=True, text=True, timeout=300, cwd=str(ROOT), env=env)
+        done = subprocess.run(cmd + [plugin, *args], capture_output=True, text=True, timeout=900, cwd=str(ROOT), env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout)
 

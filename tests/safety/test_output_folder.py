@@ -183,7 +183,7 @@ def test_two_runs_into_one_folder_one_wins_whole(tmp_path):
     runs = [subprocess.Popen([sys.executable, "-m", "triage", "-q", str(evidence), "-o", str(out), "--hunt-date", HUNT_DATE],
                              cwd=PROJECT, env=child_env(tmp_path / "tmp"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             for evidence in (PROJECT / E01, EVTX / "SecurityTasks.evtx")]
-    codes = [(run.wait(timeout=300), run.stderr.read().decode()) for run in runs]
+    codes = [(run.wait(timeout=900), run.stderr.read().decode()) for run in runs]
     winners = [code for code, _ in codes if code in (0, 1)]
     losers = [err for code, err in codes if code == 2]
     assert len(winners) == 1 and len(losers) == 1, codes

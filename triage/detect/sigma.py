@@ -27,12 +27,15 @@ unsupported with the reason; it never stops the run.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import tzinfo
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,9 @@ BATCH_SIZE = 2000
 VERDICTS_KEPT = 20000  # distinct rows whose compiled-rule verdicts are remembered (a few MB), then forgotten at once
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules"
 FILTERS = SHIPPED_RULES / "sigmahq_filters.yml"
+# The shipped rules converted at build time (package data, rebuilt by tools/build_shipped_sigma.py; a test checks it
+# is fresh): each run would otherwise parse and convert the same hundred files again.
+CONVERTED = SHIPPED_RULES.parent / "data" / "shipped_sigma.json"
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 SYSMON = "microsoft-windows-sysmon/operational"
@@ -176,33 +182,75 @@ class SigmaMatch:
 
 def load_rules(paths: Iterable[Path | str]) -> RuleSet:
     """Load Sigma rules from files and folders (``*.yml``/``*.yaml``, recursively), in path order."""
+    rules = RuleSet()
+    backend = _ConditionBackend(fulltext_field=FULLTEXT)
+    probe = _connection()
+    for file in _rule_files(paths):
+        _load_file(file, backend, probe, rules)
+    probe.close()
+    return rules
+
+
+def _rule_files(paths: Iterable[Path | str]) -> list[Path]:
+    """The rule files :func:`load_rules` reads for ``paths``, in the order it reads them."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             files.extend(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".yml", ".yaml"))
         else:
             files.append(path)
-    rules = RuleSet()
-    backend = _ConditionBackend(fulltext_field=FULLTEXT)
-    probe = _connection()
-    for file in sorted(set(files), key=lambda p: str(p)):
-        _load_file(file, backend, probe, rules)
-    probe.close()
-    return rules
+    return sorted(set(files), key=lambda p: str(p))
 
 
 def shipped_rules() -> RuleSet:
     """triage's own Sigma rules for task events (``triage/rules/sigma_*.yml``) and the SigmaHQ
     scheduled-task rules shipped with it (``triage/rules/sigmahq``, DRL 1.1, see its ATTRIBUTION.md).
 
-    Converted once per process (about 1.5 s for 116 rules); each call gets its own lists to extend."""
+    Read from their prebuilt conversion (:data:`CONVERTED`) when it is of these very rule files and
+    converter versions, else converted here; once per process. Each call gets its own lists to extend."""
     shipped = _shipped_rule_set()
     return RuleSet(loaded=list(shipped.loaded), unsupported=list(shipped.unsupported))
 
 
+def _shipped_paths() -> list[Path]:
+    return [*sorted(SHIPPED_RULES.glob("sigma_*.yml")), SHIPPED_RULES / "sigmahq"]
+
+
 @lru_cache(maxsize=1)
 def _shipped_rule_set() -> RuleSet:
-    return load_rules([*sorted(SHIPPED_RULES.glob("sigma_*.yml")), SHIPPED_RULES / "sigmahq"])
+    try:
+        converted = json.loads(CONVERTED.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        converted = None
+    if converted is not None and converted.get("key") == shipped_rules_key():
+        return RuleSet(
+            loaded=[LoadedRule(**{**rule, "path": str(SHIPPED_RULES / rule["path"])}) for rule in converted["loaded"]],
+            unsupported=[UnsupportedRule(**{**rule, "path": str(SHIPPED_RULES / rule["path"])})
+                         for rule in converted["unsupported"]])
+    return load_rules(_shipped_paths())
+
+
+def shipped_rules_key() -> str:
+    """SHA-256 of what the shipped rules' conversion depends on besides triage's code: every shipped rule file
+    (path and bytes) and the versions of pySigma, its SQLite backend and PyYAML."""
+    digest = hashlib.sha256()
+    for name in ("pySigma", "pySigma-backend-sqlite", "PyYAML"):
+        digest.update(f"{name} {metadata.version(name)}\n".encode())
+    for file in _rule_files(_shipped_paths()):
+        digest.update(f"{file.relative_to(SHIPPED_RULES).as_posix()} {file.stat().st_size}\n".encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def converted_shipped_rules() -> str:
+    """The shipped rules converted now, as the text of :data:`CONVERTED` (``tools/build_shipped_sigma.py`` writes it)."""
+    rules = load_rules(_shipped_paths())
+
+    def entry(rule: LoadedRule | UnsupportedRule) -> dict[str, Any]:
+        return {**asdict(rule), "path": Path(rule.path).relative_to(SHIPPED_RULES).as_posix()}
+
+    return json.dumps({"key": shipped_rules_key(), "loaded": [entry(r) for r in rules.loaded],
+                       "unsupported": [entry(r) for r in rules.unsupported]}, indent=1, ensure_ascii=False) + "\n"
 
 
 def _load_file(file: Path, backend: _ConditionBackend, probe: sqlite3.Connection, rules: RuleSet) -> None:

@@ -53,6 +53,7 @@ import re
 import struct
 import uuid
 import zlib
+from itertools import accumulate
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -407,26 +408,33 @@ def _embedded_nul(data: bytes, start: int, end: int) -> bool:
         return True
     layout = _DESCRIPTORS.get(count) or _descriptor_layout(count)
     descriptors = layout.unpack_from(data, pos)
-    pos += 4 * count
+    # Value i lies at offsets[i]:offsets[i + 1]. Records of one template share the value types, so which
+    # values can hold a NUL (strings, nested BinXML) is worked out once per type sequence.
+    offsets = list(accumulate(descriptors[0::2], initial=pos + 4 * count))
+    if offsets[-1] > end:
+        return True
+    kinds = descriptors[1::2]
+    checked = _CHECKED_VALUES.get(kinds)
+    if checked is None:
+        checked = tuple(i for i, kind in enumerate(kinds) if kind in (_STRING, _ANSI_STRING, _BINXML))
+        if len(_CHECKED_VALUES) < 4096:  # real logs have tens of templates; damaged data is not kept
+            _CHECKED_VALUES[kinds] = checked
     find = data.find
-    for i in range(0, 2 * count, 2):
-        size, kind = descriptors[i], descriptors[i + 1]
-        after = pos + size
-        if after > end:
-            return True
+    for i in checked:
+        kind, start, after = kinds[i], offsets[i], offsets[i + 1]
         # A cheap search first: most values hold no NUL before their last code unit at all.
         if kind == _STRING:
-            if find(b"\x00\x00", pos, after - 2) != -1 and _nul_code_unit(data[pos:after]):
+            if find(b"\x00\x00", start, after - 2) != -1 and _nul_code_unit(data[start:after]):
                 return True
         elif kind == _ANSI_STRING:
-            if find(b"\x00", pos, after - 1) != -1 and b"\x00" in data[pos:after].rstrip(b"\x00"):
+            if find(b"\x00", start, after - 1) != -1 and b"\x00" in data[start:after].rstrip(b"\x00"):
                 return True
-        elif kind == _BINXML and _embedded_nul(data, pos, after):
+        elif _embedded_nul(data, start, after):
             return True
-        pos = after
     return False
 
 
+_CHECKED_VALUES: dict[tuple[int, ...], tuple[int, ...]] = {}  # value types -> indexes of the values that may hold a NUL
 _DESCRIPTORS: dict[int, struct.Struct] = {}  # substitution count -> the (size, type) array's layout
 
 

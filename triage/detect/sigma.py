@@ -8,6 +8,12 @@ whose columns carry the Windows field names SigmaHQ rules use (``EventID``, ``Ch
 case-insensitive). Each batch is queried by every rule, then emptied: memory stays bounded however
 large the logs, and single-event rules give exactly the answer a whole-log table would.
 
+SQLite is the reference, not the hot path: each converted condition is also compiled once into a Python
+expression with SQLite's semantics (:mod:`triage.detect.sql_condition`), and a batch's distinct rows meet
+only the compiled rules of their logsource, in process (a row seen before reuses its verdicts). Only a rule
+whose SQL the compiler does not reproduce (``REGEXP``, ``GLOB``, comparisons, field references) is queried
+in SQLite; ``tests/detect/test_sql_condition.py`` compares both on every corpus event log.
+
 The rule's ``logsource`` becomes a filter on the event's channel and id: ``service`` through
 pySigma's own Windows channel table, ``category`` through the Sysmon / Security / PowerShell ids
 that provide it (process_creation = Sysmon 1 or Security 4688, registry_delete = Sysmon 12 with a
@@ -21,12 +27,15 @@ unsupported with the reason; it never stops the run.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import tzinfo
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +46,18 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.pipelines.common import windows_logsource_mapping
 from sigma.rule import SigmaRule
 
+from triage.detect.sql_condition import RowTest, compile_condition, fold_row
 from triage.parsers.evtx_task import EvtxTaskError, generic_event
 from triage.records import EvidenceItem, TaskEvent
 from triage.timeorder import utc_key
 
 BATCH_SIZE = 2000
+VERDICTS_KEPT = 20000  # distinct rows whose compiled-rule verdicts are remembered (a few MB), then forgotten at once
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules"
 FILTERS = SHIPPED_RULES / "sigmahq_filters.yml"
+# The shipped rules converted at build time (package data, rebuilt by tools/build_shipped_sigma.py; a test checks it
+# is fresh): each run would otherwise parse and convert the same hundred files again.
+CONVERTED = SHIPPED_RULES.parent / "data" / "shipped_sigma.json"
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 SYSMON = "microsoft-windows-sysmon/operational"
@@ -168,33 +182,75 @@ class SigmaMatch:
 
 def load_rules(paths: Iterable[Path | str]) -> RuleSet:
     """Load Sigma rules from files and folders (``*.yml``/``*.yaml``, recursively), in path order."""
+    rules = RuleSet()
+    backend = _ConditionBackend(fulltext_field=FULLTEXT)
+    probe = _connection()
+    for file in _rule_files(paths):
+        _load_file(file, backend, probe, rules)
+    probe.close()
+    return rules
+
+
+def _rule_files(paths: Iterable[Path | str]) -> list[Path]:
+    """The rule files :func:`load_rules` reads for ``paths``, in the order it reads them."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             files.extend(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".yml", ".yaml"))
         else:
             files.append(path)
-    rules = RuleSet()
-    backend = _ConditionBackend(fulltext_field=FULLTEXT)
-    probe = _connection()
-    for file in sorted(set(files), key=lambda p: str(p)):
-        _load_file(file, backend, probe, rules)
-    probe.close()
-    return rules
+    return sorted(set(files), key=lambda p: str(p))
 
 
 def shipped_rules() -> RuleSet:
     """triage's own Sigma rules for task events (``triage/rules/sigma_*.yml``) and the SigmaHQ
     scheduled-task rules shipped with it (``triage/rules/sigmahq``, DRL 1.1, see its ATTRIBUTION.md).
 
-    Converted once per process (about 1.5 s for 116 rules); each call gets its own lists to extend."""
+    Read from their prebuilt conversion (:data:`CONVERTED`) when it is of these very rule files and
+    converter versions, else converted here; once per process. Each call gets its own lists to extend."""
     shipped = _shipped_rule_set()
     return RuleSet(loaded=list(shipped.loaded), unsupported=list(shipped.unsupported))
 
 
+def _shipped_paths() -> list[Path]:
+    return [*sorted(SHIPPED_RULES.glob("sigma_*.yml")), SHIPPED_RULES / "sigmahq"]
+
+
 @lru_cache(maxsize=1)
 def _shipped_rule_set() -> RuleSet:
-    return load_rules([*sorted(SHIPPED_RULES.glob("sigma_*.yml")), SHIPPED_RULES / "sigmahq"])
+    try:
+        converted = json.loads(CONVERTED.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        converted = None
+    if converted is not None and converted.get("key") == shipped_rules_key():
+        return RuleSet(
+            loaded=[LoadedRule(**{**rule, "path": str(SHIPPED_RULES / rule["path"])}) for rule in converted["loaded"]],
+            unsupported=[UnsupportedRule(**{**rule, "path": str(SHIPPED_RULES / rule["path"])})
+                         for rule in converted["unsupported"]])
+    return load_rules(_shipped_paths())
+
+
+def shipped_rules_key() -> str:
+    """SHA-256 of what the shipped rules' conversion depends on besides triage's code: every shipped rule file
+    (path and bytes) and the versions of pySigma, its SQLite backend and PyYAML."""
+    digest = hashlib.sha256()
+    for name in ("pySigma", "pySigma-backend-sqlite", "PyYAML"):
+        digest.update(f"{name} {metadata.version(name)}\n".encode())
+    for file in _rule_files(_shipped_paths()):
+        digest.update(f"{file.relative_to(SHIPPED_RULES).as_posix()} {file.stat().st_size}\n".encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def converted_shipped_rules() -> str:
+    """The shipped rules converted now, as the text of :data:`CONVERTED` (``tools/build_shipped_sigma.py`` writes it)."""
+    rules = load_rules(_shipped_paths())
+
+    def entry(rule: LoadedRule | UnsupportedRule) -> dict[str, Any]:
+        return {**asdict(rule), "path": Path(rule.path).relative_to(SHIPPED_RULES).as_posix()}
+
+    return json.dumps({"key": shipped_rules_key(), "loaded": [entry(r) for r in rules.loaded],
+                       "unsupported": [entry(r) for r in rules.unsupported]}, indent=1, ensure_ascii=False) + "\n"
 
 
 def _load_file(file: Path, backend: _ConditionBackend, probe: sqlite3.Connection, rules: RuleSet) -> None:
@@ -324,6 +380,32 @@ def _regexp(pattern: str, value: Any) -> int:
     return 1 if _compiled(pattern).search(str(value)) else 0
 
 
+@lru_cache(maxsize=4)
+def _compiled_tests(conditions: tuple[tuple[str, frozenset[str]], ...], columns: tuple[str, ...]) -> tuple[RowTest | None, ...]:
+    """Each (condition, logsource tokens it needs) as a test of rows laid out as ``columns`` (None: stays in SQLite).
+
+    Cached: every log's evaluator (:meth:`SigmaEvaluator.fresh`, in forked workers too) reuses the parent's tests."""
+    index = {name.lower(): number for number, name in enumerate(columns) if name != SOURCE_KIND}
+
+    def implied_by(needs: frozenset[str]):
+        # A rule meets only rows whose logsource tokens include ``needs``: its own logsource terms are true there.
+        def implied(column: str, pattern: str) -> bool:
+            term = _LOGSOURCE_PATTERN.fullmatch(pattern)
+            return column == "sigma_logsource" and term is not None and term.group(1) in needs
+        return implied
+
+    return tuple(compile_condition(condition, index, implied_by(needs)) for condition, needs in conditions)
+
+
+_LOGSOURCE_PATTERN = re.compile(r"%\|([^|']+)\|%")
+
+
+def _distinct_columns(names: Iterable[str]) -> list[str]:
+    """One column per name as SQLite sees it (case-insensitive): the first spelling wins."""
+    seen: set[str] = set()
+    return [name for name in names if not (name.lower() in seen or seen.add(name.lower()))]
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -371,7 +453,7 @@ class SigmaPart:
 class SigmaEvaluator:
     """Feed events one by one (:meth:`add`), collect matches at the end (:meth:`matches`)."""
 
-    def __init__(self, rules: RuleSet, batch_size: int = BATCH_SIZE):
+    def __init__(self, rules: RuleSet, batch_size: int = BATCH_SIZE, compiled: bool = True):
         # A rule given twice (shipped SigmaHQ rules and the same checkout via --sigma) runs once: first wins.
         seen: set[str] = set()
         unique = [r for r in rules.loaded if not (r.rule_id in seen or seen.add(r.rule_id))]
@@ -379,24 +461,41 @@ class SigmaEvaluator:
         self.batch_size = batch_size
         self.events_seen = 0
         self.errors: dict[str, str] = {}  # rule id → runtime error (e.g. a regex Python rejects)
-        self._conn = _connection()
         fields = sorted({f for rule in rules.loaded for f in rule.fields} | {"Channel", "EventID"}, key=str.lower)
-        _ensure_columns(self._conn, fields)
-        self._fields = [name for name in fields if name.lower() not in ("rid", "sigma_logsource", FULLTEXT, SOURCE_KIND)]
+        self._fields = _distinct_columns(name for name in fields
+                                         if name.lower() not in ("rid", "sigma_logsource", FULLTEXT, SOURCE_KIND))
         self._fulltext = any(FULLTEXT in rule.condition for rule in rules.loaded)
-        names = ["rid", "sigma_logsource", FULLTEXT, SOURCE_KIND, *self._fields]
-        self._insert = f"INSERT INTO events ({', '.join(map(_quote, names))}) VALUES ({', '.join('?' * len(names))})"
         self._batch: list[tuple[Mapping[str, Any], EventRef]] = []
         self._batch_kinds: list[int] = []  # each batched event's source kind (index into _kinds)
         # The logsource tokens each rule requires (its condition's sigma_logsource terms): an event no
         # rule selects is never stored. Plans map an event's key set to the keys feeding each column.
         self._needs = [frozenset(_LOGSOURCE_TERM.findall(rule.condition)) for rule in rules.loaded]
+        # Each rule's condition compiled to Python (sql_condition) once per process; a rule it cannot compile
+        # runs in SQLite, as does every rule when ``compiled`` is False (the reference the tests compare with).
+        self.compiled = compiled
+        columns = ("sigma_logsource", FULLTEXT, SOURCE_KIND, *self._fields)  # the row's layout (see _row)
+        conditions = tuple((rule.condition, needs) for rule, needs in zip(rules.loaded, self._needs))
+        self._tests = list(_compiled_tests(conditions, columns)) if compiled else [None] * len(conditions)
+        self._conn: sqlite3.Connection | None = None
+        if any(test is None for test in self._tests):
+            self._conn = _connection()
+            _ensure_columns(self._conn, self._fields)
+        names = ["rid", "sigma_logsource", FULLTEXT, SOURCE_KIND, *self._fields]
+        self._insert = f"INSERT INTO events ({', '.join(map(_quote, names))}) VALUES ({', '.join('?' * len(names))})"
         self._wanted: dict[tuple[str, ...], bool] = {}
         self._kinds: dict[tuple[str, ...], int] = {}  # logsource tokens -> source kind number
         self._kind_text: list[str] = []  # source kind number -> the sigma_logsource column ("|token|token|")
+        self._kind_tests: list[list[tuple[int, RowTest]]] = []  # source kind number -> (rule index, test) that apply
         self._tokens_of: dict[tuple, tuple[str, ...]] = {}  # (Channel, EventID, EventType) -> logsource tokens
         self._plans: dict[tuple[str, ...], list[str | None]] = {}
+        # Rows seen before (the same program run again, in this log or an earlier one) -> the compiled rules they met
+        self._verdicts: dict[tuple, tuple[int, ...]] = {}
         self._hits: dict[str, list[tuple[Mapping[str, Any], EventRef]]] = {}
+
+    @property
+    def rules_in_sqlite(self) -> list[str]:
+        """Ids of the rules whose condition is not compiled to Python and runs in SQLite."""
+        return [rule.rule_id for rule, test in zip(self.rules.loaded, self._tests) if test is None]
 
     def add(self, fields: Mapping[str, Any], ref: EventRef) -> None:
         self.events_seen += 1
@@ -421,6 +520,9 @@ class SigmaEvaluator:
         if kind is None:
             kind = self._kinds[key] = len(self._kinds)
             self._kind_text.append("|" + "|".join(key) + "|")
+            present = set(key)
+            self._kind_tests.append([(index, test) for index, (test, needs) in enumerate(zip(self._tests, self._needs))
+                                     if test is not None and needs <= present])
         self._batch_kinds.append(kind)
         if len(self._batch) >= self.batch_size:
             self._flush()
@@ -442,9 +544,8 @@ class SigmaEvaluator:
     def _flush(self) -> None:
         if not self._batch:
             return
-        self._conn.execute("DELETE FROM events")
-        # Events that give the same row (a program run again and again) are stored and matched once:
-        # a row's rid is the first such event's number, ``members`` lists every event it stands for.
+        # Events that give the same row (a program run again and again) are matched once: a row's rid
+        # is the first such event's number, ``members`` lists every event it stands for.
         distinct: dict[tuple, int] = {}
         members: list[list[int]] = []
         for number, ((fields, _), kind) in enumerate(zip(self._batch, self._batch_kinds)):
@@ -452,11 +553,40 @@ class SigmaEvaluator:
             if rid == len(members):
                 members.append([])
             members[rid].append(number)
+        matched: dict[int, list[int]] = {}  # rule index -> rids, ascending
+        verdicts = self._verdicts
+        for row, rid in distinct.items():
+            rules = verdicts.get(row)
+            if rules is None:
+                tests = self._kind_tests[row[2]]
+                if tests:
+                    values, like_values = fold_row(row)
+                    rules = tuple(index for index, test in tests if test(values, like_values))
+                else:
+                    rules = ()
+                if len(verdicts) >= VERDICTS_KEPT:
+                    verdicts.clear()
+                verdicts[row] = rules
+            for index in rules:
+                matched.setdefault(index, []).append(rid)
+        if self._conn is not None:
+            self._query(distinct, matched)
+        for index, rule in enumerate(self.rules.loaded):
+            if index in matched:
+                numbers = sorted(number for rid in matched[index] for number in members[rid])
+                self._hits.setdefault(rule.rule_id, []).extend(self._batch[number] for number in numbers)
+        self._batch = []
+        self._batch_kinds = []
+
+    def _query(self, distinct: dict[tuple, int], matched: dict[int, list[int]]) -> None:
+        """The rules not compiled to Python, run in SQLite on the batch's distinct rows."""
+        assert self._conn is not None
+        self._conn.execute("DELETE FROM events")
         self._conn.executemany(self._insert, ((rid, *row) for row, rid in distinct.items()))
         in_batch = set(self._batch_kinds)
         present = [(number, frozenset(tokens)) for tokens, number in self._kinds.items() if number in in_batch]
-        for rule, needs in zip(self.rules.loaded, self._needs):
-            if rule.rule_id in self.errors:
+        for index, (rule, needs, test) in enumerate(zip(self.rules.loaded, self._needs, self._tests)):
+            if test is not None or rule.rule_id in self.errors:
                 continue
             kinds = ",".join(str(number) for number, tokens in present if needs <= tokens)
             if not kinds:
@@ -468,14 +598,11 @@ class SigmaEvaluator:
                 self.errors[rule.rule_id] = f"evaluation failed: {_describe(exc)}"
                 continue
             if rows:
-                matched = sorted(number for (rid,) in rows for number in members[rid])
-                self._hits.setdefault(rule.rule_id, []).extend(self._batch[number] for number in matched)
-        self._batch = []
-        self._batch_kinds = []
+                matched[index] = [rid for (rid,) in rows]
 
     def fresh(self) -> SigmaEvaluator:
         """An empty evaluator of the same rules (one per process reading logs)."""
-        return SigmaEvaluator(self.rules, self.batch_size)
+        return SigmaEvaluator(self.rules, self.batch_size, self.compiled)
 
     def drain(self) -> SigmaPart:
         """This evaluator's work so far (hits, events seen, rule errors), taken out: it starts afresh.

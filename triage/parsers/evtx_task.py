@@ -58,6 +58,7 @@ LAUNCH_FAILURES = {101, 103, 104, 105, 130, 135, 203, 204, 205, 311, 322, 326, 3
 
 TASK_TOOLS = {"schtasks.exe", "at.exe"}
 TASK_HOSTS = {"taskeng.exe", "taskhostw.exe"}
+_TASK_PROGRAMS = TASK_TOOLS | TASK_HOSTS
 _TOOL_IN_COMMAND = re.compile(r"(?:^|[\\/\s\"'&|(])(?:schtasks(?:\.exe)?|at\.exe|at)\s+(?:[/\\-]|\d{1,2}:\d{2})", re.I)
 _SCHEDULE_SERVICE = re.compile(r"-s\s+Schedule\b", re.I)
 _PS_TASK_CMDLETS = re.compile(
@@ -90,7 +91,8 @@ def channel_of(event: Mapping[str, Any]) -> str:
 
 
 def basename(path: Any) -> str:
-    return re.split(r"[\\/]", str(path or ""))[-1].strip().strip('"').lower()
+    text = str(path or "")
+    return text[max(text.rfind("\\"), text.rfind("/")) + 1:].strip().strip('"').lower()
 
 
 def is_task_related(event: Mapping[str, Any]) -> bool:
@@ -123,7 +125,7 @@ def is_task_related(event: Mapping[str, Any]) -> bool:
 def _sysmon_process_is_task_related(event: Mapping[str, Any]) -> bool:
     image = basename(event.get("Image"))
     original = str(event.get("OriginalFileName") or "").lower()
-    if image in TASK_TOOLS | TASK_HOSTS or original in TASK_TOOLS:
+    if image in _TASK_PROGRAMS or original in TASK_TOOLS:
         return True
     if _TOOL_IN_COMMAND.search(str(event.get("CommandLine") or "")):
         return True

@@ -55,17 +55,6 @@ def _summaries(times: Iterable[tuple[str, str | None]]) -> dict[str, html.RowSum
     return dict(summaries)
 
 
-def _grouped_from(rows: Callable[[set[str] | None], Iterable[TimelineEvent]]) \
-        -> Callable[[set[str] | None], dict[str, list[TimelineEvent]]]:
-    """``rows_of`` for the report: the ordered rows of some tasks (None: all), grouped by task."""
-    def rows_of(keys: set[str] | None) -> dict[str, list[TimelineEvent]]:
-        found: dict[str, list[TimelineEvent]] = defaultdict(list)
-        for row in rows(keys):
-            found[row.task].append(row)
-        return found
-    return rows_of
-
-
 def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | None = None,
                case_id: str | None = None, force: bool = False) -> Path:
     """Build the case folder in a temporary sibling and rename it into place; returns its path.
@@ -81,7 +70,7 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
         store = timeline.store
         summaries = _summaries(store.row_times())
         total, undated = len(timeline), store.undated_rows()
-        rows_of = _grouped_from(store.rows)
+        rows_of: Callable[[set[str] | None], Iterable[TimelineEvent]] = store.rows
         all_rows: Callable[[], Iterable[TimelineEvent]] = store.rows
         dated_rows: Callable[[], Iterable[TimelineEvent]] = partial(store.rows, dated=True)
         undated_rows: Callable[[], Iterable[TimelineEvent]] = partial(store.rows, dated=False)
@@ -89,7 +78,7 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
         ordered = sorted(timeline, key=row_order)
         summaries = _summaries((row.task, row.utc) for row in ordered)
         total, undated = len(ordered), sum(jsonl.parse_utc(row.utc) is None for row in ordered)
-        rows_of = _grouped_from(lambda keys: (row for row in ordered if keys is None or row.task in keys))
+        rows_of = lambda keys: (row for row in ordered if keys is None or row.task in keys)  # noqa: E731
         all_rows = dated_rows = undated_rows = lambda: ordered
     # Each task's line was written by the run while the task was whole; records built by hand are rendered here.
     tasks: Callable[[], Iterable[str]] = case.store.task_lines if getattr(case, "store", None) else \

@@ -55,6 +55,22 @@ def _summaries(times: Iterable[tuple[str, str | None]]) -> dict[str, html.RowSum
     return dict(summaries)
 
 
+def _rows_in_memory(ordered: list[TimelineEvent]) -> Callable[[set[str] | None], Iterable[TimelineEvent]]:
+    """``rows_of`` for the report over rows already held in order: one task's straight from an index (the report
+    asks task by task), several tasks' or all by one pass."""
+    by_task: dict[str, list[TimelineEvent]] = defaultdict(list)
+    for row in ordered:
+        by_task[row.task].append(row)
+
+    def rows_of(keys: set[str] | None) -> Iterable[TimelineEvent]:
+        if keys is None:
+            return ordered
+        if len(keys) == 1:
+            return by_task.get(next(iter(keys)), [])
+        return (row for row in ordered if row.task in keys)
+    return rows_of
+
+
 def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | None = None,
                case_id: str | None = None, force: bool = False) -> Path:
     """Build the case folder in a temporary sibling and rename it into place; returns its path.
@@ -78,7 +94,7 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
         ordered = sorted(timeline, key=row_order)
         summaries = _summaries((row.task, row.utc) for row in ordered)
         total, undated = len(ordered), sum(jsonl.parse_utc(row.utc) is None for row in ordered)
-        rows_of = lambda keys: (row for row in ordered if keys is None or row.task in keys)  # noqa: E731
+        rows_of = _rows_in_memory(ordered)
         all_rows = dated_rows = undated_rows = lambda: ordered
     # Each task's line was written by the run while the task was whole; records built by hand are rendered here.
     tasks: Callable[[], Iterable[str]] = case.store.task_lines if getattr(case, "store", None) else \
@@ -92,9 +108,9 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
         "timeline.csv": lambda: timeline_csv.timeline_csv_lines(all_rows(), names),
         "findings.json": lambda: (jsonl.findings_json(case.findings),),
         "findings.md": lambda: (markdown.findings_md(case.findings),),
-        "report.html": lambda: (html.report_html(case, gaps=ctx.gaps, evidence=evidence, counts=counts, rows_of=rows_of,
-                                                 summaries=summaries, examiner=examiner, case_id=case_id,
-                                                 version=version),),
+        "report.html": lambda: html.report_html(case, gaps=ctx.gaps, evidence=evidence, counts=counts, rows_of=rows_of,
+                                                summaries=summaries, examiner=examiner, case_id=case_id,
+                                                version=version),
     }
     try:
         builder = CaseBuilder(out, force=force)

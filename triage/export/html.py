@@ -9,6 +9,7 @@ The page skeleton and style live in ``triage/data/report.html.tmpl`` (``string.T
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections import defaultdict
@@ -168,11 +169,8 @@ def timeline_chart(entities: list[Entity], rows: Callable[[], Iterable[TimelineE
     width, label_w, lane_h, top = 1180, 330, 15, 46
     x0, x1 = label_w + 10, width - 20
 
-    def x_exact(seconds: float) -> float:
-        return x0 + (seconds - drawn_low) / (drawn_high - drawn_low) * (x1 - x0)
-
     def x(seconds: float) -> float:
-        return round(x_exact(seconds), 1)
+        return round(x0 + (seconds - drawn_low) / (drawn_high - drawn_low) * (x1 - x0), 1)
 
     marks: dict[str, dict[tuple[str, int], _Mark]] = {}  # per lane (task key): per (kind, whole pixel)
     lane_start: dict[str, float] = {}
@@ -185,7 +183,7 @@ def timeline_chart(entities: list[Entity], rows: Callable[[], Iterable[TimelineE
             outside.add(seconds, by_key[row.task])
             continue
         lane_start.setdefault(row.task, seconds)  # ascending: the first is the lane's earliest in the window
-        pixel = (kind, round(x_exact(seconds)))
+        pixel = (kind, math.floor(x(seconds)))  # the whole pixel of where it is drawn: one place, one mark
         point = (seconds, arrival, row)
         if pixel in lane:
             mark = lane[pixel]
@@ -759,9 +757,12 @@ class RowSummary:
 
 def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str, Any],
                 rows_of: Callable[[set[str] | None], Iterable[TimelineEvent]],
-                summaries: dict[str, RowSummary], examiner: str | None, case_id: str | None, version: str) -> str:
-    """The page. ``rows_of(keys)`` gives the ordered timeline rows of those tasks (None: every task); only
-    tasks with a finding get theirs listed, ``summaries`` (per task key, "" for rows of no task) sum up the rest."""
+                summaries: dict[str, RowSummary], examiner: str | None, case_id: str | None,
+                version: str) -> Iterator[str]:
+    """The page, in pieces. ``rows_of(keys)`` gives the ordered timeline rows of those tasks (None: every task);
+    only tasks with a finding get theirs listed, ``summaries`` (per task key, "" for rows of no task) sum up the
+    rest. The task stories are given one task at a time: only one task's rows are ever held (the screen lists
+    every row of a task with a finding, so the page itself grows with them; it is written as it is given)."""
     entities = sorted(case.entities, key=lambda e: (e.key, e.host or ""))
     task_anchors = {e.task: anchor("task", e.key) for e in entities}
     findings_by_task: dict[str, list[Finding]] = defaultdict(list)
@@ -770,34 +771,36 @@ def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str,
     flagged = [e for e in entities if findings_by_task.get(e.task)]
     quiet = [e for e in entities if not findings_by_task.get(e.task)]
     flagged_keys = {e.key for e in flagged}
-    rows_by_task: dict[str, list[TimelineEvent]] = defaultdict(list)
-    for row in rows_of(flagged_keys):
-        rows_by_task[row.task].append(row)
-    tasks_html = "\n".join(_task(e, rows_by_task.get(e.key, []), findings_by_task[e.task], task_anchors[e.task])
-                           for e in flagged) or '<p class="note">No task has a finding.</p>'
-    other = _unattached(summaries.get(""))
     # The chart shows the tasks with findings; when none of them has a dated mark, every task.
     chart, scope = timeline_chart(flagged, lambda: rows_of(flagged_keys)), "tasks with a finding"
     if "<svg" not in chart:
         chart, scope = timeline_chart(entities, lambda: rows_of(None)), "every task"
-    template = Template(resources.files("triage").joinpath("data", "report.html.tmpl").read_text(encoding="utf-8"))
-    return template.substitute(
-        title=h(f"triage report{' — ' + case_id if case_id else ''}"),
-        case_id=h(case_id or "—"),
-        examiner=h(examiner or "—"),
-        version=h(version),
-        summary=_plain_summary(case, counts, evidence),
-        glance=_glance(case.findings, task_anchors),
-        counts=_counts(counts),
-        evidence=_evidence_table(evidence),
-        hosts=_hosts_table(case) + _stores_examined(case),
-        chart=chart,
-        chart_scope=scope,
-        findings=_findings(case.findings, task_anchors),
-        tasks=tasks_html + other,
-        quiet_count=str(len(quiet)),
-        quiet=_quiet_tasks(quiet, task_anchors, summaries),
-        gaps=_gaps(gaps),
-        value_chars=str(PRINT_VALUE_CHARS),
-        timeline_rows=str(PRINT_TIMELINE_ROWS),
-    )
+    text = resources.files("triage").joinpath("data", "report.html.tmpl").read_text(encoding="utf-8")
+    before, after = text.split("$tasks", 1)
+    values = {
+        "title": h(f"triage report{' — ' + case_id if case_id else ''}"),
+        "case_id": h(case_id or "—"),
+        "examiner": h(examiner or "—"),
+        "version": h(version),
+        "summary": _plain_summary(case, counts, evidence),
+        "glance": _glance(case.findings, task_anchors),
+        "counts": _counts(counts),
+        "evidence": _evidence_table(evidence),
+        "hosts": _hosts_table(case) + _stores_examined(case),
+        "chart": chart,
+        "chart_scope": scope,
+        "findings": _findings(case.findings, task_anchors),
+        "quiet_count": str(len(quiet)),
+        "quiet": _quiet_tasks(quiet, task_anchors, summaries),
+        "gaps": _gaps(gaps),
+        "value_chars": str(PRINT_VALUE_CHARS),
+        "timeline_rows": str(PRINT_TIMELINE_ROWS),
+    }
+    yield Template(before).substitute(values)
+    for index, entity in enumerate(flagged):
+        yield ("\n" if index else "") + _task(entity, list(rows_of({entity.key})), findings_by_task[entity.task],
+                                              task_anchors[entity.task])
+    if not flagged:
+        yield '<p class="note">No task has a finding.</p>'
+    yield _unattached(summaries.get(""))
+    yield Template(after).substitute(values)

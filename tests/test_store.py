@@ -8,12 +8,15 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from triage import correlate
 from triage.collect import Context
+from triage.correlate import row_order, timeline_sort_key
+from triage.export import write_case
 from triage.export.jsonl import task_line_parts
 from triage.export.safe import json_text
-from triage.records import Provenance, Stamp, TaskEvent, to_dict
+from triage.records import Provenance, Stamp, TaskEvent, TimelineEvent, to_dict
 from triage.run import run
-from triage.store import CaseStore, StoredEvents, sortable
+from triage.store import CaseStore, StoredEvents, StoredTaskTimeline, sortable
 
 # Text with the characters the encoding escapes (NUL, 0x01), their neighbours, non-ASCII and surrogates.
 TEXT = st.text(alphabet=st.sampled_from(["\x00", "\x01", "\x02", "a", "b", "é", "\u20ac", "\ud800", "\U0001f600"]),
@@ -68,3 +71,34 @@ def test_a_task_line_written_in_pieces_is_the_json_of_the_whole_entity(committed
         assert "".join(task_line_parts(entity)) == json_text(to_dict(whole)) + "\n"
     assert "".join(case.store.task_lines()) == "".join(
         part for entity in sorted(case.entities, key=lambda e: e.key) for part in task_line_parts(entity))
+
+
+def _case_files(image, out) -> dict[str, bytes]:
+    ctx = Context(quiet=True)
+    case = run([str(image)], ctx, hunt_date="20260101")
+    write_case(case, out, ctx, argv=["triage", str(image), "-o", "CASE", "--hunt-date", "20260101"])
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name not in ("manifest.json", "manifest.sha256")}
+
+
+def test_tasks_judged_over_their_stored_events_and_rows_give_the_same_case_folder(committed_windows_e01, tmp_path,
+                                                                                  monkeypatch):
+    """A task of more than HELD_EVENTS events is built and judged over store-backed views (issue 17): with the
+    threshold at 0 every task takes that path, and the case folder is byte for byte the one of held tasks."""
+    held = _case_files(committed_windows_e01, tmp_path / "held")
+    monkeypatch.setattr(correlate, "HELD_EVENTS", 0)
+    streamed = _case_files(committed_windows_e01, tmp_path / "streamed")
+    assert held.keys() == streamed.keys() and "timeline.csv" in held
+    assert [name for name in held if held[name] != streamed[name]] == []
+
+
+def test_a_task_timeline_given_unsorted_is_read_back_in_its_own_order():
+    store = CaseStore()
+    try:
+        rows = [TimelineEvent(utc=f"2024-01-01T00:00:{n % 7:02d}Z", what="last run", meaning="last_run", task=r"\A",
+                              host=None, source="evtx", provenance=Provenance(artifact="evtx", location="x", offset=n))
+                for n in range(30)]
+        store.add_rows(r"\A", rows, row_order, lambda row: True, task_order=timeline_sort_key)
+        assert list(StoredTaskTimeline(store, r"\A")) == sorted(rows, key=timeline_sort_key)
+    finally:
+        store.close()

@@ -61,6 +61,7 @@ def _what(stamp: Stamp, prefix: str = "") -> str:
 
 
 _UNNAMED_HOSTS = {"", "localhost"}
+HELD_EVENTS = 2000  # a task with more events is judged over its stored events and rows, not held (issue 17)
 T = TypeVar("T")
 
 
@@ -122,14 +123,16 @@ class _Entities:
             entity.host = host
         return entity
 
-    def add_event(self, event: TaskEvent) -> None:
+    def add_event(self, event: TaskEvent, *, keep: bool = True) -> None:
+        """Join the event to its entity; ``keep`` False: the entity's events are read from the store instead."""
         if not event.task:
             return
         kind = "windows_task" if event.channel not in ("syslog", "cron", "journal") else "cron"
         key = event_entity_key(event)
         entity = self.entity_for(key, display_task_path(event.task) if kind == "windows_task" else event.task, kind,
                                  event.host)
-        self.events[key].append(event)
+        if keep:
+            self.events[key].append(event)
         if event.definition is not None:  # a task rebuilt from 4698/4702 TaskContent is a definition too
             entity.definitions.append(event.definition)
 
@@ -148,9 +151,13 @@ def process_entity(process: TaskProcess) -> tuple[str, str] | None:
 
 
 def _finish(entity: Entity, stores: StoreIndex | None) -> None:
+    _describe(entity, stores)
+    entity.timeline = sorted(_entity_timeline(entity), key=timeline_sort_key)
+
+
+def _describe(entity: Entity, stores: StoreIndex | None) -> None:
     entity.sources = sorted(_sources(entity))
     entity.status = _status(entity, stores)
-    entity.timeline = sorted(_entity_timeline(entity), key=timeline_sort_key)
 
 
 def correlate(
@@ -203,14 +210,24 @@ def correlate_stored(definitions: Iterable[TaskDefinition], store: CaseStore, pr
             by_process.setdefault(named[0], []).append(process)
     judged = []
     for key in sorted({*entities.by_key, *groups, *by_process}):
+        # A task of many events (one task of 1 GB of logs has 35,000) is built and judged over store-backed
+        # views, so what it holds does not grow with the logs; the others are held whole, which is faster.
+        held = key not in groups or store.event_count(groups[key]) <= HELD_EVENTS
         for event in store.events(groups[key]) if key in groups else ():
-            entities.add_event(event)
+            entities.add_event(event, keep=held)
         for process in by_process.get(key, ()):
             entities.add_process(process)
         entity = entities.by_key[key]
-        _finish(entity, stores)
-        judged.append((entity, judge(entity)))
-        store.add_rows(key, entity.timeline, row_order, dated)
+        if held:
+            _finish(entity, stores)
+            judged.append((entity, judge(entity)))
+            store.add_rows(key, entity.timeline, row_order, dated)
+        else:
+            entity.events = StoredEvents(store, groups[key])
+            _describe(entity, stores)
+            store.add_rows(key, _entity_timeline(entity), row_order, dated, task_order=timeline_sort_key)
+            entity.timeline = StoredTaskTimeline(store, key)
+            judged.append((entity, judge(entity)))
         entity.events = StoredEvents(store, groups.get(key, []))
         del entities.events[key]
         entity.timeline = StoredTaskTimeline(store, key)
@@ -294,18 +311,17 @@ def _state(entity: Entity) -> str:
     return "deleted, known from events only" if deleted else "known from events only"
 
 
-def _entity_timeline(entity: Entity) -> list[TimelineEvent]:
-    rows: list[TimelineEvent] = []
+def _entity_timeline(entity: Entity) -> Iterator[TimelineEvent]:
+    """The entity's timeline rows, unsorted, one at a time."""
     for definition in entity.definitions:
-        rows.extend(_definition_rows(definition, entity.key, entity.host))
+        yield from _definition_rows(definition, entity.key, entity.host)
     for event in entity.events:
         if _has_time(event.time):
-            rows.append(_event_row(event, entity.key))
+            yield _event_row(event, entity.key)
     for process in entity.processes:
-        rows.extend(_process_rows(process, entity.key, entity.host))
+        yield from _process_rows(process, entity.key, entity.host)
     for job in entity.unix_jobs:
-        rows.extend(_unix_rows(job, entity.key))
-    return rows
+        yield from _unix_rows(job, entity.key)
 
 
 def _has_time(stamp: Stamp) -> bool:

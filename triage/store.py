@@ -144,13 +144,16 @@ class CaseStore:
             self._db.execute(f"PRAGMA {pragma}")
         self._db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, grp INTEGER NOT NULL, event_id INTEGER, "
                          "blob BLOB NOT NULL)")
-        self._db.execute("CREATE TABLE rows (seq INTEGER PRIMARY KEY, task TEXT NOT NULL, pos INTEGER NOT NULL, "
-                         "sort BLOB NOT NULL, utc TEXT, dated INTEGER NOT NULL, blob BLOB NOT NULL)")
+        self._db.execute("CREATE TABLE rows (seq INTEGER PRIMARY KEY, task TEXT NOT NULL, task_sort BLOB NOT NULL, "
+                         "pos INTEGER NOT NULL, sort BLOB NOT NULL, utc TEXT, dated INTEGER NOT NULL, "
+                         "blob BLOB NOT NULL)")
+        # Indexed from the start: a task judged over its stored rows reads them back before every row is in.
+        self._db.execute("CREATE INDEX rows_by_task ON rows (task, task_sort, pos)")
         self._db.execute("CREATE TABLE tasks (key TEXT NOT NULL, part INTEGER NOT NULL, text TEXT NOT NULL, "
                          "PRIMARY KEY (key, part))")
         self._groups: dict[tuple, int] = {}
         self._pending_events: list[tuple[int, int | None, bytes]] = []
-        self._pending_rows: list[tuple[str, int, bytes, str | None, bool, bytes]] = []
+        self._pending_rows: list[tuple[str, bytes, int, bytes, str | None, bool, bytes]] = []
         self._indexed = False
         self.prepare: Callable[[TaskEvent], None] = lambda event: None
 
@@ -229,26 +232,28 @@ class CaseStore:
     # --- timeline rows --------------------------------------------------------------------------------
 
     def add_rows(self, task: str, rows: Iterable[TimelineEvent], order: Callable[[TimelineEvent], tuple],
-                 dated: Callable[[TimelineEvent], bool]) -> None:
-        """Keep one task's timeline rows, in the order given (the task's own timeline order); ``order`` is the
-        exports' sort key, ``dated`` tells the rows timeline.jsonl takes from those it leaves to the undated file."""
+                 dated: Callable[[TimelineEvent], bool],
+                 task_order: Callable[[TimelineEvent], tuple] | None = None) -> None:
+        """Keep one task's timeline rows; ``order`` is the exports' sort key, ``dated`` tells the rows
+        timeline.jsonl takes from those it leaves to the undated file. The task's own timeline is the order given,
+        or with ``task_order`` the rows sorted by it here (on disk; ties in the order given)."""
         for pos, row in enumerate(rows):
-            self._pending_rows.append((task, pos, sortable(order(row)), row.utc, dated(row),
+            task_sort = sortable(task_order(row)) if task_order else b""
+            self._pending_rows.append((task, task_sort, pos, sortable(order(row)), row.utc, dated(row),
                                        pickle.dumps(row, pickle.HIGHEST_PROTOCOL)))
             if len(self._pending_rows) >= BATCH:
                 self._flush_rows()
 
     def _flush_rows(self) -> None:
         if self._pending_rows:
-            self._db.executemany("INSERT INTO rows (task, pos, sort, utc, dated, blob) VALUES (?, ?, ?, ?, ?, ?)",
-                                 self._pending_rows)
+            self._db.executemany("INSERT INTO rows (task, task_sort, pos, sort, utc, dated, blob) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)", self._pending_rows)
             self._pending_rows = []
 
     def finish_rows(self) -> None:
-        """Every row is in: index them for the exports' order and for each task's own timeline."""
+        """Every row is in: index them for the exports' order."""
         self._flush_rows()
         self._db.execute("CREATE INDEX rows_in_order ON rows (sort, seq)")
-        self._db.execute("CREATE INDEX rows_by_task ON rows (task, pos)")
 
     def rows(self, tasks: Iterable[str] | None = None, *, dated: bool | None = None) -> Iterator[TimelineEvent]:
         """Timeline rows in the exports' order (ties in the order they were added): all, or some tasks' rows,
@@ -266,7 +271,7 @@ class CaseStore:
     def task_rows(self, task: str) -> Iterator[TimelineEvent]:
         """One task's rows in its own timeline's order."""
         self._flush_rows()
-        for (blob,) in self._db.execute("SELECT blob FROM rows WHERE task = ? ORDER BY pos", (task,)):
+        for (blob,) in self._db.execute("SELECT blob FROM rows WHERE task = ? ORDER BY task_sort, pos", (task,)):
             yield pickle.loads(blob)
 
     def row_count(self, task: str | None = None) -> int:

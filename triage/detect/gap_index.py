@@ -9,6 +9,8 @@ gaps once by evidence item and by place, so each task costs only its own records
 
 from __future__ import annotations
 
+import itertools
+
 from triage.records import Entity, Gap
 
 # A gap at a path holding one of these is about one task's (or job's) own file, not a whole source.
@@ -34,9 +36,10 @@ class GapIndex:
 
     def concerning(self, entity: Entity) -> list[Gap]:
         """The gaps that concern this task (each gap once)."""
-        records = [*entity.definitions, *entity.events, *entity.unix_jobs]
-        evidence = {r.provenance.evidence for r in records}
-        own = {r.provenance.location for r in records} | {d.file.path for d in entity.definitions if d.file}
+        evidence, own = set(), {d.file.path for d in entity.definitions if d.file}
+        for record in itertools.chain(entity.definitions, entity.events, entity.unix_jobs):  # one pass, none held
+            evidence.add(record.provenance.evidence)
+            own.add(record.provenance.location)
         found = [gap for item in sorted(evidence, key=str) for gap in self.whole_source.get(item, ())]
         for item in sorted(evidence, key=str):
             for location in sorted(own, key=str):  # a whole-source gap at the task's own place is already listed

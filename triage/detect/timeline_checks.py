@@ -14,6 +14,8 @@ stores were read whole (:mod:`triage.stores`); otherwise :func:`definition_statu
 
 from __future__ import annotations
 
+import heapq
+
 from triage.detect import Hit, JudgeContext
 from triage.records import Entity, EvidenceItem, Stamp
 from triage.stores import Absence
@@ -100,13 +102,15 @@ def definition_absence(entity: Entity, ctx: JudgeContext) -> Absence:
 def _runs_without_definition(entity: Entity, ctx: JudgeContext) -> list[Hit]:
     if entity.kind != "windows_task" or entity.definitions:
         return []
-    runs = [e for e in entity.events if e.action in _RUN_ACTIONS]
+    # The ten first runs (sorted(...)[:10], ties in event order) as the events stream by: a task may log 35,000.
+    runs = heapq.nsmallest(10, (e for e in entity.events if e.action in _RUN_ACTIONS),
+                           key=lambda e: (utc_key(e.time.utc), e.provenance.offset or 0))
     if not runs or any(e.definition is not None for e in entity.events):
         return []
     looked = definition_absence(entity, ctx)
     if not looked.claimable:
         return []  # the entity's status says "definition not examined (...)"
-    first = min(runs, key=lambda e: (utc_key(e.time.utc), e.provenance.offset or 0))
+    first = runs[0]
     deleted = any(e.action == "deleted" for e in entity.events)
     title = ("Task ran and was then deleted: runs and deletion are logged, and the task folders and TaskCache read hold no definition"
              if deleted else "Task runs are logged but the task folders and TaskCache read hold no definition of it (nor does any creation event)")
@@ -115,7 +119,7 @@ def _runs_without_definition(entity: Entity, ctx: JudgeContext) -> list[Hit]:
         title=title,
         evidence=[EvidenceItem(source=f"{e.channel} {e.event_id}", location=f"{e.provenance.location} record {e.provenance.offset}",
                                value=e.command_line or e.action, time=e.time.utc, evidence_sha256=e.provenance.evidence_sha256)
-                  for e in sorted(runs, key=lambda e: (utc_key(e.time.utc), e.provenance.offset or 0))[:10]]
+                  for e in runs]
                  + looked.evidence("no task file or TaskCache entry for this task"),
         action=f"Look for the task in memory and in Volume Shadow Copies; the first logged run was at {first.time.utc}.",
         single_source_ok=True,

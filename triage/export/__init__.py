@@ -55,14 +55,19 @@ def _summaries(times: Iterable[tuple[str, str | None]]) -> dict[str, html.RowSum
     return dict(summaries)
 
 
-def _grouped_from(rows: Callable[[set[str] | None], Iterable[TimelineEvent]]) \
-        -> Callable[[set[str] | None], dict[str, list[TimelineEvent]]]:
-    """``rows_of`` for the report: the ordered rows of some tasks (None: all), grouped by task."""
-    def rows_of(keys: set[str] | None) -> dict[str, list[TimelineEvent]]:
-        found: dict[str, list[TimelineEvent]] = defaultdict(list)
-        for row in rows(keys):
-            found[row.task].append(row)
-        return found
+def _rows_in_memory(ordered: list[TimelineEvent]) -> Callable[[set[str] | None], Iterable[TimelineEvent]]:
+    """``rows_of`` for the report over rows already held in order: one task's straight from an index (the report
+    asks task by task), several tasks' or all by one pass."""
+    by_task: dict[str, list[TimelineEvent]] = defaultdict(list)
+    for row in ordered:
+        by_task[row.task].append(row)
+
+    def rows_of(keys: set[str] | None) -> Iterable[TimelineEvent]:
+        if keys is None:
+            return ordered
+        if len(keys) == 1:
+            return by_task.get(next(iter(keys)), [])
+        return (row for row in ordered if row.task in keys)
     return rows_of
 
 
@@ -81,7 +86,7 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
         store = timeline.store
         summaries = _summaries(store.row_times())
         total, undated = len(timeline), store.undated_rows()
-        rows_of = _grouped_from(store.rows)
+        rows_of: Callable[[set[str] | None], Iterable[TimelineEvent]] = store.rows
         all_rows: Callable[[], Iterable[TimelineEvent]] = store.rows
         dated_rows: Callable[[], Iterable[TimelineEvent]] = partial(store.rows, dated=True)
         undated_rows: Callable[[], Iterable[TimelineEvent]] = partial(store.rows, dated=False)
@@ -89,7 +94,7 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
         ordered = sorted(timeline, key=row_order)
         summaries = _summaries((row.task, row.utc) for row in ordered)
         total, undated = len(ordered), sum(jsonl.parse_utc(row.utc) is None for row in ordered)
-        rows_of = _grouped_from(lambda keys: (row for row in ordered if keys is None or row.task in keys))
+        rows_of = _rows_in_memory(ordered)
         all_rows = dated_rows = undated_rows = lambda: ordered
     # Each task's line was written by the run while the task was whole; records built by hand are rendered here.
     tasks: Callable[[], Iterable[str]] = case.store.task_lines if getattr(case, "store", None) else \
@@ -103,9 +108,9 @@ def write_case(case, out_dir, ctx: Context, *, argv: list[str], examiner: str | 
         "timeline.csv": lambda: timeline_csv.timeline_csv_lines(all_rows(), names),
         "findings.json": lambda: (jsonl.findings_json(case.findings),),
         "findings.md": lambda: (markdown.findings_md(case.findings),),
-        "report.html": lambda: (html.report_html(case, gaps=ctx.gaps, evidence=evidence, counts=counts, rows_of=rows_of,
-                                                 summaries=summaries, examiner=examiner, case_id=case_id,
-                                                 version=version),),
+        "report.html": lambda: html.report_html(case, gaps=ctx.gaps, evidence=evidence, counts=counts, rows_of=rows_of,
+                                                summaries=summaries, examiner=examiner, case_id=case_id,
+                                                version=version),
     }
     try:
         builder = CaseBuilder(out, force=force)

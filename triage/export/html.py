@@ -9,12 +9,12 @@ The page skeleton and style live in ``triage/data/report.html.tmpl`` (``string.T
 from __future__ import annotations
 
 import hashlib
-import itertools
+import math
 import os
 import re
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from string import Template
@@ -85,70 +85,128 @@ def _tick_label(seconds: float, step: float) -> str:
 _CLUSTER_GAP = 30 * 86400.0
 
 
-def incident_window(times: list[float]) -> tuple[float, float]:
+def incident_window(ordered_times: Iterable[float]) -> tuple[float, float] | None:
     """(first, last) of the largest run of marks with no gap over 30 days: the incident, not the
-    stock tasks' 2008 registration dates that would squeeze it against the edge."""
-    ordered = sorted(times)
-    best = (ordered[0], ordered[0], 1)
-    start, count = ordered[0], 1
-    for previous, current in itertools.pairwise(ordered):
+    stock tasks' 2008 registration dates that would squeeze it against the edge. ``ordered_times`` come
+    ascending (rows in the exports' order, time first), so one streamed pass holds nothing; None: no time."""
+    times = iter(ordered_times)
+    first = next(times, None)
+    if first is None:
+        return None
+    best = (first, first, 1)
+    start, count, previous = first, 1, first
+    for current in times:
+        if current < previous:
+            raise ValueError("incident_window needs ascending times")
         if current - previous > _CLUSTER_GAP:
             start, count = current, 1
         else:
             count += 1
         if count > best[2]:
             best = (start, current, count)
+        previous = current
     return best[0], best[1]
 
 
-def timeline_chart(entities: list[Entity], rows_by_task: dict[str, list[TimelineEvent]]) -> str:
-    """Inline SVG: one lane per task, a mark for each creation, run and change, over the incident window."""
-    lanes = []
+@dataclass
+class _Mark:
+    """The marks of one kind that land on one pixel of a lane, drawn as one: how many, the first and the last
+    (each as (seconds, order of arrival, row)); nothing else of the rows is kept."""
+
+    kind: str
+    first: tuple[float, int, TimelineEvent]
+    last: tuple[float, int, TimelineEvent]
+    count: int = 1
+
+    def title(self, word: str) -> str:
+        row = self.first[2]
+        if self.count == 1:
+            return f"<title>{h(row.utc)} {h(word)}: {h(row.what)} ({h(row.source)})</title>"
+        last = self.last[2]
+        when = f"at {h(row.utc)}" if row.utc == last.utc else f"{h(row.utc)} to {h(last.utc)}"
+        return (f"<title>{self.count} marks ({h(word)}) {when}; first: {h(row.what)} ({h(row.source)}); "
+                f"last: {h(last.what)} ({h(last.source)})</title>")
+
+
+def _chart_points(rows: Iterable[TimelineEvent], keys: set[str]) -> Iterator[tuple[float | None, str, TimelineEvent]]:
+    """(seconds or None when undated, kind, row) of each row of those tasks that the chart marks, in row order."""
+    for row in rows:
+        if row.task not in keys:
+            continue
+        kind = chart_kind(row)
+        if kind is None:
+            continue
+        when = parse_utc(row.utc)
+        yield (None if when is None else _seconds(when)), kind, row
+
+
+def timeline_chart(entities: list[Entity], rows: Callable[[], Iterable[TimelineEvent]]) -> str:
+    """Inline SVG: one lane per task, a mark for each creation, run and change, over the incident window.
+
+    ``rows()`` gives the tasks' timeline rows in the exports' order (time first), afresh on each call: one
+    pass finds the incident window, a second draws; marks of one kind on the same pixel of a lane are drawn as
+    one whose tooltip says how many, so the chart (and what is held for it) is bounded by lanes x pixels,
+    not by rows (issue 17: 618,560 rows at 1 GB of logs)."""
+    by_key = {entity.key: entity for entity in entities}
     undated = 0
-    for entity in entities:
-        points = []
-        for row in rows_by_task.get(entity.key, []):
-            kind = chart_kind(row)
-            if kind is None:
-                continue
-            when = parse_utc(row.utc)
-            if when is None:
+
+    def dated_times() -> Iterator[float]:
+        nonlocal undated
+        for seconds, _, _ in _chart_points(rows(), set(by_key)):
+            if seconds is None:
                 undated += 1
-                continue
-            points.append((_seconds(when), kind, row))
-        if points:
-            lanes.append((entity.key, entity, sorted(points, key=lambda p: (p[0], p[1]))))
-    if not lanes:
+            else:
+                yield seconds
+
+    window = incident_window(dated_times())
+    if window is None:
         note = f" ({undated} without a UTC time)" if undated else ""
         return f'<p class="note">No task creation or run time in the evidence{h(note)}.</p>'
-    low, high = incident_window([p[0] for lane in lanes for p in lane[2]])
-    outside = [(p[0], entity) for _, entity, points in lanes for p in points if not low <= p[0] <= high]
-    lanes = [(min((p[0] for p in points if low <= p[0] <= high), default=high + 1), key, entity, points)
-             for key, entity, points in lanes]
-    lanes.sort(key=lambda lane: (lane[0], lane[1]))
-    if high - low < 3600:
-        low, high = low - 1800, high + 1800
-    pad = (high - low) * 0.02
-    low, high = low - pad, high + pad
+    low, high = window
+    drawn_low, drawn_high = (low - 1800, high + 1800) if high - low < 3600 else (low, high)
+    pad = (drawn_high - drawn_low) * 0.02
+    drawn_low, drawn_high = drawn_low - pad, drawn_high + pad
     width, label_w, lane_h, top = 1180, 330, 15, 46
     x0, x1 = label_w + 10, width - 20
-    height = top + lane_h * len(lanes) + 40
 
     def x(seconds: float) -> float:
-        return round(x0 + (seconds - low) / (high - low) * (x1 - x0), 1)
+        return round(x0 + (seconds - drawn_low) / (drawn_high - drawn_low) * (x1 - x0), 1)
+
+    marks: dict[str, dict[tuple[str, int], _Mark]] = {}  # per lane (task key): per (kind, whole pixel)
+    lane_start: dict[str, float] = {}
+    outside = _Outside()
+    for arrival, (seconds, kind, row) in enumerate(_chart_points(rows(), set(by_key))):
+        if seconds is None:
+            continue
+        lane = marks.setdefault(row.task, {})
+        if not low <= seconds <= high:
+            outside.add(seconds, by_key[row.task])
+            continue
+        lane_start.setdefault(row.task, seconds)  # ascending: the first is the lane's earliest in the window
+        pixel = (kind, math.floor(x(seconds)))  # the whole pixel of where it is drawn: one place, one mark
+        point = (seconds, arrival, row)
+        if pixel in lane:
+            mark = lane[pixel]
+            mark.count += 1
+            mark.last = point
+        else:
+            lane[pixel] = _Mark(kind, point, point)
+    lanes = sorted(marks, key=lambda key: (lane_start.get(key, high + 1), key))
+    height = top + lane_h * len(lanes) + 40
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" class="chart" aria-label="Task creation and runs over time">',
              f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>']
-    step = _tick_step(high - low)
-    tick = (int(low // step) + 1) * step
-    while tick < high:
+    step = _tick_step(drawn_high - drawn_low)
+    tick = (int(drawn_low // step) + 1) * step
+    while tick < drawn_high:
         tx = x(tick)
         parts.append(f'<line x1="{tx}" y1="{top - 6}" x2="{tx}" y2="{top + lane_h * len(lanes)}" stroke="#dee2e6"/>')
         parts.append(f'<text x="{tx}" y="{top - 12}" font-size="11" text-anchor="middle" fill="#495057">'
                      f'{h(_tick_label(tick, step))}</text>')
         tick += step
-    for index, (_, _key, entity, points) in enumerate(lanes):
+    for index, key in enumerate(lanes):
+        entity = by_key[key]
         y = top + index * lane_h + lane_h / 2
         label = entity.task if len(entity.task) <= 46 else entity.task[:45] + "…"
         if index % 2:
@@ -156,15 +214,13 @@ def timeline_chart(entities: list[Entity], rows_by_task: dict[str, list[Timeline
         parts.append(f'<text x="{label_w}" y="{y + 4}" font-size="11" text-anchor="end" fill="#212529">'
                      f'<title>{h(entity.task)}</title>{h(label)}</text>')
         parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#ced4da" stroke-width="0.5"/>')
-        for seconds, kind, row in points:
-            if not low <= seconds <= high:
-                continue
-            px = x(seconds)
-            colour, word = _MARK[kind]
-            tip = f"<title>{h(row.utc)} {h(word)}: {h(row.what)} ({h(row.source)})</title>"
-            if kind == "created":
+        for mark in sorted(marks[key].values(), key=lambda m: (m.first[0], m.kind, m.first[1])):
+            px = x(mark.first[0])
+            colour, word = _MARK[mark.kind]
+            tip = mark.title(word)
+            if mark.kind == "created":
                 parts.append(f'<polygon points="{px},{y - 6} {px - 5},{y + 4} {px + 5},{y + 4}" fill="{colour}">{tip}</polygon>')
-            elif kind == "run":
+            elif mark.kind == "run":
                 parts.append(f'<circle cx="{px}" cy="{y}" r="4" fill="{colour}" fill-opacity="0.8">{tip}</circle>')
             else:
                 parts.append(f'<rect x="{px - 4}" y="{y - 4}" width="8" height="8" fill="{colour}" '
@@ -180,23 +236,39 @@ def timeline_chart(entities: list[Entity], rows_by_task: dict[str, list[Timeline
         parts.append(f'<text x="{legend_x}" y="{legend_y}" font-size="12" fill="#6c757d">'
                      f'{undated} mark(s) without a UTC time not drawn</text>')
     parts.append("</svg>")
-    return "\n".join(parts) + _outlier_note(outside)
+    return "\n".join(parts) + outside.note()
 
 
-def _outlier_note(outside: list[tuple[float, Entity]]) -> str:
-    """Say which marks fall outside the drawn window, so nothing is hidden by the scaling."""
-    if not outside:
-        return ""
-    outside.sort(key=lambda p: (p[0], p[1].key))
-    first, last = outside[0], outside[-1]
+@dataclass
+class _Outside:
+    """The marks outside the drawn window, summed up: how many, of which tasks, the first and the last."""
 
-    def when(seconds: float) -> str:
-        return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%d")
+    count: int = 0
+    tasks: set[str] = field(default_factory=set)
+    first: tuple[float, str, str] | None = None  # (seconds, task key, task)
+    last: tuple[float, str, str] | None = None
 
-    tasks = len({entity.key for _, entity in outside})
-    span = f"{when(first[0])} ({first[1].task})" + (f" to {when(last[0])} ({last[1].task})" if len(outside) > 1 else "")
-    return (f'<p class="note">Scaled to the incident window; {len(outside)} mark(s) of {tasks} task(s) lie outside it '
-            f'and are not drawn: {h(span)}. Every time is in the task stories below and in timeline.csv.</p>')
+    def add(self, seconds: float, entity: Entity) -> None:
+        point = (seconds, entity.key, entity.task)
+        self.count += 1
+        self.tasks.add(entity.key)
+        if self.first is None or point[:2] < self.first[:2]:
+            self.first = point
+        if self.last is None or point[:2] >= self.last[:2]:
+            self.last = point
+
+    def note(self) -> str:
+        """Say which marks fall outside the drawn window, so nothing is hidden by the scaling."""
+        if self.first is None or self.last is None:
+            return ""
+
+        def when(seconds: float) -> str:
+            return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%d")
+
+        first, last = self.first, self.last
+        span = f"{when(first[0])} ({first[2]})" + (f" to {when(last[0])} ({last[2]})" if self.count > 1 else "")
+        return (f'<p class="note">Scaled to the incident window; {self.count} mark(s) of {len(self.tasks)} task(s) lie '
+                f'outside it and are not drawn: {h(span)}. Every time is in the task stories below and in timeline.csv.</p>')
 
 
 def _size(value: Any) -> str:
@@ -684,10 +756,13 @@ class RowSummary:
 
 
 def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str, Any],
-                rows_of: Callable[[set[str] | None], dict[str, list[TimelineEvent]]],
-                summaries: dict[str, RowSummary], examiner: str | None, case_id: str | None, version: str) -> str:
-    """The page. ``rows_of(keys)`` gives the ordered timeline rows of those tasks (None: every task); only
-    tasks with a finding get theirs listed, ``summaries`` (per task key, "" for rows of no task) sum up the rest."""
+                rows_of: Callable[[set[str] | None], Iterable[TimelineEvent]],
+                summaries: dict[str, RowSummary], examiner: str | None, case_id: str | None,
+                version: str) -> Iterator[str]:
+    """The page, in pieces. ``rows_of(keys)`` gives the ordered timeline rows of those tasks (None: every task);
+    only tasks with a finding get theirs listed, ``summaries`` (per task key, "" for rows of no task) sum up the
+    rest. The task stories are given one task at a time: only one task's rows are ever held (the screen lists
+    every row of a task with a finding, so the page itself grows with them; it is written as it is given)."""
     entities = sorted(case.entities, key=lambda e: (e.key, e.host or ""))
     task_anchors = {e.task: anchor("task", e.key) for e in entities}
     findings_by_task: dict[str, list[Finding]] = defaultdict(list)
@@ -695,32 +770,37 @@ def report_html(case, *, gaps, evidence: list[dict[str, Any]], counts: dict[str,
         findings_by_task[finding.task].append(finding)
     flagged = [e for e in entities if findings_by_task.get(e.task)]
     quiet = [e for e in entities if not findings_by_task.get(e.task)]
-    rows_by_task = rows_of({e.key for e in flagged})
-    tasks_html = "\n".join(_task(e, rows_by_task.get(e.key, []), findings_by_task[e.task], task_anchors[e.task])
-                           for e in flagged) or '<p class="note">No task has a finding.</p>'
-    other = _unattached(summaries.get(""))
+    flagged_keys = {e.key for e in flagged}
     # The chart shows the tasks with findings; when none of them has a dated mark, every task.
-    chart, scope = timeline_chart(flagged, rows_by_task), "tasks with a finding"
+    chart, scope = timeline_chart(flagged, lambda: rows_of(flagged_keys)), "tasks with a finding"
     if "<svg" not in chart:
-        chart, scope = timeline_chart(entities, rows_of(None)), "every task"
-    template = Template(resources.files("triage").joinpath("data", "report.html.tmpl").read_text(encoding="utf-8"))
-    return template.substitute(
-        title=h(f"triage report{' — ' + case_id if case_id else ''}"),
-        case_id=h(case_id or "—"),
-        examiner=h(examiner or "—"),
-        version=h(version),
-        summary=_plain_summary(case, counts, evidence),
-        glance=_glance(case.findings, task_anchors),
-        counts=_counts(counts),
-        evidence=_evidence_table(evidence),
-        hosts=_hosts_table(case) + _stores_examined(case),
-        chart=chart,
-        chart_scope=scope,
-        findings=_findings(case.findings, task_anchors),
-        tasks=tasks_html + other,
-        quiet_count=str(len(quiet)),
-        quiet=_quiet_tasks(quiet, task_anchors, summaries),
-        gaps=_gaps(gaps),
-        value_chars=str(PRINT_VALUE_CHARS),
-        timeline_rows=str(PRINT_TIMELINE_ROWS),
-    )
+        chart, scope = timeline_chart(entities, lambda: rows_of(None)), "every task"
+    text = resources.files("triage").joinpath("data", "report.html.tmpl").read_text(encoding="utf-8")
+    before, after = text.split("$tasks", 1)
+    values = {
+        "title": h(f"triage report{' — ' + case_id if case_id else ''}"),
+        "case_id": h(case_id or "—"),
+        "examiner": h(examiner or "—"),
+        "version": h(version),
+        "summary": _plain_summary(case, counts, evidence),
+        "glance": _glance(case.findings, task_anchors),
+        "counts": _counts(counts),
+        "evidence": _evidence_table(evidence),
+        "hosts": _hosts_table(case) + _stores_examined(case),
+        "chart": chart,
+        "chart_scope": scope,
+        "findings": _findings(case.findings, task_anchors),
+        "quiet_count": str(len(quiet)),
+        "quiet": _quiet_tasks(quiet, task_anchors, summaries),
+        "gaps": _gaps(gaps),
+        "value_chars": str(PRINT_VALUE_CHARS),
+        "timeline_rows": str(PRINT_TIMELINE_ROWS),
+    }
+    yield Template(before).substitute(values)
+    for index, entity in enumerate(flagged):
+        yield ("\n" if index else "") + _task(entity, list(rows_of({entity.key})), findings_by_task[entity.task],
+                                              task_anchors[entity.task])
+    if not flagged:
+        yield '<p class="note">No task has a finding.</p>'
+    yield _unattached(summaries.get(""))
+    yield Template(after).substitute(values)

@@ -232,9 +232,11 @@ def _shipped_rule_set() -> RuleSet:
 
 def shipped_rules_key() -> str:
     """SHA-256 of what the shipped rules' conversion depends on besides triage's code: every shipped rule file
-    (path and bytes) and the versions of pySigma, its SQLite backend and PyYAML."""
+    (path and bytes) and the versions of pySigma and its SQLite backend. Not PyYAML's: ``pyyaml>=6`` lets a fresh
+    install take a newer patch release than the one the file was built with, and a YAML parser's patch release does
+    not change what these files say."""
     digest = hashlib.sha256()
-    for name in ("pySigma", "pySigma-backend-sqlite", "PyYAML"):
+    for name in ("pySigma", "pySigma-backend-sqlite"):
         digest.update(f"{name} {metadata.version(name)}\n".encode())
     for file in _rule_files(_shipped_paths()):
         digest.update(f"{file.relative_to(SHIPPED_RULES).as_posix()} {file.stat().st_size}\n".encode())

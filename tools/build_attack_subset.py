@@ -16,7 +16,6 @@ tactics, and the ``x-mitre-tactic`` objects with their TA ids). Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -24,6 +23,11 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools.generated_file import write_or_check  # noqa: E402
+
 OUTPUT = ROOT / "triage" / "data" / "attack_subset.json"
 TECHNIQUE_ID = re.compile(r"(?<![A-Za-z0-9])[Tt](\d{4})(\.\d{3})?(?![0-9])")
 ALWAYS = ("T1053", "T1053.002", "T1053.003", "T1053.005", "T1053.006")  # the family triage hunts
@@ -87,19 +91,8 @@ def subset_text(subset: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="do not write; exit 1 when the file differs")
-    args = parser.parse_args(argv)
-    text = subset_text(build_subset(emitted_technique_ids()))
-    if args.check:
-        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
-        if current != text:
-            print(f"{OUTPUT.relative_to(ROOT)} is out of date: run tools/build_attack_subset.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT.relative_to(ROOT)}: {text.count(chr(10))} lines")
-    return 0
+    return write_or_check(argv, __doc__.split("\n")[0], OUTPUT,
+                          lambda: subset_text(build_subset(emitted_technique_ids())), "tools/build_attack_subset.py")
 
 
 if __name__ == "__main__":

@@ -14,29 +14,18 @@ fails when the file is not what this script writes. Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tools.generated_file import write_or_check  # noqa: E402
 from triage.detect.sigma import CONVERTED, converted_shipped_rules  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the file is out of date, write nothing")
-    args = parser.parse_args(argv)
-    text = converted_shipped_rules()
-    current = CONVERTED.read_text(encoding="utf-8") if CONVERTED.exists() else None
-    if args.check:
-        if current != text:
-            print(f"{CONVERTED} is out of date: run python3 tools/build_shipped_sigma.py", file=sys.stderr)
-            return 1
-        return 0
-    CONVERTED.write_text(text, encoding="utf-8")
-    print(f"wrote {CONVERTED}")
-    return 0
+    return write_or_check(argv, __doc__.splitlines()[0], CONVERTED, converted_shipped_rules,
+                          "python3 tools/build_shipped_sigma.py")
 
 
 if __name__ == "__main__":
